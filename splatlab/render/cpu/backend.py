@@ -1,0 +1,132 @@
+"""CPU backend: torch projection + compiled compositing, joined by one autograd Function."""
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import kernels
+
+
+def _np(t: Tensor, dtype=np.float32) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dtype)
+
+
+class RasterizeToPixels(torch.autograd.Function):
+    """Screen-space Gaussians (C cameras) -> images. Gradients flow to means2d, conics, colors,
+    opacities and shapes; the absolute 2D-mean gradient is written into `absgrad` in place."""
+
+    @staticmethod
+    def forward(ctx, means2d, conics, colors, opacities, shapes, backgrounds, radii, depths,
+                width: int, height: int, absgrad):
+        C, N, D = colors.shape
+        use_shape = shapes is not None and shapes.numel() > 0
+        out_color = np.empty((C, height, width, D), np.float32)
+        out_trans = np.empty((C, height, width), np.float64)
+        out_last = np.empty((C, height, width), np.int64)
+        out_evals = np.empty((C, height, width), np.int32)
+        bins = []
+        shapes_np = _np(shapes) if use_shape else np.ones(1, np.float32)
+        bg_np = _np(backgrounds) if backgrounds is not None else np.zeros((C, D), np.float32)
+        cams = []
+        for i in range(C):
+            cam = (_np(means2d[i]), _np(conics[i]), _np(colors[i]), _np(opacities[i]),
+                   shapes_np, _np(radii[i], np.int32))
+            offsets, ids = kernels.bin_gaussians(cam[0], cam[5], _np(depths[i]), width, height)
+            kernels.rasterize_forward(offsets, ids, cam[0], cam[1], cam[2], cam[3], cam[4], use_shape,
+                                      bg_np[i], width, height, out_color[i], out_trans[i], out_last[i],
+                                      out_evals[i])
+            bins.append((offsets, ids))
+            cams.append(cam)
+        ctx.saved = (cams, bins, bg_np, out_trans, out_last, use_shape, width, height, absgrad)
+        ctx.mark_non_differentiable_evals = out_evals
+        alphas = torch.from_numpy(1.0 - out_trans).float()[..., None]
+        return torch.from_numpy(out_color), alphas
+
+    @staticmethod
+    def backward(ctx, grad_color, grad_alpha):
+        cams, bins, bg_np, out_trans, out_last, use_shape, width, height, absgrad = ctx.saved
+        C = len(cams)
+        N = cams[0][0].shape[0]
+        D = cams[0][2].shape[1]
+        g_color = _np(grad_color) if grad_color is not None else np.zeros((C, height, width, D), np.float32)
+        g_alpha = _np(grad_alpha[..., 0]) if grad_alpha is not None else np.zeros((C, height, width), np.float32)
+        grads = np.empty((C, N, 10 + D), np.float32)
+        for i in range(C):
+            offsets, ids = bins[i]
+            m, co, col, op, sh, rad = cams[i]
+            partial = kernels.rasterize_backward(offsets, ids, m, co, col, op, sh, use_shape, bg_np[i],
+                                                 width, height, out_trans[i], out_last[i], g_color[i], g_alpha[i], N,
+                                                 numba.get_num_threads())
+            grads[i] = partial.sum(0)
+        g = torch.from_numpy(grads)
+        if absgrad is not None:
+            absgrad += g[..., 7:9]
+        v_shapes = g[..., 6] if use_shape else None
+        return g[..., 0:2], g[..., 2:5], g[..., 10:], g[..., 5], v_shapes, None, None, None, None, None, None
+
+
+class ProjectGaussians(torch.autograd.Function):
+    """3D Gaussians -> per-camera screen-space Gaussians (+ SH colours), compiled both ways."""
+
+    @staticmethod
+    def forward(ctx, means, quats, scales, opacities, sh_coeffs, shapes, viewmats, Ks, width: int, height: int,
+                near: float, far: float, eps2d: float, antialiased: bool, radius_clip: float, sh_degree: int):
+        from . import preprocess
+
+        C, N = viewmats.shape[0], means.shape[0]
+        m, q, s, o = _np(means), _np(quats), _np(scales), _np(opacities)
+        use_shape = shapes is not None
+        sh_np = _np(shapes) if use_shape else np.ones(1, np.float32)
+        coeffs = _np(sh_coeffs) if sh_degree >= 0 else np.zeros((1, 1, 3), np.float32)
+        vm, Kn = _np(viewmats, np.float64), _np(Ks, np.float64)
+        means2d = np.empty((C, N, 2), np.float32)
+        conics = np.empty((C, N, 3), np.float32)
+        depths = np.empty((C, N), np.float32)
+        opac = np.empty((C, N), np.float32)
+        radii = np.empty((C, N, 2), np.int32)
+        colors = np.empty((C, N, 3) if sh_degree >= 0 else (C, 0, 3), np.float32)
+        for i in range(C):
+            preprocess.project_forward(m, q, s, o, sh_np, use_shape, vm[i], Kn[i], width, height, near, far, eps2d,
+                                       antialiased, radius_clip, coeffs, sh_degree, means2d[i], conics[i],
+                                       depths[i], opac[i], radii[i], colors[i])
+        ctx.arrays = (m, q, s, o, coeffs, vm, Kn, radii, colors)
+        ctx.settings = (width, height, eps2d, antialiased, sh_degree)
+        out_radii = torch.from_numpy(radii)
+        ctx.mark_non_differentiable(out_radii)
+        return (torch.from_numpy(means2d), torch.from_numpy(conics), torch.from_numpy(depths),
+                torch.from_numpy(opac), torch.from_numpy(colors), out_radii)
+
+    @staticmethod
+    def backward(ctx, v_means2d, v_conics, v_depths, v_opac, v_colors, _v_radii):
+        from . import preprocess
+
+        m, q, s, o, coeffs, vm, Kn, radii, colors = ctx.arrays
+        width, height, eps2d, antialiased, sh_degree = ctx.settings
+        C, N = vm.shape[0], m.shape[0]
+
+        def grad_or_zeros(t, shape):
+            return _np(t) if t is not None else np.zeros(shape, np.float32)
+
+        vm2 = grad_or_zeros(v_means2d, (C, N, 2))
+        vco = grad_or_zeros(v_conics, (C, N, 3))
+        vd = grad_or_zeros(v_depths, (C, N))
+        vo = grad_or_zeros(v_opac, (C, N))
+        vc = grad_or_zeros(v_colors, colors.shape)
+        g_means = np.zeros((N, 3), np.float64)
+        g_quats = np.zeros((N, 4), np.float64)
+        g_scales = np.zeros((N, 3), np.float64)
+        g_opac = np.zeros(N, np.float64)
+        g_sh = np.zeros(coeffs.shape, np.float64)
+        for i in range(C):
+            preprocess.project_backward(m, q, s, o, vm[i], Kn[i], width, height, eps2d, antialiased, coeffs,
+                                        sh_degree, radii[i], colors[i], vm2[i], vco[i], vd[i], vo[i], vc[i],
+                                        g_means, g_quats, g_scales, g_opac, g_sh)
+
+        def out(a):
+            return torch.from_numpy(a.astype(np.float32))
+
+        return (out(g_means), out(g_quats), out(g_scales), out(g_opac),
+                out(g_sh) if sh_degree >= 0 else None,
+                None, None, None, None, None, None, None, None, None, None, None)
