@@ -1,0 +1,106 @@
+"""`export` and `info` subcommands; wired into the main `splatlab` CLI elsewhere.
+
+    export_main(["in.ply", "out.sog"])   -> exit code
+    info_main(["scene.spz", "--json"])   -> exit code
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from . import detect_format, formats, get_format, read_splats, write_splats
+from ._common import SceneArrays, SplatFormatError
+
+
+def _export_parser() -> argparse.ArgumentParser:
+    names = [f.name for f in formats()]
+    ap = argparse.ArgumentParser(
+        prog="splatlab export",
+        description="Convert a splat file to another format (chosen by the output extension: "
+                    ".ply .compressed.ply .sog meta.json .spz .splat).")
+    ap.add_argument("input", help="input splat file (.ply, compressed .ply, .sog/meta.json/folder, .spz, .splat)")
+    ap.add_argument("output", help="output path; its extension picks the format")
+    ap.add_argument("--format", choices=names, help="force the output format instead of using the extension")
+    ap.add_argument("--sh-degree", type=int, choices=[0, 1, 2, 3], help="drop SH bands above this degree")
+    ap.add_argument("--spz-version", type=int, choices=[2, 3], default=3, help="SPZ version to write (default 3)")
+    ap.add_argument("--sog-iterations", type=int, default=10, help="SOG SH k-means iterations (default 10)")
+    ap.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    return ap
+
+
+def export_main(argv: list[str] | None = None) -> int:
+    args = _export_parser().parse_args(argv)
+    try:
+        t0 = time.perf_counter()
+        g = read_splats(args.input)
+        fmt = get_format(args.format) if args.format else detect_format(args.output, for_write=True)
+        scene = SceneArrays.from_gaussians(g)
+        notes = []
+        deg_in = scene.sh_degree
+        if args.sh_degree is not None and args.sh_degree < scene.sh_degree:
+            scene = scene.truncate_sh(args.sh_degree)
+        if scene.sh_degree > fmt.max_sh_degree:
+            notes.append(f"{fmt.name} holds SH degree <= {fmt.max_sh_degree}; dropped degree {scene.sh_degree} bands")
+            scene = scene.truncate_sh(fmt.max_sh_degree)
+        if scene.extras and fmt.name != "ply":
+            notes.append(f"{fmt.name} has no room for extra fields {', '.join(scene.extras)}; dropped")
+        opts = {}
+        if fmt.name == "spz":
+            opts["version"] = args.spz_version
+        if fmt.name == "sog":
+            opts["sh_iterations"] = args.sog_iterations
+        write_splats(args.output, scene.to_gaussians(), format=fmt.name, **opts)
+        if not args.quiet:
+            for note in notes:
+                print(f"note: {note}", file=sys.stderr)
+            print(f"wrote {args.output} ({fmt.name}): {len(scene)} splats, SH degree {deg_in} -> {scene.sh_degree}, "
+                  f"{time.perf_counter() - t0:.1f} s")
+        return 0
+    except SplatFormatError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: {e.filename or args.output}: {e.strerror or e}", file=sys.stderr)
+        return 1
+
+
+def _fmt_size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def info_main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="splatlab info", description="Describe a splat file.")
+    ap.add_argument("input", help="splat file (.ply, compressed .ply, .sog/meta.json/folder, .spz, .splat)")
+    ap.add_argument("--json", action="store_true", help="print the description as JSON")
+    args = ap.parse_args(argv)
+    from .info import describe
+    try:
+        d = describe(args.input)
+    except SplatFormatError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    lo, hi = d["bounds"]["min"], d["bounds"]["max"]
+    rows = [("format", f"{d['format']} ({d['description']})"),
+            ("size", f"{_fmt_size(d['file_size'])} ({d['bytes_per_splat']:.1f} bytes/splat)"),
+            ("splats", d["count"]), ("SH degree", d["sh_degree"]),
+            ("bounds", f"min ({lo[0]:.4g}, {lo[1]:.4g}, {lo[2]:.4g})  max ({hi[0]:.4g}, {hi[1]:.4g}, {hi[2]:.4g})")]
+    if d["extras"]:
+        rows.append(("extras", ", ".join(d["extras"])))
+    rows += list(d["details"].items())
+    print(d["path"])
+    for label, value in rows:
+        print(f"  {label:<16}{value}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(export_main())
