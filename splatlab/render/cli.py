@@ -1,0 +1,82 @@
+"""`splatlab render`: a splat file (any format splatlab reads) to PNG images from orbit cameras."""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..cameras import intrinsics_from_fov, orbit
+from ..gaussians import Gaussians
+from .api import rasterize
+
+
+def auto_orbit(gaussians: Gaussians, n_views: int, width: int, height: int, fov_deg: float = 50.0,
+               elevation_deg: float = 25.0):
+    """Cameras circling the scene (z up), far enough to see the central 90% of the splats."""
+    means = gaussians.means.detach()
+    center = means.median(dim=0).values
+    radius = torch.quantile((means - center).norm(dim=1), 0.9).item() if len(gaussians) else 1.0
+    fov = math.radians(fov_deg)
+    distance = max(radius, 1e-3) / math.sin(fov / 2) * 1.1
+    viewmats = orbit(n_views, distance, elevation_deg, tuple(center.tolist()))
+    K = intrinsics_from_fov(fov, width, height)
+    return viewmats, K[None].expand(n_views, 3, 3)
+
+
+def render_views(gaussians: Gaussians, viewmats, Ks, width: int, height: int, background=(0.0, 0.0, 0.0)):
+    with torch.no_grad():
+        img, _, _ = rasterize(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities,
+                              gaussians.sh_coeffs, viewmats, Ks, width, height, sh_degree=gaussians.sh_degree,
+                              backgrounds=torch.tensor(background, dtype=torch.float32))
+    return img.clamp(0, 1)
+
+
+def save_png(image: torch.Tensor, path: str) -> None:
+    """Atomic PNG write (temp file + rename)."""
+    array = (image.cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=directory)
+    os.close(fd)
+    try:
+        Image.fromarray(array).save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def render_main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="splatlab render", description=__doc__)
+    ap.add_argument("input", help="splat file: .ply, compressed .ply, .sog, .spz, .splat")
+    ap.add_argument("--out", default="render.png",
+                    help="output PNG; with --views > 1, files are named <stem>_000.png, ...")
+    ap.add_argument("--width", type=int, default=512)
+    ap.add_argument("--height", type=int, default=512)
+    ap.add_argument("--views", type=int, default=1, help="number of orbit views")
+    ap.add_argument("--elevation", type=float, default=25.0, help="orbit elevation in degrees")
+    ap.add_argument("--background", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("R", "G", "B"))
+    args = ap.parse_args(argv)
+    if args.width < 1 or args.height < 1 or args.views < 1:
+        ap.error("--width, --height and --views must be positive")
+    from ..io import read_splats
+
+    try:
+        gaussians = read_splats(args.input)
+    except (OSError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    viewmats, Ks = auto_orbit(gaussians, args.views, args.width, args.height, elevation_deg=args.elevation)
+    images = render_views(gaussians, viewmats, Ks, args.width, args.height, tuple(args.background))
+    stem, ext = os.path.splitext(args.out)
+    for i, image in enumerate(images):
+        path = args.out if args.views == 1 else f"{stem}_{i:03d}{ext or '.png'}"
+        save_png(image, path)
+        print(f"wrote {path}")
+    return 0
