@@ -1,0 +1,137 @@
+"""Adaptive density control of the original 3DGS paper (clone / split / prune / opacity reset).
+
+Statistics: for every Gaussian, the norm of the 2D-mean gradient (or of the absolute gradient
+with `absgrad`) is summed over the views in which it was visible, in normalised device units
+(the pixel gradient times [W/2, H/2], times the number of cameras in the batch so a batched loss
+mean does not shrink it), together with how many views saw it. Every `refine_every` steps in
+(`refine_start`, `refine_stop`):
+
+* grow: Gaussians whose mean gradient exceeds `grad_threshold` are cloned when small
+  (max scale <= `grow_scale3d`·extent) and split in two (scale / 1.6) when large;
+* prune: opacity < `prune_opacity`, and after the first opacity reset also max scale >
+  `prune_scale3d`·extent (and screen size > `prune_scale2d`·image size when `scale2d_stop` > 0);
+* every `reset_every` steps opacities are clamped to 2·`prune_opacity`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import ops
+from .base import BaseStrategy, step_generator
+
+
+@dataclass
+class DefaultStrategy(BaseStrategy):
+    grad_threshold: float = 2e-4
+    absgrad: bool = False
+    grow_scale3d: float = 0.01
+    prune_opacity: float = 0.005
+    prune_scale3d: float = 0.1
+    prune_scale2d: float = 0.15
+    scale2d_stop: int = 0  # screen-size pruning before this step (0 = off, as the recipe)
+    refine_start: int = 500
+    refine_stop: int = 15_000
+    refine_every: int = 100
+    reset_every: int = 3000
+    verbose: bool = False
+
+    reduced_stats = ("grad2d", "count", "radii2d")
+
+    @property
+    def wants_absgrad(self) -> bool:  # type: ignore[override]
+        return self.absgrad
+
+    def initialize_state(self, scene_scale: float = 1.0, seed: int = 0) -> dict:
+        state = super().initialize_state(scene_scale, seed)
+        state.update(grad2d=None, count=None, radii2d=None)
+        return state
+
+    # -- statistics ---------------------------------------------------------------------------
+    def accumulate(self, gaussians, state, step, meta) -> None:
+        if step >= self.refine_stop:
+            return
+        grads = meta.absgrad if self.absgrad else meta.means2d.grad
+        if grads is None:
+            raise RuntimeError("DefaultStrategy needs the 2D-mean gradient: call step_post_backward after "
+                               "backward()" + (" and render with absgrad=True" if self.absgrad else ""))
+        n = len(gaussians)
+        if state.get("grad2d") is None or state["grad2d"].shape[0] != n:
+            reset_stats(state, n, grads.device)
+        C = meta.n_cameras
+        scale = grads.new_tensor([meta.width / 2.0 * C, meta.height / 2.0 * C])
+        visible = meta.visible  # (C, N)
+        cam_ids, gs_ids = torch.nonzero(visible, as_tuple=True)
+        norms = (grads.detach()[cam_ids, gs_ids] * scale).norm(dim=-1)
+        state["grad2d"].index_add_(0, gs_ids, norms)
+        state["count"].index_add_(0, gs_ids, torch.ones_like(norms))
+        if self.scale2d_stop > 0:
+            r = meta.radii[cam_ids, gs_ids].max(dim=-1).values.float() / float(max(meta.width, meta.height))
+            state["radii2d"].index_reduce_(0, gs_ids, r, "amax")
+
+    # -- refinement ---------------------------------------------------------------------------
+    def _grow_due(self, step: int) -> bool:
+        return self.refine_start < step < self.refine_stop and step % self.refine_every == 0
+
+    def _reset_due(self, step: int) -> bool:
+        return 0 < step < self.refine_stop and step % self.reset_every == 0
+
+    def refine_due(self, step: int) -> bool:
+        return self._grow_due(step) or self._reset_due(step)
+
+    def refine(self, gaussians, optimizers, state, step) -> dict:
+        report = {}
+        if self._grow_due(step):
+            if state.get("grad2d") is None or state["grad2d"].shape[0] != len(gaussians):
+                reset_stats(state, len(gaussians), gaussians.device)
+            report.update(self.grow(gaussians, optimizers, state, step))
+            report.update(self.prune(gaussians, optimizers, state, step))
+            reset_stats(state, len(gaussians), gaussians.device)
+        if self._reset_due(step):
+            ops.reset_opacity(gaussians, optimizers, self.prune_opacity * 2.0)
+            report["reset"] = True
+        if self.verbose and report:
+            print(f"step {step}: {report}, now {len(gaussians)} Gaussians")
+        return report
+
+    def grow(self, gaussians, optimizers, state, step) -> dict:
+        extent = state["scene_scale"]
+        avg = state["grad2d"] / state["count"].clamp_min(1.0)
+        high = avg > self.grad_threshold
+        with torch.no_grad():
+            max_scale = torch.exp(gaussians.params["scales"]).max(dim=-1).values
+        small = max_scale <= self.grow_scale3d * extent
+        clone = high & small
+        split = high & ~small
+        if self.scale2d_stop > 0 and step < self.scale2d_stop:
+            split |= state["radii2d"] > self.prune_scale2d
+        n_clone, n_split = int(clone.sum()), int(split.sum())
+        if n_clone:
+            ops.duplicate(gaussians, optimizers, clone)
+            split = torch.cat([split, split.new_zeros(n_clone)])
+        if n_split:
+            ops.split(gaussians, optimizers, split, generator=step_generator(state, step, salt=1))
+        return {"cloned": n_clone, "split": n_split}
+
+    def prune(self, gaussians, optimizers, state, step) -> dict:
+        with torch.no_grad():
+            opac = torch.sigmoid(gaussians.params["opacities"])
+            prune = opac < self.prune_opacity
+            if step > self.reset_every:
+                max_scale = torch.exp(gaussians.params["scales"]).max(dim=-1).values
+                prune |= max_scale > self.prune_scale3d * state["scene_scale"]
+                if self.scale2d_stop > 0 and step < self.scale2d_stop and state.get("radii2d") is not None:
+                    r = state["radii2d"]
+                    if r.shape[0] == len(gaussians):
+                        prune |= r > self.prune_scale2d
+        n = int(prune.sum())
+        if n:
+            ops.remove(gaussians, optimizers, prune)
+        return {"pruned": n}
+
+
+def reset_stats(state: dict, n: int, device=None) -> None:
+    state["grad2d"] = torch.zeros(n, device=device)
+    state["count"] = torch.zeros(n, device=device)
+    state["radii2d"] = torch.zeros(n, device=device)

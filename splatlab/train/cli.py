@@ -1,0 +1,156 @@
+"""`splatlab train SCENE [options]` (wired into the main CLI elsewhere): `train_main(argv) -> exit code`.
+
+Exit codes: 0 finished (or stopped by --stop-at), 1 data / runtime error, 2 bad arguments,
+130 interrupted by Ctrl-C (a checkpoint was saved; continue with --resume RUN_DIR).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import TrainConfig
+
+PROG = "splatlab train"
+
+
+class ArgumentError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of usage + message
+        raise ArgumentError(message)
+
+
+def _background(text: str) -> tuple[float, float, float]:
+    named = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0), "gray": (0.5, 0.5, 0.5), "grey": (0.5, 0.5, 0.5)}
+    if text.lower() in named:
+        return named[text.lower()]
+    try:
+        vals = [float(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected white, black, gray or 'r,g,b', got {text!r}") from None
+    if len(vals) == 1:
+        vals *= 3
+    if len(vals) != 3:
+        raise argparse.ArgumentTypeError(f"expected 3 values, got {text!r}")
+    if max(vals) > 1.0:
+        vals = [v / 255.0 for v in vals]
+    return tuple(vals)  # type: ignore[return-value]
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    S = argparse.SUPPRESS
+    p = _Parser(prog=prog, argument_default=S,
+                description="Train Gaussian splats on a scene folder (COLMAP, nerfstudio or Blender layout).")
+    p.add_argument("scene", nargs="?", help="scene folder (not needed with --resume)")
+    p.add_argument("--out", help="output folder (default outputs/<scene>/<timestamp>)")
+    p.add_argument("--iterations", type=int, help="training steps (default 30000)")
+    p.add_argument("--resolution", "--downscale", dest="downscale", type=int,
+                   help="image downscale factor 1, 2, 4, 8 (uses images_N/ when present)")
+    p.add_argument("--strategy", help="densification: default (ADC) or mcmc")
+    p.add_argument("--method", help="training method (registered: 3dgs)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="cameras per step (total over processes)")
+    p.add_argument("--eval-every", dest="eval_every", type=int, help="test PSNR every N steps (0: only at the end)")
+    p.add_argument("--save-every", dest="save_every", type=int, help="checkpoint every N steps (0: only at the end)")
+    p.add_argument("--stop-at", dest="stop_at", type=int,
+                   help="stop after this many steps with a checkpoint (the schedule still spans --iterations)")
+    p.add_argument("--resume", help="checkpoint file or run folder to continue")
+    p.add_argument("--sh-degree", dest="sh_degree", type=int)
+    p.add_argument("--background", type=_background, help="white, black, gray or r,g,b (RGBA compositing)")
+    p.add_argument("--random-background", dest="random_background", action="store_true",
+                   help="RGBA data: composite targets on a random colour each step")
+    p.add_argument("--init-points", dest="init_num_points", type=int,
+                   help="random initial points when the scene has no point cloud (default 100000)")
+    p.add_argument("--init-opacity", dest="init_opacity", type=float)
+    p.add_argument("--init-scale", dest="init_scale", type=float)
+    p.add_argument("--grad-threshold", dest="grad_threshold", type=float)
+    p.add_argument("--absgrad", action="store_true", help="densify on the absolute 2D gradient")
+    p.add_argument("--refine-start", dest="refine_start", type=int)
+    p.add_argument("--refine-stop", dest="refine_stop", type=int)
+    p.add_argument("--refine-every", dest="refine_every", type=int)
+    p.add_argument("--reset-every", dest="reset_every", type=int)
+    p.add_argument("--cap-max", dest="cap_max", type=int, help="mcmc: maximum number of Gaussians")
+    p.add_argument("--max-eval-views", dest="max_eval_views", type=int)
+    p.add_argument("--backend", help="rasterizer backend: auto, cpu, cuda, reference")
+    p.add_argument("--nproc", type=int, help="processes for data-parallel training on this machine")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    return p
+
+
+RUNTIME_KEYS = ("out", "stop_at", "eval_every", "save_every", "progress", "nproc", "backend", "max_eval_views")
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict | None]:
+    given = vars(args)
+    ck = None
+    if "resume" in given:
+        from . import checkpoint as ckpt_io
+        path = ckpt_io.find_checkpoint(given["resume"])
+        ck = ckpt_io.load_checkpoint(path)
+        cfg = TrainConfig.from_dict(ck["config"])
+        cfg.stop_at = None
+        cfg.resume = str(path)
+        cfg.out = str(ckpt_io.run_dir_of(path))
+        for k, v in given.items():
+            if k in ("resume", "scene"):
+                continue
+            setattr(cfg, k, v)
+        return cfg, ck
+    if not given.get("scene"):
+        raise ArgumentError("the following arguments are required: scene (or --resume)")
+    cfg = TrainConfig()
+    for k, v in given.items():
+        setattr(cfg, k, v)
+    cfg.scene = str(Path(cfg.scene).resolve()) if Path(cfg.scene).exists() else cfg.scene
+    return cfg, None
+
+
+def train_main(argv=None) -> int:
+    from splatlab.data import DatasetError
+
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        cfg, ck = config_from_args(args)
+        cfg.validate()
+    except ArgumentError as exc:
+        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, OSError, KeyError) as exc:
+        print(f"{PROG}: error: cannot resume: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    if ck is not None and int(ck["step"]) >= cfg.iterations:
+        print(f"{PROG}: error: {cfg.resume} is already at step {ck['step']} of {cfg.iterations}", file=sys.stderr)
+        return 1
+    from .trainer import run_training
+    try:
+        result = run_training(cfg, checkpoint=ck)
+    except DatasetError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except FileExistsError as exc:
+        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    status = result.get("status")
+    if status == "interrupted":
+        return 130
+    if status == "finished" and result.get("metrics"):
+        m = result["metrics"]
+        test = m["test"]
+        msg = f"done: {m['num_gaussians']} Gaussians, {m['wall_time_s']:.1f} s"
+        if test.get("psnr") is not None:
+            msg += f", test PSNR {test['psnr']:.2f} SSIM {test['ssim']:.4f}"
+        print(f"{msg}; results in {result['out']}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(train_main())

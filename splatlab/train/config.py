@@ -1,0 +1,126 @@
+"""Training configuration: the baseline recipe (gsplat simple_trainer / splatfacto values) in one dataclass."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrainConfig:
+    scene: str = ""
+    out: str | None = None  # default outputs/<scene>/<timestamp>
+    method: str = "3dgs"
+    strategy: str = "default"  # default | mcmc
+    iterations: int = 30_000
+    downscale: int = 1
+    seed: int = 0
+    batch_size: int = 1  # total cameras per step (split across ranks when distributed)
+    eval_every: int = 7000  # 0: evaluate only at the end
+    save_every: int = 7000  # 0: checkpoint only at the end / on interrupt
+    stop_at: int | None = None  # stop (checkpoint, no metrics.json) after this many steps
+    resume: str | None = None
+    nproc: int = 1
+    backend: str = "auto"
+    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    random_background: bool = False  # RGBA data: composite targets on a random colour each step
+    cache_images: bool = True
+    progress: bool = True
+    max_eval_views: int = 0  # 0: all views for the final train/test metrics
+    # loss
+    ssim_lambda: float = 0.2
+    # SH
+    sh_degree: int = 3
+    sh_degree_interval: int = 1000
+    # init
+    init_opacity: float | None = None  # None: 0.1 (default) / 0.5 (mcmc)
+    init_scale: float | None = None  # multiplier of the 3-NN distance; None: 1.0 / 0.1 (mcmc)
+    init_num_points: int = 100_000  # random init when the scene has no points
+    # learning rates (Adam eps 1e-15); means lr is multiplied by the scene scale and decays to
+    # means_lr_final_factor of itself; every lr is multiplied by sqrt(batch_size)
+    means_lr: float = 1.6e-4
+    means_lr_final_factor: float = 0.01
+    scales_lr: float = 5e-3
+    opacities_lr: float = 5e-2
+    quats_lr: float = 1e-3
+    sh0_lr: float = 2.5e-3
+    shN_lr: float = 2.5e-3 / 20
+    # default strategy (adaptive density control)
+    grad_threshold: float = 2e-4
+    absgrad: bool = False
+    grow_scale3d: float = 0.01
+    prune_opacity: float = 0.005
+    prune_scale3d: float = 0.1
+    refine_start: int = 500
+    refine_stop: int | None = None  # None: 15000 (default) / 25000 (mcmc)
+    refine_every: int = 100
+    reset_every: int = 3000
+    # mcmc
+    cap_max: int = 1_000_000
+    noise_lr: float = 5e5
+    opacity_reg: float | None = None  # None: 0 (default) / 0.01 (mcmc)
+    scale_reg: float | None = None
+    # method-specific settings (read by the method's hooks)
+    method_options: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with the strategy-dependent defaults filled in."""
+        mcmc = self.strategy == "mcmc"
+        return dataclasses.replace(
+            self,
+            init_opacity=self.init_opacity if self.init_opacity is not None else (0.5 if mcmc else 0.1),
+            init_scale=self.init_scale if self.init_scale is not None else (0.1 if mcmc else 1.0),
+            refine_stop=self.refine_stop if self.refine_stop is not None else (25_000 if mcmc else 15_000),
+            opacity_reg=self.opacity_reg if self.opacity_reg is not None else (0.01 if mcmc else 0.0),
+            scale_reg=self.scale_reg if self.scale_reg is not None else (0.01 if mcmc else 0.0),
+        )
+
+    def validate(self) -> None:
+        from splatlab.densify import STRATEGIES
+
+        from .methods import METHODS
+
+        def need(ok: bool, msg: str) -> None:
+            if not ok:
+                raise ValueError(msg)
+
+        need(self.iterations >= 1, f"--iterations must be >= 1, got {self.iterations}")
+        need(self.downscale >= 1, f"--resolution/--downscale must be >= 1, got {self.downscale}")
+        need(self.strategy in STRATEGIES, f"unknown --strategy {self.strategy!r} (choose {', '.join(STRATEGIES)})")
+        need(self.method in METHODS, f"unknown --method {self.method!r} (choose {', '.join(METHODS)})")
+        need(0 <= self.sh_degree <= 4, f"--sh-degree must be in 0..4, got {self.sh_degree}")
+        need(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
+        need(self.nproc >= 1, f"--nproc must be >= 1, got {self.nproc}")
+        need(self.batch_size % self.nproc == 0,
+             f"--batch-size ({self.batch_size}) must be a multiple of --nproc ({self.nproc})")
+        need(self.eval_every >= 0 and self.save_every >= 0, "--eval-every/--save-every must be >= 0")
+        need(self.stop_at is None or self.stop_at >= 0, "--stop-at must be >= 0")
+        need(len(self.background) == 3 and all(0.0 <= v <= 1.0 for v in self.background),
+             "--background must be 3 values in [0, 1]")
+        need(self.init_num_points >= 1, "--init-points must be >= 1")
+
+    def make_strategy(self):
+        from splatlab.densify import DefaultStrategy, MCMCStrategy
+
+        c = self.resolved()
+        if c.strategy == "mcmc":
+            return MCMCStrategy(cap_max=c.cap_max, noise_lr=c.noise_lr, refine_start=c.refine_start,
+                                refine_stop=c.refine_stop, refine_every=c.refine_every,
+                                min_opacity=c.prune_opacity, opacity_reg=c.opacity_reg, scale_reg=c.scale_reg)
+        return DefaultStrategy(grad_threshold=c.grad_threshold, absgrad=c.absgrad, grow_scale3d=c.grow_scale3d,
+                               prune_opacity=c.prune_opacity, prune_scale3d=c.prune_scale3d,
+                               refine_start=c.refine_start, refine_stop=c.refine_stop,
+                               refine_every=c.refine_every, reset_every=c.reset_every)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["background"] = list(self.background)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in names}
+        if "background" in d:
+            d["background"] = tuple(d["background"])
+        return cls(**d)

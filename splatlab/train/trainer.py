@@ -1,0 +1,443 @@
+"""One training loop for every method and strategy.
+
+    result = run_training(TrainConfig(scene="scenes/robot", iterations=3000, downscale=4))
+
+Per step: pick `batch_size` training cameras (an epoch-wise shuffle), render them in one
+`rasterize` call, loss = method terms ((1-λ)·L1 + λ·D-SSIM for 3DGS) + strategy regularisers,
+backward, (all-reduce gradients when distributed), Adam step, then the densification strategy.
+The 2D-mean gradients the strategy needs come from the same render: no extra renders per step.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from splatlab.data import SceneData, load_scene
+from splatlab.gaussians import Gaussians
+from splatlab.render import rasterize
+
+from . import checkpoint as ckpt_io
+from . import outputs
+from .config import TrainConfig
+from .methods import LossInputs, get_method
+from .metrics import LPIPS, psnr, ssim_metric
+
+
+# ----------------------------------------------------------------------------------- pieces
+
+class CameraSampler:
+    """Training views in a fresh random order every epoch, from its own generator (checkpointed)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n = n
+        self.generator = torch.Generator().manual_seed(seed)
+        self.perm: list[int] = []
+        self.pos = 0
+
+    def next(self, k: int) -> list[int]:
+        out = []
+        while len(out) < k:
+            if self.pos >= len(self.perm):
+                self.perm = torch.randperm(self.n, generator=self.generator).tolist()
+                self.pos = 0
+            out.append(self.perm[self.pos])
+            self.pos += 1
+        return out
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "perm": list(self.perm), "pos": self.pos, "n": self.n}
+
+    def load_state_dict(self, d: dict) -> None:
+        self.generator.set_state(d["generator"])
+        self.perm = list(d["perm"])
+        self.pos = int(d["pos"])
+
+
+def knn_scales(points: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """Mean distance from each point to its `k` nearest neighbours (scipy cKDTree)."""
+    pts = points.detach().cpu().double().numpy()
+    n = len(pts)
+    if n < 2:
+        return torch.ones(n)
+    kk = min(k, n - 1)
+    dist, _ = cKDTree(pts).query(pts, k=kk + 1)
+    d = dist[:, 1:].mean(axis=1)
+    positive = d[d > 0]
+    floor = positive.min() if len(positive) else 1e-3
+    return torch.from_numpy(np.maximum(d, floor)).float()
+
+
+def random_points_in_camera_box(scene: SceneData, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Uniform points in the bounding box of the training camera centres (flat sides widened)."""
+    centers = scene.train.cameras.centers.float()
+    lo, hi = centers.min(0).values, centers.max(0).values
+    mid, half = (lo + hi) / 2, (hi - lo) / 2
+    half = torch.maximum(half, 0.5 * half.max().clamp_min(1e-3 * scene.scene_scale) * torch.ones(3))
+    return mid + half * (2 * torch.rand(n, 3, generator=generator) - 1)
+
+
+def init_gaussians(scene: SceneData, cfg: TrainConfig, method, generator: torch.Generator) -> Gaussians:
+    cfg = cfg.resolved()
+    if scene.points is not None and len(scene.points) > 0:
+        pts = scene.points.float()
+        rgb = scene.points_rgb.float() if scene.points_rgb is not None else torch.full_like(pts, 0.5)
+    else:
+        pts = random_points_in_camera_box(scene, cfg.init_num_points, generator)
+        rgb = torch.rand(cfg.init_num_points, 3, generator=generator)
+    scales = knn_scales(pts) * cfg.init_scale
+    g = Gaussians.from_points(pts, rgb, scales, opacity=cfg.init_opacity, sh_degree=cfg.sh_degree)
+    extras = method.extra_fields(len(g), cfg)
+    if extras:
+        g = Gaussians.from_fields({**g.detached_fields(), **extras})
+    return g
+
+
+def base_lrs(cfg: TrainConfig, scene_scale: float) -> dict[str, float]:
+    return {"means": cfg.means_lr * scene_scale, "quats": cfg.quats_lr, "scales": cfg.scales_lr,
+            "opacities": cfg.opacities_lr, "sh0": cfg.sh0_lr, "shN": cfg.shN_lr}
+
+
+# ----------------------------------------------------------------------------------- trainer
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, scene: SceneData, out_dir: str | os.PathLike | None = None,
+                 rank: int = 0, world: int = 1, checkpoint: dict | None = None) -> None:
+        self.cfg = cfg.resolved()
+        self.scene = scene
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        self.rank, self.world = rank, world
+        self.method = get_method(self.cfg.method)
+        self.strategy = self.cfg.make_strategy()
+        self.history: list[dict] = []
+        self.evals: list[dict] = []
+        self.elapsed = 0.0
+        self.step = 0
+        self._stop_requested = False
+        self._in_commit = False
+        if checkpoint is None and self.cfg.resume:
+            checkpoint = ckpt_io.load_checkpoint(ckpt_io.find_checkpoint(self.cfg.resume))
+        if checkpoint is not None:
+            self._load(checkpoint)
+        else:
+            self._fresh()
+        if self.world > 1:
+            from .distributed import broadcast_model
+            broadcast_model(self.gaussians, self.optimizers, self.strategy_state, self.rank)
+
+    # -- setup ----------------------------------------------------------------------------------
+    def _seed(self) -> None:
+        seed = self.cfg.seed
+        torch.manual_seed(seed)
+        np.random.seed(seed % (2 ** 32))
+        random.seed(seed)
+
+    def _fresh(self) -> None:
+        self._seed()
+        gen = torch.Generator().manual_seed(self.cfg.seed + 1)
+        self.gaussians = init_gaussians(self.scene, self.cfg, self.method, gen)
+        self._build_optimizers()
+        self.strategy_state = self.strategy.initialize_state(self.scene.scene_scale, self.cfg.seed)
+        self.sampler = CameraSampler(len(self.scene.train), self.cfg.seed)
+
+    def _build_optimizers(self) -> None:
+        cfg = self.cfg
+        lrs = {**base_lrs(cfg, self.scene.scene_scale), **self.method.extra_lrs(cfg)}
+        bs = math.sqrt(cfg.batch_size)
+        self.base_lrs = {k: v * bs for k, v in lrs.items()}
+        groups = self.gaussians.param_groups(self.base_lrs)
+        self.optimizers = {"gaussians": torch.optim.Adam(groups, eps=1e-15)}
+        self.optimizers.update(self.method.extra_optimizers(cfg))
+        self._find_means_group()
+
+    def _find_means_group(self) -> None:
+        # (load_state_dict replaces the group dicts, so look it up again after loading)
+        self._means_group = next(g for g in self.optimizers["gaussians"].param_groups if g["name"] == "means")
+
+    def _load(self, ck: dict) -> None:
+        self.gaussians = Gaussians.from_fields(ck["params"])
+        self._build_optimizers()
+        for name, sd in ck["optimizers"].items():
+            self.optimizers[name].load_state_dict(sd)
+        self._find_means_group()
+        for name, sd in ck.get("method_modules", {}).items():
+            self.method.modules()[name].load_state_dict(sd)
+        self.strategy_state = ck["strategy_state"]
+        self.sampler = CameraSampler(len(self.scene.train), self.cfg.seed)
+        self.sampler.load_state_dict(ck["sampler"])
+        self.step = int(ck["step"])
+        self.history = list(ck.get("history", []))
+        self.evals = list(ck.get("evals", []))
+        self.elapsed = float(ck.get("elapsed", 0.0))
+        ckpt_io.set_rng_states(ck["rng"])
+
+    def state_payload(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "step": self.step,
+            "config": self.cfg.to_dict(),
+            "params": {k: v.detach().clone() for k, v in self.gaussians.params.items()},
+            "optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()},
+            "method_modules": {k: m.state_dict() for k, m in self.method.modules().items()},
+            "strategy_state": self.strategy_state,
+            "sampler": self.sampler.state_dict(),
+            "rng": ckpt_io.rng_states(),
+            "history": self.history,
+            "evals": self.evals,
+            "elapsed": self.elapsed,
+            "scene_scale": self.scene.scene_scale,
+        }
+
+    def save_checkpoint(self) -> Path | None:
+        if self.rank != 0 or self.out_dir is None:
+            return None
+        return ckpt_io.save_checkpoint(self.out_dir / "checkpoints" / ckpt_io.checkpoint_name(self.step),
+                                       self.state_payload())
+
+    # -- one step -----------------------------------------------------------------------------
+    def _targets(self, idx: list[int], bgs: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        views = self.scene.train
+        if bgs is None:
+            return torch.stack([views.load_image(i) for i in idx]), self.scene.background
+        imgs = []
+        for i, bg in zip(idx, bgs):
+            rgb, alpha = views.load(i, composite=False)
+            imgs.append(rgb if alpha is None else rgb * alpha + bg * (1.0 - alpha))
+        return torch.stack(imgs), bgs
+
+    def active_sh_degree(self, step: int) -> int:
+        return min(step // max(1, self.cfg.sh_degree_interval), self.gaussians.sh_degree)
+
+    def render(self, viewmats, Ks, step: int, backgrounds, absgrad: bool = False, sh_degree: int | None = None):
+        g = self.gaussians
+        deg = self.active_sh_degree(step) if sh_degree is None else sh_degree
+        inputs = self.method.render_inputs(g, step, self.cfg)
+        colors = g.sh_coeffs[:, : (deg + 1) ** 2]
+        return rasterize(colors=colors, viewmats=viewmats, Ks=Ks, width=self.scene.width,
+                         height=self.scene.height, sh_degree=deg, backgrounds=backgrounds, absgrad=absgrad,
+                         backend=self.cfg.backend, **inputs)
+
+    def train_step(self, step: int) -> tuple[float, float]:
+        cfg = self.cfg
+        self._means_group["lr"] = self.base_lrs["means"] * cfg.means_lr_final_factor ** (step / cfg.iterations)
+        idx = self.sampler.next(cfg.batch_size)
+        bgs = torch.rand(cfg.batch_size, 3, generator=self.sampler.generator) if cfg.random_background else None
+        local = idx[self.rank::self.world]
+        local_bgs = None if bgs is None else bgs[self.rank::self.world]
+        gt, bg = self._targets(local, local_bgs)
+        cams = self.scene.train.cameras
+        t = torch.as_tensor(local, dtype=torch.long)
+        img, alpha, meta = self.render(cams.viewmats[t], cams.Ks[t], step, bg, absgrad=self.strategy.wants_absgrad)
+        self.strategy.step_pre_backward(self.gaussians, self.optimizers, self.strategy_state, step, meta)
+        terms = self.method.loss_terms(LossInputs(img, alpha, gt, self.gaussians, step, meta), cfg)
+        terms.update(self.strategy.loss_terms(self.gaussians, self.strategy_state, step))
+        loss = sum(terms.values())
+        loss.backward()
+        with torch.no_grad():
+            mse = torch.mean((img.detach() - gt) ** 2)
+        logged = torch.stack([loss.detach(), mse])
+        self._in_commit = True
+        if self.world > 1:
+            from .distributed import allreduce_grads, post_backward
+            logged = allreduce_grads(self._all_params(), logged, self.world)
+        for opt in self.optimizers.values():
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+        if self.world > 1:
+            post_backward(self.strategy, self.gaussians, self.optimizers, self.strategy_state, step, meta,
+                          self.rank)
+        else:
+            self.strategy.step_post_backward(self.gaussians, self.optimizers, self.strategy_state, step, meta)
+        self.method.after_step(self.gaussians, self.optimizers, step, cfg)
+        self._in_commit = False
+        loss_v, mse_v = logged.tolist()
+        return loss_v, (-10.0 * math.log10(mse_v) if mse_v > 0 else 99.0)
+
+    def _all_params(self) -> list[torch.nn.Parameter]:
+        params = []
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                params.extend(group["params"])
+        return params
+
+    # -- evaluation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, views, max_views: int = 0, save_dir: Path | None = None, lpips: LPIPS | None = None) -> dict:
+        n = len(views)
+        if n == 0:
+            return {"psnr": None, "ssim": None, "lpips": None, "views": 0}
+        idx = list(range(n))
+        if max_views and n > max_views:
+            idx = [round(i * (n - 1) / (max_views - 1)) for i in range(max_views)] if max_views > 1 else [0]
+        ps, ss, ls = [], [], []
+        if save_dir is not None:
+            save_dir.mkdir(parents=True, exist_ok=True)
+        for i in idx:
+            img, _, _ = self.render(views.cameras.viewmats[i:i + 1], views.cameras.Ks[i:i + 1], self.step,
+                                    self.scene.background, sh_degree=self.active_sh_degree(self.step))
+            gt = views.load_image(i)
+            pred = img[0].clamp(0, 1)
+            ps.append(psnr(pred, gt))
+            ss.append(ssim_metric(pred, gt))
+            if lpips is not None and lpips.available:
+                ls.append(lpips(pred, gt))
+            if save_dir is not None:
+                outputs.save_image(save_dir / f"{i:04d}.png", torch.cat([pred, gt], dim=1))
+        return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)),
+                "lpips": float(np.mean(ls)) if ls else (lpips.reason if lpips is not None else None),
+                "views": len(idx)}
+
+    # -- loop ----------------------------------------------------------------------------------
+    def _install_sigint(self):
+        if self.world > 1 or threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum, frame):
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+
+        try:
+            return signal.signal(signal.SIGINT, handler)
+        except (ValueError, OSError):
+            return None
+
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        end = cfg.iterations if cfg.stop_at is None else min(cfg.iterations, cfg.stop_at)
+        bar = None
+        if self.rank == 0 and cfg.progress:
+            from tqdm import tqdm
+            bar = tqdm(total=cfg.iterations, initial=self.step, dynamic_ncols=True, unit="it", desc="train")
+        old_handler = self._install_sigint()
+        status = "finished"
+        t0 = time.perf_counter()
+        ema_loss = ema_psnr = None
+        try:
+            while self.step < end:
+                step = self.step
+                loss, p = self.train_step(step)
+                self.step = step + 1
+                ema_loss = loss if ema_loss is None else 0.9 * ema_loss + 0.1 * loss
+                ema_psnr = p if ema_psnr is None else 0.9 * ema_psnr + 0.1 * p
+                if self.rank == 0:
+                    self.history.append({"step": self.step, "loss": loss, "psnr": p, "n": len(self.gaussians)})
+                if bar is not None:
+                    bar.update(1)
+                    if self.step % 10 == 0 or self.step == end:
+                        bar.set_postfix(loss=f"{ema_loss:.4f}", psnr=f"{ema_psnr:.2f}", n=len(self.gaussians),
+                                        refresh=False)
+                if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.iterations and self.rank == 0:
+                    ev = self.evaluate(self.scene.test, max_views=cfg.max_eval_views or 8)
+                    ev["step"] = self.step
+                    self.evals.append(ev)
+                    if bar is not None and ev["psnr"] is not None:
+                        bar.write(f"step {self.step}: test PSNR {ev['psnr']:.2f} SSIM {ev['ssim']:.4f} "
+                                  f"({len(self.gaussians)} Gaussians)")
+                if cfg.save_every and self.step % cfg.save_every == 0 and self.step < cfg.iterations:
+                    self.elapsed_add(t0)
+                    t0 = time.perf_counter()
+                    self.save_checkpoint()
+                if self._stop_requested:
+                    status = "interrupted"
+                    break
+        except KeyboardInterrupt:
+            status = "interrupted"
+            if self._in_commit and self.rank == 0:
+                print("warning: interrupted during an optimizer step; the checkpoint may not resume exactly")
+        finally:
+            if old_handler is not None:
+                signal.signal(signal.SIGINT, old_handler)
+            if bar is not None:
+                bar.close()
+        self.elapsed_add(t0)
+        if status == "finished" and self.step < cfg.iterations:
+            status = "stopped"
+        result: dict[str, Any] = {"status": status, "step": self.step, "out": str(self.out_dir) if self.out_dir else None}
+        if status != "finished":
+            path = self.save_checkpoint()
+            if self.rank == 0 and self.out_dir is not None:
+                outputs.write_plot(self.out_dir / "plot.png", self.history)
+                print(f"{status} at step {self.step}: checkpoint {path} (resume with --resume {self.out_dir})")
+            return result
+        result["metrics"] = self.finalize()
+        return result
+
+    def elapsed_add(self, t0: float) -> None:
+        self.elapsed += time.perf_counter() - t0
+
+    def finalize(self) -> dict[str, Any] | None:
+        """Final checkpoint, point cloud, renders, plot, then metrics.json (rank 0)."""
+        sync = None
+        if self.world > 1:
+            from .distributed import max_param_diff
+            sync = max_param_diff(self.gaussians, self.rank)
+        if self.rank != 0:
+            return None
+        t0 = time.perf_counter()
+        lpips = LPIPS()
+        test = self.evaluate(self.scene.test, self.cfg.max_eval_views,
+                             self.out_dir / "renders" if self.out_dir else None, lpips)
+        train = self.evaluate(self.scene.train, self.cfg.max_eval_views, None, lpips)
+        metrics = {
+            "status": "complete",
+            "steps": self.step,
+            "num_gaussians": len(self.gaussians),
+            "train": train,
+            "test": test,
+            "lpips": lpips.reason or "computed",
+            "wall_time_s": self.elapsed,
+            "train_it_per_s": self.step / self.elapsed if self.elapsed > 0 else None,
+            "evals": self.evals,
+            "scene": str(self.cfg.scene),
+            "config": self.cfg.to_dict(),
+        }
+        if sync is not None:
+            metrics["distributed"] = {"world_size": self.world, "max_param_diff_across_ranks": sync}
+        if self.out_dir is not None:
+            self.save_checkpoint()
+            from splatlab.io import write_splats
+            write_splats(self.out_dir / "point_cloud.ply", self.gaussians)
+            outputs.write_plot(self.out_dir / "plot.png", self.history)
+            metrics["eval_time_s"] = time.perf_counter() - t0
+            outputs.write_json_atomic(self.out_dir / outputs.METRICS, metrics)
+        return metrics
+
+
+# ----------------------------------------------------------------------------------- entry
+
+def prepare_scene(cfg: TrainConfig) -> SceneData:
+    """Load and validate the dataset (DatasetError before anything is written)."""
+    scene = load_scene(cfg.scene, downscale=cfg.downscale, background=cfg.background,
+                       cache_images=cfg.cache_images)
+    scene.validate()
+    if len(scene.train) == 0:
+        from splatlab.data import DatasetError
+        raise DatasetError(f"{cfg.scene}: no training images")
+    return scene
+
+
+def run_training(cfg: TrainConfig, scene: SceneData | None = None, checkpoint: dict | None = None) -> dict[str, Any]:
+    """Validate config and data, create the run folder, train (in `cfg.nproc` processes)."""
+    cfg.validate()
+    if scene is None:
+        scene = prepare_scene(cfg)
+    out = Path(cfg.out) if cfg.out else outputs.default_run_dir(cfg.scene)
+    if cfg.resume is None:
+        outputs.create_run_dir(out)
+    else:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    cfg.out = str(out)
+    if cfg.nproc > 1:
+        from .distributed import launch
+        return launch(cfg, out)
+    return Trainer(cfg, scene, out, checkpoint=checkpoint).run()
