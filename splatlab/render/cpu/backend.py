@@ -8,6 +8,9 @@ from torch import Tensor
 
 from . import kernels
 
+# per-pixel evaluated list entries (C,H,W) of the most recent forward (benchmark statistics)
+last_forward_evals: np.ndarray | None = None
+
 
 def _np(t: Tensor, dtype=np.float32) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dtype)
@@ -20,45 +23,42 @@ class RasterizeToPixels(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means2d, conics, colors, opacities, shapes, backgrounds, radii, depths,
                 width: int, height: int, absgrad):
+        global last_forward_evals
         C, N, D = colors.shape
         use_shape = shapes is not None and shapes.numel() > 0
         out_color = np.empty((C, height, width, D), np.float32)
         out_trans = np.empty((C, height, width), np.float64)
-        out_last = np.empty((C, height, width), np.int64)
+        out_last = np.empty((C, height, width), np.int32)
         out_evals = np.empty((C, height, width), np.int32)
-        bins = []
         shapes_np = _np(shapes) if use_shape else np.ones(1, np.float32)
         bg_np = _np(backgrounds) if backgrounds is not None else np.zeros((C, D), np.float32)
+        n_workers = numba.get_num_threads()
         cams = []
         for i in range(C):
-            cam = (_np(means2d[i]), _np(conics[i]), _np(colors[i]), _np(opacities[i]),
-                   shapes_np, _np(radii[i], np.int32))
-            offsets, ids = kernels.bin_gaussians(cam[0], cam[5], _np(depths[i]), width, height)
-            kernels.rasterize_forward(offsets, ids, cam[0], cam[1], cam[2], cam[3], cam[4], use_shape,
-                                      bg_np[i], width, height, out_color[i], out_trans[i], out_last[i],
-                                      out_evals[i])
-            bins.append((offsets, ids))
-            cams.append(cam)
-        ctx.saved = (cams, bins, bg_np, out_trans, out_last, use_shape, width, height, absgrad)
-        ctx.mark_non_differentiable_evals = out_evals
+            m2 = _np(means2d[i])
+            P, Q = kernels.prepare_gaussians(m2, _np(conics[i]), _np(opacities[i]), shapes_np, use_shape)
+            col = _np(colors[i])
+            offsets, ids = kernels.bin_gaussians(m2, _np(radii[i], np.int32), _np(depths[i]), width, height)
+            woff, wtiles = kernels.schedule_tiles(offsets, n_workers, width, height)
+            kernels.rasterize_forward(offsets, ids, P, Q, col, use_shape, bg_np[i], width, height, woff, wtiles,
+                                      out_color[i], out_trans[i], out_last[i], out_evals[i])
+            cams.append((P, Q, col, offsets, ids, woff, wtiles))
+        ctx.saved = (cams, bg_np, out_trans, out_last, use_shape, width, height, absgrad, N, D)
+        last_forward_evals = out_evals
         alphas = torch.from_numpy(1.0 - out_trans).float()[..., None]
         return torch.from_numpy(out_color), alphas
 
     @staticmethod
     def backward(ctx, grad_color, grad_alpha):
-        cams, bins, bg_np, out_trans, out_last, use_shape, width, height, absgrad = ctx.saved
+        cams, bg_np, out_trans, out_last, use_shape, width, height, absgrad, N, D = ctx.saved
         C = len(cams)
-        N = cams[0][0].shape[0]
-        D = cams[0][2].shape[1]
         g_color = _np(grad_color) if grad_color is not None else np.zeros((C, height, width, D), np.float32)
         g_alpha = _np(grad_alpha[..., 0]) if grad_alpha is not None else np.zeros((C, height, width), np.float32)
         grads = np.empty((C, N, 10 + D), np.float32)
         for i in range(C):
-            offsets, ids = bins[i]
-            m, co, col, op, sh, rad = cams[i]
-            partial = kernels.rasterize_backward(offsets, ids, m, co, col, op, sh, use_shape, bg_np[i],
-                                                 width, height, out_trans[i], out_last[i], g_color[i], g_alpha[i], N,
-                                                 numba.get_num_threads())
+            P, Q, col, offsets, ids, woff, wtiles = cams[i]
+            partial = kernels.rasterize_backward(offsets, ids, P, Q, col, use_shape, bg_np[i], width, height,
+                                                 woff, wtiles, out_trans[i], out_last[i], g_color[i], g_alpha[i], N)
             grads[i] = partial.sum(0)
         g = torch.from_numpy(grads)
         if absgrad is not None:

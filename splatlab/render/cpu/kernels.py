@@ -6,17 +6,77 @@ All kernels work on one camera's screen-space Gaussians (numpy, float32):
 Kernel falloff: G(σ) = exp(-σ) for Gaussians, exp(-σ^(β/2)) for GES, σ = ½ dᵀ Σ⁻¹ d.
 Compositing rules (shared with the dense reference): α = min(0.99, o·G); α < 1/255 skipped;
 a pixel stops before the Gaussian that would take its transmittance to ≤ 1e-4.
-Parallelism is over 16×16 tiles; each Gaussian only visits the pixels of its bounding box.
+
+Layout and scheduling:
+  * `prepare_gaussians` packs the per-Gaussian parameters once per camera into one float32 (N,8)
+    table [mx, my, a, b, c, o, σ cut-off, β]; σ beyond the (conservative) cut-off means α < 1/255.
+  * Tiles (16×16) are dealt to one worker per thread by cost (longest first onto the least
+    loaded worker), so neither pass depends on numba's static range split.
+  * Per tile row, the tile's depth-sorted list is compacted to the Gaussians whose σ cut-off
+    ellipse actually crosses that row inside the tile (exact, conservative); the row list is
+    stored as structure-of-arrays with σ(dx) = dx·(½a·dx + b·dy) + ½c·dy² pre-folded.
+  * Each pixel walks its row list in blocks of BLOCK entries: σ, G and α of a block are computed
+    by a branch-free loop LLVM vectorises (float32, polynomial exp with exponent-bit scaling,
+    relative error ~2e-7), then a scalar pass composites the block with the exact branch rules.
+The backward pass rebuilds the identical row lists and α values, so its skip/stop decisions
+are bit-identical to the forward's.
 """
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange
+from numba.core import types
+from numba.extending import intrinsic
 
 TILE = 16
+BLOCK = 16
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
 T_MIN = 1e-4
+N_PARAMS = 8
+
+_F_ALPHA_MIN = np.float32(ALPHA_MIN)
+_F_ALPHA_MAX = np.float32(ALPHA_MAX)
+_F_ZERO = np.float32(0.0)
+_F_ONE = np.float32(1.0)
+_F_HALF = np.float32(0.5)
+_F_EXP_MAX = np.float32(80.0)  # exp(-80) ~ 2e-35: still a normal float32, and far below 1/255
+_F_LOG2E = np.float32(1.4426950408889634)
+_F_LN2_HI = np.float32(0.693359375)
+_F_LN2_LO = np.float32(-2.12194440e-4)
+_F_P0 = np.float32(5.0000001201e-1)
+_F_P1 = np.float32(1.6666665459e-1)
+_F_P2 = np.float32(4.1665795894e-2)
+_F_P3 = np.float32(8.3334519073e-3)
+_F_P4 = np.float32(1.3981999507e-3)
+_F_P5 = np.float32(1.9875691500e-4)
+_F_BIAS = np.float32(127.0)
+_F_TWO23 = np.float32(8388608.0)
+
+
+@intrinsic
+def _bits_as_f32(typingctx, x):
+    """Reinterpret an int32's bits as a float32 (no conversion)."""
+    if x != types.int32:
+        return None
+    sig = types.float32(types.int32)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return sig, codegen
+
+
+@njit(cache=True, nogil=True, inline="always")
+def exp_neg_f32(x):
+    """exp(-x) in float32, branch-free (vectorisable): x is clamped to [0, 80], reduced by
+    Cody–Waite to r ∈ [-ln2/2, ln2/2], e^-r by a degree-7 polynomial, 2^-n from exponent bits."""
+    x = min(max(x, _F_ZERO), _F_EXP_MAX)
+    nf = np.floor(x * _F_LOG2E + _F_HALF)
+    y = (nf * _F_LN2_HI - x) + nf * _F_LN2_LO  # = -(x - n ln2)
+    p = (((((_F_P5 * y + _F_P4) * y + _F_P3) * y + _F_P2) * y + _F_P1) * y + _F_P0) * (y * y) + y + _F_ONE
+    return p * _bits_as_f32(np.int32((_F_BIAS - nf) * _F_TWO23))
 
 
 @njit(cache=True, nogil=True)
@@ -74,205 +134,418 @@ def bin_gaussians(means2d, radii, depths, width, height):
     return offsets, ids
 
 
-_LN2 = 0.6931471805599453
-_INV_LN2 = 1.4426950408889634
-# 2^-n for the range reduction of exp_neg (arguments beyond 14 ln2 underflow to ~6e-5 and
-# are only reached where α < 1/255 anyway).
-_POW2_NEG = np.array([2.0 ** -i for i in range(16)])
+@njit(cache=True, parallel=True, nogil=True)
+def prepare_gaussians(means2d, conics, opacities, shapes, use_shape):
+    """Per-Gaussian tables for the compositing kernels.
 
-
-@njit(cache=True, nogil=True, inline="always")
-def exp_neg(x):
-    """exp(-x) for x >= 0, relative error < 1e-8: 2^-n from a table times a degree-9 Taylor
-    polynomial on the remainder in [0, ln 2). libm's exp was the costliest op per pixel."""
-    if x >= 15.0 * _LN2:
-        return np.exp(-x)
-    n = int(x * _INV_LN2)
-    r = x - n * _LN2
-    p = 1.0 - r * (1.0 - r * (0.5 - r * (1.0 / 6.0 - r * (1.0 / 24.0 - r * (1.0 / 120.0 - r * (
-        1.0 / 720.0 - r * (1.0 / 5040.0 - r * (1.0 / 40320.0 - r * (1.0 / 362880.0)))))))))
-    return p * _POW2_NEG[n]
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _falloff(sigma, beta, use_shape):
-    if use_shape:
-        return exp_neg(sigma ** (0.5 * beta))
-    return exp_neg(sigma)
+    P (N,8) float32 [mx, my, a, b, c, o, σ cut-off S, β]: beyond S, α < 1/255 for sure (0.1% +
+    1e-3 margin over the exact bound, far above float32 rounding of σ).
+    Q (N,5) float64 [mx, my, b/a, (c - b²/a)/a, 2S/a]: the σ ≤ S ellipse meets row y (dy = my - y)
+    in the x-interval centred at mx + (b/a)·dy with squared half-width 2S/a - (c - b²/a)/a·dy².
+    """
+    n = means2d.shape[0]
+    P = np.empty((n, N_PARAMS), np.float32)
+    Q = np.empty((n, 5), np.float64)
+    for g in prange(n):
+        P[g, 0] = means2d[g, 0]
+        P[g, 1] = means2d[g, 1]
+        P[g, 2] = conics[g, 0]
+        P[g, 3] = conics[g, 1]
+        P[g, 4] = conics[g, 2]
+        o = opacities[g]
+        P[g, 5] = o
+        beta = shapes[g] if use_shape else 2.0
+        P[g, 7] = beta
+        budget = np.log(max(np.float64(o), 1e-30) * 255.0)
+        if use_shape and budget > 0.0:
+            budget = budget ** (2.0 / beta)
+        S = budget * 1.001 + 1e-3
+        P[g, 6] = S
+        a = np.float64(conics[g, 0])
+        b = np.float64(conics[g, 1])
+        c = np.float64(conics[g, 2])
+        Q[g, 0] = means2d[g, 0]
+        Q[g, 1] = means2d[g, 1]
+        if a > 0.0 and np.isfinite(a) and np.isfinite(b) and np.isfinite(c):
+            Q[g, 2] = b / a
+            Q[g, 3] = (c - b * b / a) / a
+            Q[g, 4] = 2.0 * np.float64(P[g, 6]) / a
+        else:  # degenerate: never culled
+            Q[g, 2] = 0.0
+            Q[g, 3] = 0.0
+            Q[g, 4] = np.inf
+    return P, Q
 
 
 @njit(cache=True, nogil=True)
-def _pack_tile(start, end, ids, means2d, conics, colors, opacities, shapes, use_shape):
-    """Gather one tile's Gaussians into contiguous local arrays (cache-friendly inner loop).
+def schedule_tiles(offsets, n_workers, width, height):
+    """Deal tiles to workers, costliest first onto the least-loaded one (CSR: woff, tiles)."""
+    tiles_x = (width + TILE - 1) // TILE
+    n_tiles = offsets.shape[0] - 1
+    cost = np.empty(n_tiles, np.float64)
+    for t in range(n_tiles):
+        tw = min(TILE, width - (t % tiles_x) * TILE)
+        th = min(TILE, height - (t // tiles_x) * TILE)
+        cost[t] = (offsets[t + 1] - offsets[t] + 4.0) * (tw * th)
+    order = np.argsort(-cost, kind="mergesort")
+    load = np.zeros(n_workers, np.float64)
+    owner = np.empty(n_tiles, np.int64)
+    count = np.zeros(n_workers + 1, np.int64)
+    for i in range(n_tiles):
+        t = order[i]
+        w = 0
+        for v in range(1, n_workers):
+            if load[v] < load[w]:
+                w = v
+        owner[t] = w
+        load[w] += cost[t]
+        count[w + 1] += 1
+    woff = np.cumsum(count)
+    fill = woff[:-1].copy()
+    tiles = np.empty(n_tiles, np.int64)
+    for i in range(n_tiles):
+        t = order[i]
+        tiles[fill[owner[t]]] = t
+        fill[owner[t]] += 1
+    return woff, tiles
 
-    Column 6 is a conservative σ cut-off: beyond it α < 1/255 for sure, so the exact test and
-    the exp() are skipped; pairs near the cut-off still take the exact path.
-    """
-    n = end - start
-    P = np.empty((n, 8), np.float64)
-    C = np.empty((n, colors.shape[1]), np.float64)
-    for k in range(n):
+
+@njit(cache=True, nogil=True)
+def _pack_tile(start, k0, k1, ids, P, Q, colors, TP, TQ, TC):
+    """Gather tile entries k0..k1-1's parameters / colours into contiguous scratch."""
+    D = colors.shape[1]
+    for k in range(k0, k1):
         g = ids[start + k]
-        P[k, 0] = means2d[g, 0]
-        P[k, 1] = means2d[g, 1]
-        P[k, 2] = conics[g, 0]
-        P[k, 3] = conics[g, 1]
-        P[k, 4] = conics[g, 2]
-        o = opacities[g]
-        P[k, 5] = o
-        beta = shapes[g] if use_shape else 2.0
-        P[k, 7] = beta
-        budget = np.log(max(o, 1e-30) * 255.0)
-        if use_shape and budget > 0.0:
-            budget = budget ** (2.0 / beta)
-        P[k, 6] = budget * 1.001 + 1e-3
-        for ch in range(colors.shape[1]):
-            C[k, ch] = colors[g, ch]
-    return P, C
+        for q in range(N_PARAMS):
+            TP[k, q] = P[g, q]
+        for q in range(5):
+            TQ[q, k] = Q[g, q]
+        for ch in range(D):
+            TC[k, ch] = colors[g, ch]
+
+
+SCAN = 64  # tile-list entries tested per culling step
+
+
+@njit(cache=True, nogil=True)
+def _extend_row(kpos, m, target, n, packed, start, ids, P, Q, colors, TP, TQ, TC, fy, xlo, xhi, keep,
+                rmx, ra, rbd, rq, rdy, ro, rbeta, ridx):
+    """Lazily extend a row's list: scan the tile list from `kpos` and append the entries whose
+    σ ≤ S ellipse meets the pixel centres x ∈ [xlo, xhi] of row y = fy (exact, padded by 0.01 px,
+    float64), until the row list holds ≥ `target` entries or the tile list ends. Pixels usually
+    stop long before the end of the list, so most of it is never scanned. Branch-free passes:
+    keep flags (vectorised), index compaction, gather of the row's structure-of-arrays.
+    The tile's parameters are packed lazily too (`packed` entries so far, shared by its rows).
+    Returns the new (kpos, m, packed)."""
+    tqx = TQ[0]
+    tqy = TQ[1]
+    tqu = TQ[2]
+    tqf = TQ[3]
+    tqh = TQ[4]
+    m0 = m
+    while m < target and kpos < n:
+        kend = min(n, kpos + SCAN)
+        if kend > packed:
+            _pack_tile(start, packed, kend, ids, P, Q, colors, TP, TQ, TC)
+            packed = kend
+        for k in range(kpos, kend):
+            dy = tqy[k] - fy
+            xc = tqx[k] + tqu[k] * dy
+            hh = tqh[k] - tqf[k] * dy * dy
+            d = max(max(xlo - xc, xc - xhi) - 0.01, 0.0)
+            keep[k - kpos] = np.int64((hh >= 0.0) & (d * d <= hh))
+        for k in range(kpos, kend):
+            ridx[m] = k
+            m += keep[k - kpos]
+        kpos = kend
+    fy32 = np.float32(fy)
+    for j in range(m0, m):
+        k = ridx[j]
+        dy32 = TP[k, 1] - fy32
+        rmx[j] = TP[k, 0]
+        ra[j] = _F_HALF * TP[k, 2]
+        rbd[j] = TP[k, 3] * dy32
+        rq[j] = _F_HALF * TP[k, 4] * dy32 * dy32
+        rdy[j] = dy32
+        ro[j] = TP[k, 5]
+        rbeta[j] = TP[k, 7]
+    return kpos, m, packed
+
+
+CHUNK = 32  # list entries per α table (× TILE pixels of a row)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _alpha_table(s0, nb, x0f, use_shape, rmx, ra, rbd, rq, ro, rbeta, tsg, tvis, tal):
+    """σ, G(σ) and α of row entries s0 .. s0+nb-1 at the TILE pixel centres x0f + 0..15 of the
+    row, into tables [j, x]. The inner loop over pixels has no array loads, so LLVM vectorises
+    it without alias checks. α is 0 where σ < 0."""
+    for j in range(nb):
+        mx = rmx[s0 + j]
+        ha = ra[s0 + j]
+        bd = rbd[s0 + j]
+        q = rq[s0 + j]
+        o = ro[s0 + j]
+        if use_shape:
+            hb = 0.5 * np.float64(rbeta[s0 + j])
+            for x in range(TILE):
+                dx = mx - (x0f + np.float32(x))
+                s = dx * (ha * dx + bd) + q
+                tsg[j, x] = s
+                tvis[j, x] = np.float32(np.float64(s) ** hb) if s > _F_ZERO else _F_ZERO
+            for x in range(TILE):
+                v = exp_neg_f32(tvis[j, x])
+                tvis[j, x] = v
+                a = min(_F_ALPHA_MAX, o * v)
+                tal[j, x] = a if tsg[j, x] >= _F_ZERO else _F_ZERO
+        else:
+            for x in range(TILE):
+                dx = mx - (x0f + np.float32(x))
+                s = dx * (ha * dx + bd) + q
+                tsg[j, x] = s
+                v = exp_neg_f32(s)
+                tvis[j, x] = v
+                a = min(_F_ALPHA_MAX, o * v)
+                tal[j, x] = a if s >= _F_ZERO else _F_ZERO
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def rasterize_forward(offsets, ids, means2d, conics, colors, opacities, shapes, use_shape,
-                      background, width, height, out_color, out_trans, out_last, out_evals):
-    """Composite every tile, pixel by pixel through its depth-sorted list.
+def rasterize_forward(offsets, ids, P, Q, colors, use_shape, background, width, height, woff, wtiles,
+                      out_color, out_trans, out_last, out_evals):
+    """Composite every tile, row by row: α tables for CHUNK row-list entries × the row's pixels,
+    then each still-active pixel composites those entries in depth order.
 
-    Writes colour (H,W,D), final transmittance, the global list index of the last
-    contributing Gaussian (-1 if none) for the backward pass, and how many list entries each
-    pixel evaluated (a cost heat-map, and the benchmark's pair count).
+    Writes colour (H,W,D), final transmittance, the row-list index of the last contributing
+    Gaussian (-1 if none) for the backward pass, and how many list entries each pixel evaluated
+    up to its stop (the benchmark's pair count; culled entries are not counted).
     """
     tiles_x = (width + TILE - 1) // TILE
-    n_tiles = offsets.shape[0] - 1
     D = colors.shape[1]
-    for t in prange(n_tiles):
-        start = offsets[t]
-        P, C = _pack_tile(start, offsets[t + 1], ids, means2d, conics, colors, opacities, shapes, use_shape)
-        n = P.shape[0]
-        acc = np.empty(D, np.float64)
-        tx0 = (t % tiles_x) * TILE
-        ty0 = (t // tiles_x) * TILE
-        for py in range(ty0, min(ty0 + TILE, height)):
-            fy = py + 0.5
-            for px in range(tx0, min(tx0 + TILE, width)):
-                fx = px + 0.5
-                trans = 1.0
-                last = -1
-                for ch in range(D):
-                    acc[ch] = 0.0
-                evals = n
-                for k in range(n):
-                    dx = P[k, 0] - fx
-                    dy = P[k, 1] - fy
-                    sigma = 0.5 * (P[k, 2] * dx * dx + P[k, 4] * dy * dy) + P[k, 3] * dx * dy
-                    if sigma < 0.0 or sigma > P[k, 6]:
-                        continue
-                    alpha = min(ALPHA_MAX, P[k, 5] * _falloff(sigma, P[k, 7], use_shape))
-                    if alpha < ALPHA_MIN:
-                        continue
-                    next_t = trans * (1.0 - alpha)
-                    if next_t <= T_MIN:
-                        evals = k + 1
-                        break
-                    w = alpha * trans
-                    for ch in range(D):
-                        acc[ch] += w * C[k, ch]
-                    trans = next_t
-                    last = k
-                for ch in range(D):
-                    out_color[py, px, ch] = acc[ch] + trans * background[ch]
-                out_trans[py, px] = trans
-                out_last[py, px] = start + last if last >= 0 else -1
-                out_evals[py, px] = evals
-
-
-@njit(cache=True, parallel=True, nogil=True)
-def rasterize_backward(offsets, ids, means2d, conics, colors, opacities, shapes, use_shape,
-                       background, width, height, out_trans, out_last, grad_color, grad_alpha, n_gauss,
-                       n_chunks):
-    """Walk each pixel's contributors back to front, accumulating per-Gaussian gradients.
-
-    Tiles are dealt round-robin to `n_chunks` workers (one per thread), each with its own
-    accumulator, so no atomics are needed and the result is deterministic.
-    Returns (n_chunks, N, 10 + D) partial sums: [mean2d x,y | conic a,b,c | opacity | β |
-    |mean2d| x,y (absgrad) | spare | colour D] which the caller sums over chunks.
-    """
     n_tiles = offsets.shape[0] - 1
-    D = colors.shape[1]
-    tiles_x = (width + TILE - 1) // TILE
-    partial = np.zeros((n_chunks, n_gauss, 10 + D), np.float64)
-    for tid in prange(n_chunks):
-        behind = np.empty(D, np.float64)
-        for t in range(tid, n_tiles, n_chunks):
+    maxn = 1
+    for t in range(n_tiles):
+        maxn = max(maxn, offsets[t + 1] - offsets[t])
+    n_workers = woff.shape[0] - 1
+    for w in prange(n_workers):
+        TP = np.empty((maxn, N_PARAMS), np.float32)
+        TQ = np.empty((5, maxn), np.float64)
+        TC = np.empty((maxn, D), np.float64)
+        rows = np.empty((7, maxn + SCAN), np.float32)
+        rmx = rows[0]; ra = rows[1]; rbd = rows[2]; rq = rows[3]; rdy = rows[4]; ro = rows[5]; rbeta = rows[6]
+        ridx = np.empty(maxn + SCAN, np.int64)
+        keep = np.empty(SCAN, np.int64)
+        tab = np.empty((3, CHUNK, TILE), np.float32)
+        tsg = tab[0]; tvis = tab[1]; tal = tab[2]
+        acc = np.empty((TILE, D), np.float64)
+        ptrans = np.empty(TILE, np.float64)
+        plast = np.empty(TILE, np.int64)
+        pevals = np.empty(TILE, np.int64)
+        for ti in range(woff[w], woff[w + 1]):
+            t = wtiles[ti]
             start = offsets[t]
-            P, C = _pack_tile(start, offsets[t + 1], ids, means2d, conics, colors, opacities, shapes, use_shape)
-            n = P.shape[0]
-            G = np.zeros((n, 10 + D), np.float64)
+            n = offsets[t + 1] - start
+            packed = 0
             tx0 = (t % tiles_x) * TILE
             ty0 = (t // tiles_x) * TILE
+            tx1 = min(tx0 + TILE, width) - 1
+            npx = tx1 - tx0 + 1
+            x0f = np.float32(tx0 + 0.5)
             for py in range(ty0, min(ty0 + TILE, height)):
                 fy = py + 0.5
-                for px in range(tx0, min(tx0 + TILE, width)):
-                    k_last = out_last[py, px] - start
-                    if out_last[py, px] < 0:
-                        continue
-                    fx = px + 0.5
+                kpos = 0
+                m = 0
+                for x in range(TILE):
+                    ptrans[x] = 1.0
+                    plast[x] = -1
+                    pevals[x] = -1
+                    for ch in range(D):
+                        acc[x, ch] = 0.0
+                active = npx
+                s0 = 0
+                while active > 0:
+                    kpos, m, packed = _extend_row(kpos, m, s0 + CHUNK, n, packed, start, ids, P, Q, colors, TP, TQ,
+                                                  TC, fy, tx0 + 0.5, tx1 + 0.5, keep,
+                                          rmx, ra, rbd, rq, rdy, ro, rbeta, ridx)
+                    if m <= s0:
+                        break
+                    nb = min(CHUNK, m - s0)
+                    _alpha_table(s0, nb, x0f, use_shape, rmx, ra, rbd, rq, ro, rbeta, tsg, tvis, tal)
+                    for x in range(npx):
+                        if pevals[x] >= 0:
+                            continue
+                        trans = ptrans[x]
+                        last = plast[x]
+                        for j in range(nb):
+                            a32 = tal[j, x]
+                            if a32 < _F_ALPHA_MIN:
+                                continue
+                            alpha = np.float64(a32)
+                            next_t = trans * (1.0 - alpha)
+                            if next_t <= T_MIN:
+                                pevals[x] = s0 + j + 1
+                                active -= 1
+                                break
+                            wgt = alpha * trans
+                            k = ridx[s0 + j]
+                            for ch in range(D):
+                                acc[x, ch] += wgt * TC[k, ch]
+                            trans = next_t
+                            last = s0 + j
+                        ptrans[x] = trans
+                        plast[x] = last
+                    s0 += nb
+                for x in range(npx):
+                    px = tx0 + x
+                    trans = ptrans[x]
+                    for ch in range(D):
+                        out_color[py, px, ch] = acc[x, ch] + trans * background[ch]
+                    out_trans[py, px] = trans
+                    out_last[py, px] = plast[x]
+                    out_evals[py, px] = pevals[x] if pevals[x] >= 0 else m
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def rasterize_backward(offsets, ids, P, Q, colors, use_shape, background, width, height, woff, wtiles,
+                       out_trans, out_last, grad_color, grad_alpha, n_gauss):
+    """Walk each pixel's contributors back to front, accumulating per-Gaussian gradients.
+
+    Same row lists and α tables as the forward, walked in CHUNK blocks from the row's last
+    contributor down. Each worker (one per thread, tiles as scheduled by `schedule_tiles`) has
+    its own accumulator, so no atomics are needed and the result is deterministic.
+    Returns (n_workers, N, 10 + D) partial sums: [mean2d x,y | conic a,b,c | opacity | β |
+    |mean2d| x,y (absgrad) | spare | colour D] which the caller sums over workers.
+    """
+    tiles_x = (width + TILE - 1) // TILE
+    D = colors.shape[1]
+    n_tiles = offsets.shape[0] - 1
+    maxn = 1
+    for t in range(n_tiles):
+        maxn = max(maxn, offsets[t + 1] - offsets[t])
+    n_workers = woff.shape[0] - 1
+    NQ = 10 + D
+    partial = np.zeros((n_workers, n_gauss, NQ), np.float64)
+    for w in prange(n_workers):
+        TP = np.empty((maxn, N_PARAMS), np.float32)
+        TQ = np.empty((5, maxn), np.float64)
+        TC = np.empty((maxn, D), np.float64)
+        G = np.empty((maxn, NQ), np.float64)
+        rows = np.empty((7, maxn + SCAN), np.float32)
+        rmx = rows[0]; ra = rows[1]; rbd = rows[2]; rq = rows[3]; rdy = rows[4]; ro = rows[5]; rbeta = rows[6]
+        ridx = np.empty(maxn + SCAN, np.int64)
+        keep = np.empty(SCAN, np.int64)
+        tab = np.empty((3, CHUNK, TILE), np.float32)
+        tsg = tab[0]; tvis = tab[1]; tal = tab[2]
+        behind = np.empty((TILE, D), np.float64)
+        gcol = np.empty((TILE, D), np.float64)
+        ptrans = np.empty(TILE, np.float64)
+        pgat = np.empty(TILE, np.float64)
+        plast = np.empty(TILE, np.int64)
+        for ti in range(woff[w], woff[w + 1]):
+            t = wtiles[ti]
+            start = offsets[t]
+            n = offsets[t + 1] - start
+            if n == 0:
+                continue
+            packed = 0
+            zeroed = 0
+            tx0 = (t % tiles_x) * TILE
+            ty0 = (t // tiles_x) * TILE
+            tx1 = min(tx0 + TILE, width) - 1
+            npx = tx1 - tx0 + 1
+            x0f = np.float32(tx0 + 0.5)
+            for py in range(ty0, min(ty0 + TILE, height)):
+                jmax = -1
+                for x in range(npx):
+                    jmax = max(jmax, np.int64(out_last[py, tx0 + x]))
+                if jmax < 0:
+                    continue
+                kpos, m, packed = _extend_row(0, 0, jmax + 1, n, packed, start, ids, P, Q, colors, TP, TQ, TC,
+                                              py + 0.5, tx0 + 0.5, tx1 + 0.5, keep,
+                                      rmx, ra, rbd, rq, rdy, ro, rbeta, ridx)
+                for k in range(zeroed, packed):
+                    for q in range(NQ):
+                        G[k, q] = 0.0
+                zeroed = max(zeroed, packed)
+                for x in range(npx):
+                    px = tx0 + x
+                    plast[x] = out_last[py, px]
                     t_final = out_trans[py, px]
-                    trans = t_final
+                    ptrans[x] = t_final
                     bg_dot = 0.0
                     for ch in range(D):
-                        behind[ch] = 0.0
-                        bg_dot += grad_color[py, px, ch] * background[ch]
-                    g_alpha_px = grad_alpha[py, px]
-                    for k in range(k_last, -1, -1):
-                        dx = P[k, 0] - fx
-                        dy = P[k, 1] - fy
-                        a = P[k, 2]
-                        b = P[k, 3]
-                        c = P[k, 4]
-                        sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-                        if sigma < 0.0 or sigma > P[k, 6]:
+                        behind[x, ch] = 0.0
+                        gcol[x, ch] = grad_color[py, px, ch]
+                        bg_dot += gcol[x, ch] * background[ch]
+                    pgat[x] = (grad_alpha[py, px] - bg_dot) * t_final
+                e0 = jmax + 1
+                while e0 > 0:
+                    s0 = max(0, e0 - CHUNK)
+                    nb = e0 - s0
+                    _alpha_table(s0, nb, x0f, use_shape, rmx, ra, rbd, rq, ro, rbeta, tsg, tvis, tal)
+                    for x in range(npx):
+                        jl = plast[x]
+                        if jl < s0:
                             continue
-                        o = P[k, 5]
-                        beta = P[k, 7]
-                        vis = _falloff(sigma, beta, use_shape)
-                        raw = o * vis
-                        alpha = min(ALPHA_MAX, raw)
-                        if alpha < ALPHA_MIN:
-                            continue
-                        one_minus = 1.0 - alpha
-                        t_i = trans / one_minus
-                        w = alpha * t_i
-                        v_alpha = 0.0
-                        for ch in range(D):
-                            gc = grad_color[py, px, ch]
-                            G[k, 10 + ch] += w * gc
-                            v_alpha += gc * (C[k, ch] * t_i - behind[ch] / one_minus)
-                            behind[ch] += C[k, ch] * w
-                        v_alpha += (g_alpha_px - bg_dot) * t_final / one_minus
-                        trans = t_i
-                        if raw > ALPHA_MAX:
-                            continue
-                        G[k, 5] += vis * v_alpha
-                        v_vis = o * v_alpha
-                        if use_shape:
-                            if sigma > 1e-12:
-                                powv = sigma ** (0.5 * beta)
-                                v_sigma = -v_vis * vis * 0.5 * beta * powv / sigma
-                                G[k, 6] += -v_vis * vis * powv * np.log(sigma) * 0.5
+                        trans = ptrans[x]
+                        g_alpha_term = pgat[x]
+                        fx32 = x0f + np.float32(x)
+                        for jj in range(min(jl, e0 - 1) - s0, -1, -1):
+                            a32 = tal[jj, x]
+                            if a32 < _F_ALPHA_MIN:
+                                continue
+                            j = s0 + jj
+                            k = ridx[j]
+                            alpha = np.float64(a32)
+                            one_minus = 1.0 - alpha
+                            inv_om = 1.0 / one_minus
+                            t_i = trans * inv_om
+                            wgt = alpha * t_i
+                            v_alpha = 0.0
+                            for ch in range(D):
+                                gc = gcol[x, ch]
+                                ck = TC[k, ch]
+                                G[k, 10 + ch] += wgt * gc
+                                v_alpha += gc * (ck * t_i - behind[x, ch] * inv_om)
+                                behind[x, ch] += ck * wgt
+                            v_alpha += g_alpha_term * inv_om
+                            trans = t_i
+                            o32 = ro[j]
+                            v32 = tvis[jj, x]
+                            if o32 * v32 > _F_ALPHA_MAX:
+                                continue
+                            vv = np.float64(v32)
+                            o = np.float64(o32)
+                            G[k, 5] += vv * v_alpha
+                            v_vis = o * v_alpha
+                            if use_shape:
+                                sigma = np.float64(tsg[jj, x])
+                                beta = np.float64(rbeta[j])
+                                if sigma > 1e-12:
+                                    powv = sigma ** (0.5 * beta)
+                                    v_sigma = -v_vis * vv * 0.5 * beta * powv / sigma
+                                    G[k, 6] += -v_vis * vv * powv * np.log(sigma) * 0.5
+                                else:
+                                    v_sigma = 0.0
                             else:
-                                v_sigma = 0.0
-                        else:
-                            v_sigma = -v_vis * vis
-                        G[k, 2] += 0.5 * v_sigma * dx * dx
-                        G[k, 3] += v_sigma * dx * dy
-                        G[k, 4] += 0.5 * v_sigma * dy * dy
-                        gx = v_sigma * (a * dx + b * dy)
-                        gy = v_sigma * (b * dx + c * dy)
-                        G[k, 0] += gx
-                        G[k, 1] += gy
-                        G[k, 7] += abs(gx)
-                        G[k, 8] += abs(gy)
-            for k in range(n):
+                                v_sigma = -v_vis * vv
+                            dx = np.float64(rmx[j] - fx32)
+                            dy = np.float64(rdy[j])
+                            a = np.float64(TP[k, 2])
+                            b = np.float64(TP[k, 3])
+                            c = np.float64(TP[k, 4])
+                            G[k, 2] += 0.5 * v_sigma * dx * dx
+                            G[k, 3] += v_sigma * dx * dy
+                            G[k, 4] += 0.5 * v_sigma * dy * dy
+                            gx = v_sigma * (a * dx + b * dy)
+                            gy = v_sigma * (b * dx + c * dy)
+                            G[k, 0] += gx
+                            G[k, 1] += gy
+                            G[k, 7] += abs(gx)
+                            G[k, 8] += abs(gy)
+                        ptrans[x] = trans
+                    e0 = s0
+            for k in range(zeroed):
                 g = ids[start + k]
-                for q in range(10 + D):
-                    partial[tid, g, q] += G[k, q]
+                for q in range(NQ):
+                    partial[w, g, q] += G[k, q]
     return partial
