@@ -1,0 +1,509 @@
+"""The viser server app: one scene of Gaussians, two ways to draw it, and the GUI around them.
+
+Talks only to `Gaussians` and `rasterize` (through `splatlab.view.render`). Display modes:
+  * "browser": viser's WebGL Gaussian-splat node (DC colour only; the browser sorts and draws);
+  * "server":  splatlab's rasterizer renders each client's camera (RGB / depth / alpha / Gaussian
+    count) and sends it as the client's background image; low resolution while the camera moves,
+    full resolution once it has rested for `rest_delay` seconds (progressive refinement).
+One worker thread does all rendering and splat uploads, so GUI callbacks stay instant.
+"""
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..gaussians import Gaussians
+from .render import (RENDER_MODES, RenderSet, ViewCamera, ViewFilter, camera_from_viser, default_view,
+                     render_image, save_png_atomic, to_uint8)
+from .source import ViewSource
+
+DISPLAY_BROWSER = "Splats in browser (WebGL)"
+DISPLAY_SERVER = "splatlab render (server)"
+DISPLAYS = (DISPLAY_BROWSER, DISPLAY_SERVER)
+
+
+@dataclass
+class _Client:
+    handle: object  # viser.ClientHandle
+    camera_version: int = 0
+    last_move: float = 0.0
+    low_key: tuple | None = None  # state rendered at low resolution
+    full_key: tuple | None = None  # state rendered at full resolution
+    frames: int = 0  # server renders sent
+    last_frame_shape: tuple = ()
+    solid_key: tuple | None = None  # background colour sent in browser mode
+    camera_ready: bool = False
+    times: list = field(default_factory=list)
+
+
+def human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+class ViewerApp:
+    """Attach to a `viser.ViserServer`; `set_gaussians()` swaps the scene (used by the live viewer)."""
+
+    def __init__(self, server, source: ViewSource | None = None, *, gaussians: Gaussians | None = None,
+                 out_dir: str = "splatlab_view", display: str = DISPLAY_BROWSER, max_resolution: int = 640,
+                 rest_delay: float = 0.3, low_res_factor: float = 0.35, splat_upload_interval: float = 0.0,
+                 background=(0.0, 0.0, 0.0), title: str | None = None) -> None:
+        import viser  # noqa: F401  (fail early with the real import error)
+
+        if source is None:
+            if gaussians is None:
+                raise ValueError("ViewerApp needs a ViewSource or Gaussians")
+            source = ViewSource(gaussians, title or "live", "", 0, "memory")
+        self.server = server
+        self.source = source
+        self.out_dir = out_dir
+        self.rest_delay = rest_delay
+        self.low_res_factor = low_res_factor
+        self.splat_upload_interval = splat_upload_interval
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._clients: dict[int, _Client] = {}
+        self._gaussians = source.gaussians
+        self._filter = ViewFilter(sh_degree_cap=source.gaussians.sh_degree)
+        self._rs = RenderSet.build(self._gaussians, self._filter)
+        self._scene_version = 1
+        self._settings_version = 1
+        self._uploaded_version = 0
+        self._last_upload = 0.0
+        self.display = display
+        self.mode = "RGB"
+        self.max_resolution = int(max_resolution)
+        self.progressive = True
+        self.background = tuple(float(c) for c in background)
+        self.keyframes: list[ViewCamera] = []
+        self._path_thread: threading.Thread | None = None
+        self.last_screenshot: str | None = None
+        self.render_error: str | None = None
+        self.extra_stats: str = ""
+
+        server.scene.set_up_direction("+z")
+        self._init_camera()
+        self._build_gui()
+        self._add_dataset_cameras()
+        server.on_client_connect(self._on_connect)
+        server.on_client_disconnect(self._on_disconnect)
+        self._worker = threading.Thread(target=self._run, name="splatlab-view-render", daemon=True)
+        self._worker.start()
+
+    # ------------------------------------------------------------------ scene
+    def _init_camera(self) -> None:
+        fov = math.radians(50.0)
+        eye, target = default_view(self._rs, fov, 4 / 3)
+        ic = self.server.initial_camera
+        ic.fov = fov
+        ic.position = tuple(eye)
+        ic.look_at = tuple(target)
+        self._home = (eye, target)
+
+    def set_gaussians(self, gaussians: Gaussians, stats: str = "") -> None:
+        """Show new Gaussians (filters kept). Rebuilding the render set is O(N) and done here."""
+        rs = RenderSet.build(gaussians, self._filter)
+        with self._lock:
+            self._gaussians = gaussians
+            self._rs = rs
+            self._scene_version += 1
+            self.extra_stats = stats
+        self._update_stats()
+        self._wake.set()
+
+    @property
+    def render_set(self) -> RenderSet:
+        return self._rs
+
+    def _refilter(self) -> None:
+        with self._lock:
+            self._rs = RenderSet.build(self._gaussians, self._filter)
+            self._scene_version += 1
+        self._update_stats()
+        self._wake.set()
+
+    def _settings_changed(self) -> None:
+        with self._lock:
+            self._settings_version += 1
+        self._wake.set()
+
+    # ------------------------------------------------------------------ GUI
+    def _build_gui(self) -> None:
+        gui = self.server.gui
+        g = self._gaussians
+        with gui.add_folder("Scene"):
+            self._stats_md = gui.add_markdown("")
+        with gui.add_folder("Display"):
+            self.gui_display = gui.add_dropdown("Renderer", DISPLAYS, initial_value=self.display)
+            self.gui_mode = gui.add_dropdown("Server mode", RENDER_MODES, initial_value=self.mode,
+                                             hint="What the server-side render shows")
+            self.gui_res = gui.add_slider("Max resolution", 64, 2048, 32, self.max_resolution,
+                                          hint="Long side of server renders, in pixels")
+            self.gui_progressive = gui.add_checkbox("Low-res while moving", self.progressive)
+            self.gui_bg = gui.add_rgb("Background", tuple(int(round(c * 255)) for c in self.background))
+            self.gui_sh = gui.add_slider("SH degree cap", 0, max(g.sh_degree, 1), 1, g.sh_degree,
+                                         disabled=g.sh_degree == 0,
+                                         hint="Server renders only; browser splats use the DC colour")
+        with gui.add_folder("Filters"):
+            max_scale = float(g.scales.detach().max()) if len(g) else 1.0
+            self._max_scale_all = max_scale
+            self.gui_opacity = gui.add_slider("Min opacity", 0.0, 1.0, 0.01, 0.0)
+            self.gui_scale = gui.add_slider("Max scale", 0.0, round(max_scale * 1.01 + 1e-6, 6),
+                                            max(max_scale / 200, 1e-6), round(max_scale * 1.01 + 1e-6, 6))
+            lo, hi = (b.numpy().astype(float) for b in g.bounds())
+            pad = 0.01 * float(np.max(hi - lo)) + 1e-6
+            self.gui_crop = gui.add_checkbox("Crop box", False)
+            self.gui_crop_min = gui.add_vector3("Crop min", tuple(np.round(lo - pad, 4)), step=0.01)
+            self.gui_crop_max = gui.add_vector3("Crop max", tuple(np.round(hi + pad, 4)), step=0.01)
+            gui.add_markdown("_No time or LOD slider: this scene has no temporal or hierarchical fields._"
+                             if not g.extra_names() else f"_Extra fields: {', '.join(g.extra_names())}_")
+        with gui.add_folder("Capture"):
+            self.gui_shot_dir = gui.add_text("Output folder", self.out_dir)
+            self.gui_shot = gui.add_button("Screenshot (PNG)")
+            self._shot_md = gui.add_markdown("")
+        with gui.add_folder("Camera path", expand_by_default=False):
+            self.gui_key_add = gui.add_button("Add keyframe (current view)")
+            self.gui_key_clear = gui.add_button("Clear keyframes")
+            self._keys_md = gui.add_markdown("0 keyframes")
+            self.gui_frames = gui.add_number("Frames", 60, min=2, max=10000, step=1)
+            self.gui_fps = gui.add_number("FPS", 30, min=1, max=120, step=1)
+            self.gui_path_w = gui.add_number("Width", 640, min=16, max=4096, step=16)
+            self.gui_path_h = gui.add_number("Height", 480, min=16, max=4096, step=16)
+            self.gui_loop = gui.add_checkbox("Loop", False)
+            self.gui_render_path = gui.add_button("Render path")
+            self.gui_path_progress = gui.add_progress_bar(0.0)
+            self._path_md = gui.add_markdown("")
+        if self.source.cameras is not None:
+            self.gui_show_cams = gui.add_checkbox("Dataset cameras", True)
+
+        self.gui_display.on_update(lambda _: self._on_display())
+        self.gui_mode.on_update(lambda _: self._on_settings())
+        self.gui_res.on_update(lambda _: self._on_settings())
+        self.gui_progressive.on_update(lambda _: self._on_settings())
+        self.gui_bg.on_update(lambda _: self._on_settings())
+        self.gui_sh.on_update(lambda _: self._on_filter())
+        self.gui_opacity.on_update(lambda _: self._on_filter())
+        self.gui_scale.on_update(lambda _: self._on_filter())
+        for h in (self.gui_crop, self.gui_crop_min, self.gui_crop_max):
+            h.on_update(lambda _: self._on_filter())
+        self.gui_shot.on_click(self._on_screenshot)
+        self.gui_key_add.on_click(self._on_add_key)
+        self.gui_key_clear.on_click(lambda _: self._clear_keys())
+        self.gui_render_path.on_click(lambda _: self.render_camera_path())
+        self._update_stats()
+
+    def _update_stats(self) -> None:
+        s, rs = self.source, self._rs
+        g = self._gaussians
+        lo, hi = (b.numpy() for b in g.bounds())
+        fmt = lambda v: "(" + ", ".join(f"{x:.3g}" for x in v) + ")"  # noqa: E731
+        lines = [f"**{s.label}**", "",
+                 f"Gaussians: {len(rs):,} shown / {len(g):,}",
+                 f"SH degree: {g.sh_degree}",
+                 f"Bounds: {fmt(lo)} – {fmt(hi)}"]
+        if s.file_size:
+            lines.append(f"File: {human_bytes(s.file_size)} ({s.format})")
+        if s.step is not None:
+            lines.append(f"Step: {s.step}")
+        if self.extra_stats:
+            lines.append(self.extra_stats)
+        lines += [f"_{n}_" for n in s.notes]
+        self._stats_md.content = "  \n".join(lines)
+
+    def _add_dataset_cameras(self) -> None:
+        cams = self.source.cameras
+        if cams is None:
+            return
+        c2w = cams.camtoworlds.numpy()
+        extent = float(np.linalg.norm(np.ptp(c2w[:, :3, 3], axis=0))) or 1.0
+        self._frustums = []
+        step = max(1, len(cams) // 200)  # at most ~200 frustums
+        for i in range(0, len(cams), step):
+            K = cams.Ks[i].numpy()
+            fov = 2 * math.atan(cams.height / (2 * K[1, 1]))
+            from .render import matrix_to_quat_wxyz
+            self._frustums.append(self.server.scene.add_camera_frustum(
+                f"/dataset_cameras/{i:05d}", fov=fov, aspect=cams.width / cams.height, scale=0.03 * extent,
+                thickness=0.002 * extent, color=(230, 120, 20), wxyz=matrix_to_quat_wxyz(c2w[i, :3, :3]),
+                position=c2w[i, :3, 3]))
+
+        def toggle(_):
+            for f in self._frustums:
+                f.visible = self.gui_show_cams.value
+        self.gui_show_cams.on_update(toggle)
+
+    def _on_display(self) -> None:
+        self.display = self.gui_display.value
+        self._settings_changed()
+
+    def _on_settings(self) -> None:
+        self.mode = self.gui_mode.value
+        self.max_resolution = int(self.gui_res.value)
+        self.progressive = bool(self.gui_progressive.value)
+        self.background = tuple(c / 255.0 for c in self.gui_bg.value)
+        self._settings_changed()
+
+    def _on_filter(self) -> None:
+        crop = self.gui_crop.value
+        scale_max = float(self.gui_scale.value)
+        self._filter = ViewFilter(
+            min_opacity=float(self.gui_opacity.value),
+            max_scale=math.inf if scale_max >= self._max_scale_all else scale_max,
+            crop_min=tuple(self.gui_crop_min.value) if crop else None,
+            crop_max=tuple(self.gui_crop_max.value) if crop else None,
+            sh_degree_cap=int(self.gui_sh.value))
+        self._show_crop_box()
+        self._refilter()
+
+    def _show_crop_box(self) -> None:
+        if self.gui_crop.value:
+            lo, hi = np.asarray(self.gui_crop_min.value), np.asarray(self.gui_crop_max.value)
+            self.server.scene.add_box("/crop_box", color=(255, 200, 0), dimensions=tuple(np.abs(hi - lo)),
+                                      wireframe=True, position=tuple((lo + hi) / 2))
+        else:
+            self.server.scene.remove_by_name("/crop_box")
+
+    # public setters (tests and scripts drive the app without a GUI click)
+    def set_background(self, rgb) -> None:
+        self.gui_bg.value = tuple(int(round(c * 255)) for c in rgb)
+        self._on_settings()
+
+    def set_display(self, display: str, mode: str | None = None) -> None:
+        if mode is not None:
+            self.gui_mode.value = mode
+        self.gui_display.value = display
+        self._on_settings()
+        self._on_display()
+
+    def set_filter(self, min_opacity: float | None = None, max_scale: float | None = None, crop=None) -> None:
+        if min_opacity is not None:
+            self.gui_opacity.value = min_opacity
+        if max_scale is not None:
+            self.gui_scale.value = max_scale
+        if crop is not None:
+            self.gui_crop_min.value, self.gui_crop_max.value = tuple(crop[0]), tuple(crop[1])
+            self.gui_crop.value = True
+        self._on_filter()
+
+    # ------------------------------------------------------------------ clients
+    def _on_connect(self, client) -> None:
+        state = _Client(client)
+        try:  # a client that connected before this app existed already reported its camera
+            state.camera_ready = client.camera.update_timestamp > 0
+        except AssertionError:
+            pass
+        with self._lock:
+            self._clients[client.client_id] = state
+
+        @client.camera.on_update
+        def _(cam) -> None:
+            with self._lock:
+                state.camera_version += 1
+                state.last_move = time.time()
+                state.camera_ready = True
+            self._wake.set()
+
+        self._wake.set()
+
+    def _on_disconnect(self, client) -> None:
+        with self._lock:
+            self._clients.pop(client.client_id, None)
+
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    def client_stats(self) -> list[dict]:
+        with self._lock:
+            return [{"id": cid, "frames": c.frames, "shape": c.last_frame_shape, "ready": c.camera_ready}
+                    for cid, c in self._clients.items()]
+
+    def client_camera(self, client=None) -> ViewCamera | None:
+        with self._lock:
+            states = [self._clients[client.client_id]] if client is not None and \
+                client.client_id in self._clients else list(self._clients.values())
+        for st in states:
+            if st.camera_ready:
+                return camera_from_viser(st.handle.camera)
+        return None
+
+    # ------------------------------------------------------------------ worker
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(timeout=0.05)
+            self._wake.clear()
+            try:
+                self._tick()
+                self.render_error = None
+            except Exception as err:  # keep serving; show the problem instead of dying
+                self.render_error = f"{type(err).__name__}: {err}"
+                time.sleep(0.2)
+
+    def _tick(self) -> None:
+        with self._lock:
+            clients = list(self._clients.values())
+            rs, scene_v, settings_v = self._rs, self._scene_version, self._settings_version
+            display = self.display
+        if not clients:
+            return
+        if display == DISPLAY_BROWSER:
+            self._sync_splats(rs, scene_v, visible=True)
+            bg = tuple(to_uint8(np.asarray(self.background)).tolist())
+            for st in clients:
+                if st.solid_key != bg:
+                    st.handle.scene.set_background_image(np.full((8, 8, 3), bg, np.uint8), format="png")
+                    st.solid_key = bg
+                    st.low_key = st.full_key = None
+            return
+        self._sync_splats(rs, scene_v, visible=False)
+        now = time.time()
+        for st in clients:
+            if not st.camera_ready:
+                continue
+            key = (scene_v, settings_v, st.camera_version)
+            if st.full_key == key:
+                continue
+            moving = self.progressive and (now - st.last_move) < self.rest_delay
+            if moving and st.low_key == key:
+                continue
+            self._render_for(st, rs, key, low=moving)
+
+    def _render_for(self, st: _Client, rs: RenderSet, key: tuple, low: bool) -> None:
+        cam = camera_from_viser(st.handle.camera)
+        canvas = max(st.handle.camera.image_width, st.handle.camera.image_height)
+        long_side = min(self.max_resolution, max(64, canvas))
+        if low:
+            long_side = max(48, int(long_side * self.low_res_factor))
+        w, h = cam.size_for(long_side)
+        t0 = time.perf_counter()
+        img = render_image(rs, cam, w, h, self.mode, self.background)
+        st.handle.scene.set_background_image(to_uint8(img), format="jpeg", jpeg_quality=90)
+        st.times.append(time.perf_counter() - t0)
+        del st.times[:-20]
+        st.frames += 1
+        st.last_frame_shape = (h, w)
+        st.solid_key = None
+        if low:
+            st.low_key = key
+        else:
+            st.full_key = st.low_key = key
+
+    def _sync_splats(self, rs: RenderSet, version: int, visible: bool) -> None:
+        node = getattr(self, "_splat_node", None)
+        if visible and self._uploaded_version != version and \
+                time.time() - self._last_upload >= self.splat_upload_interval:
+            if len(rs):
+                self._splat_node = self.server.scene.add_gaussian_splats(
+                    "/splats", centers=rs.means.numpy().astype(np.float32), covariances=rs.covariances(),
+                    rgbs=rs.dc_rgb(), opacities=rs.opacities.numpy().astype(np.float32)[:, None])
+            elif node is not None:
+                node.visible = False
+            self._uploaded_version = version
+            self._last_upload = time.time()
+            node = getattr(self, "_splat_node", None)
+        if node is not None and node.visible != (visible and len(rs) > 0):
+            node.visible = visible and len(rs) > 0
+
+    # ------------------------------------------------------------------ capture
+    def _out_dir(self) -> str:
+        return os.path.abspath(self.gui_shot_dir.value or self.out_dir)
+
+    def screenshot(self, camera: ViewCamera | None = None, path: str | None = None) -> str:
+        """Render the current (or given) view at full resolution with splatlab; atomic PNG write."""
+        camera = camera or self.client_camera()
+        if camera is None:
+            eye, target = self._home
+            from .render import look_at_camera
+            camera = look_at_camera(eye, target, math.radians(50), 4 / 3)
+        w, h = camera.size_for(self.max_resolution)
+        mode = self.mode if self.display == DISPLAY_SERVER else "RGB"
+        img = render_image(self._rs, camera, w, h, mode, self.background)
+        if path is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
+            path = os.path.join(self._out_dir(), f"screenshot_{stamp}.png")
+        save_png_atomic(img, path)
+        self.last_screenshot = path
+        return path
+
+    def _on_screenshot(self, event) -> None:
+        cam = self.client_camera(event.client) if event.client is not None else None
+        try:
+            path = self.screenshot(cam)
+        except OSError as err:
+            self._shot_md.content = f"**Screenshot failed:** {err}"
+            return
+        self._shot_md.content = f"Saved `{path}`"
+        print(f"splatlab view: saved {path}", flush=True)
+
+    def _on_add_key(self, event) -> None:
+        cam = self.client_camera(event.client) if event.client is not None else self.client_camera()
+        if cam is not None:
+            self.add_keyframe(cam)
+
+    def add_keyframe(self, cam: ViewCamera) -> None:
+        self.keyframes.append(cam)
+        i = len(self.keyframes) - 1
+        extent = float(np.linalg.norm(np.ptp(self._rs.means.numpy(), axis=0))) if len(self._rs) else 1.0
+        self.server.scene.add_camera_frustum(f"/camera_path/key_{i:03d}", fov=cam.fov_y, aspect=cam.aspect,
+                                             scale=0.04 * extent, color=(40, 160, 255), wxyz=cam.wxyz,
+                                             position=cam.position)
+        self._keys_md.content = f"{len(self.keyframes)} keyframes"
+
+    def _clear_keys(self) -> None:
+        for i in range(len(self.keyframes)):
+            self.server.scene.remove_by_name(f"/camera_path/key_{i:03d}")
+        self.keyframes = []
+        self._keys_md.content = "0 keyframes"
+
+    def render_camera_path(self, out_dir: str | None = None, block: bool = False) -> threading.Thread | None:
+        """Render the keyframed path to PNG frames (+ MP4 if imageio-ffmpeg is installed) in a thread."""
+        from .campath import interpolate_path, render_path
+
+        if self._path_thread is not None and self._path_thread.is_alive():
+            self._path_md.content = "A path render is already running."
+            return None
+        if len(self.keyframes) < 2:
+            self._path_md.content = "Add at least two keyframes first."
+            return None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out_dir = out_dir or os.path.join(self._out_dir(), f"path_{stamp}")
+        w, h = int(self.gui_path_w.value), int(self.gui_path_h.value)
+        cams = interpolate_path(self.keyframes, int(self.gui_frames.value), loop=bool(self.gui_loop.value))
+        rs, mode, bg = self._rs, self.mode if self.display == DISPLAY_SERVER else "RGB", self.background
+
+        def progress(done: int, total: int) -> None:
+            self.gui_path_progress.value = 100.0 * done / total
+            self._path_md.content = f"Rendering frame {done}/{total}"
+
+        def work() -> None:
+            self.gui_render_path.disabled = True
+            try:
+                res = render_path(rs, cams, out_dir, w, h, mode, bg, float(self.gui_fps.value), progress=progress)
+                msg = f"Wrote {res['frames']} frames to `{res['dir']}`"
+                msg += f" and `{os.path.basename(res['mp4'])}`" if res["mp4"] else " (no MP4: pip install imageio-ffmpeg)"
+                self._path_md.content = msg
+                self.last_path_result = res
+                print(f"splatlab view: {msg.replace('`', '')}", flush=True)
+            except Exception as err:
+                self._path_md.content = f"**Path render failed:** {type(err).__name__}: {err}"
+            finally:
+                self.gui_render_path.disabled = False
+
+        self._path_thread = threading.Thread(target=work, name="splatlab-view-path", daemon=True)
+        self._path_thread.start()
+        if block:
+            self._path_thread.join()
+        return self._path_thread
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._worker.join(timeout=5)

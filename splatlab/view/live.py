@@ -1,0 +1,169 @@
+"""`LiveViewer`: watch (and pause) a training run in the browser.
+
+Trainer side, per step::
+
+    viewer = LiveViewer(port=8080)            # starts a viser server on 127.0.0.1
+    for step in ...:
+        viewer.wait_while_paused()            # blocks only while paused from the browser
+        ... one optimisation step ...
+        viewer.update(step, gaussians, {"loss": loss.item(), "psnr": psnr})
+    viewer.close()
+
+Cost with nobody connected: `update()` stores three references and returns (no copy, no render,
+no message). With a client, at most one snapshot per `min_interval` seconds is taken (a detached
+copy of the parameters, O(N)); renders happen on the viewer's own thread.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Mapping
+
+from ..gaussians import Gaussians
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if hasattr(v, "item") and getattr(v, "numel", lambda: 0)() == 1:
+        return f"{v.item():.4g}"
+    return str(v)
+
+
+class LiveViewer:
+    def __init__(self, host: str = "127.0.0.1", port: int = 8080, *, min_interval: float = 0.5,
+                 out_dir: str = "splatlab_view", display: str | None = None, max_resolution: int = 512,
+                 start_paused: bool = False, verbose: bool = True) -> None:
+        import viser
+
+        self.min_interval = float(min_interval)
+        self._server = viser.ViserServer(host=host, port=port, label="splatlab (training)", verbose=False)
+        self.host, self.port = host, self._server.get_port()
+        self._app = None
+        self._app_kwargs = dict(out_dir=out_dir, max_resolution=max_resolution, splat_upload_interval=2.0)
+        self._display = display
+        self._n_clients = 0
+        self._force_push = False
+        self._last_push = 0.0
+        self._latest: tuple[int, Gaussians, Mapping[str, Any]] | None = None
+        self._paused = threading.Event()
+        if start_paused:
+            self._paused.set()
+        self._closed = False
+        self.pushes = 0  # snapshots sent to the app (tests and diagnostics)
+        self.step = -1
+        self._build_gui()
+        self._server.on_client_connect(self._on_connect)
+        self._server.on_client_disconnect(self._on_disconnect)
+        if verbose:
+            print(f"splatlab view: live training viewer at {self.url}", flush=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def app(self):
+        return self._app
+
+    # ---------------------------------------------------------------- trainer API
+    def update(self, step: int, gaussians: Gaussians, metrics: Mapping[str, Any] | None = None) -> bool:
+        """Offer the current model; returns True when a snapshot was sent to the browser."""
+        self.step = step
+        self._latest = (step, gaussians, metrics or {})
+        if self._n_clients == 0 and self._app is not None:
+            return False
+        now = time.perf_counter()
+        if not self._force_push and now - self._last_push < self.min_interval:
+            return False
+        self._push()
+        return True
+
+    def should_pause(self) -> bool:
+        return self._paused.is_set()
+
+    def wait_while_paused(self, poll: float = 0.1) -> float:
+        """Block while the browser has training paused; returns the seconds spent waiting."""
+        if not self._paused.is_set():
+            return 0.0
+        t0 = time.perf_counter()
+        self._set_status()
+        while self._paused.is_set() and not self._closed:
+            if self._force_push and self._latest is not None:
+                self._push()  # the trainer is blocked here, so the snapshot is consistent
+            self._resume.wait(poll)
+        self._set_status()
+        return time.perf_counter() - t0
+
+    def pause(self) -> None:
+        self._paused.set()
+        self._resume.clear()
+        self._set_status()
+
+    def resume(self) -> None:
+        self._paused.clear()
+        self._resume.set()
+        self._set_status()
+
+    def close(self) -> None:
+        self._closed = True
+        self._resume.set()
+        if self._app is not None:
+            self._app.stop()
+        self._server.stop()
+
+    def __enter__(self) -> "LiveViewer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- internals
+    def _push(self) -> None:
+        step, g, metrics = self._latest
+        snapshot = Gaussians.from_fields(g.detached_fields())  # copies (the trainer keeps mutating g)
+        lines = [f"Step: {step}"] + [f"{k}: {_fmt(v)}" for k, v in metrics.items()]
+        if self._app is None:
+            from .app import DISPLAY_SERVER, ViewerApp
+            from .source import ViewSource
+
+            self._app = ViewerApp(self._server, ViewSource(snapshot, "training (live)", "", 0, "memory", step=step),
+                                  display=self._display or DISPLAY_SERVER, **self._app_kwargs)
+            self._app.extra_stats = "  \n".join(lines[1:])
+        else:
+            self._app.source.step = step
+            self._app.set_gaussians(snapshot, stats="  \n".join(lines[1:]))
+        self._force_push = False
+        self._last_push = time.perf_counter()
+        self.pushes += 1
+        self._set_status()
+
+    def _build_gui(self) -> None:
+        gui = self._server.gui
+        self._resume = threading.Event()
+        if not self._paused.is_set():
+            self._resume.set()
+        with gui.add_folder("Training", order=-10):
+            self._status_md = gui.add_markdown("Waiting for the first training step…")
+            self._pause_btn = gui.add_button("Pause training")
+            self._interval = gui.add_slider("Update every (s)", 0.1, 10.0, 0.1, self.min_interval)
+
+        @self._pause_btn.on_click
+        def _(_):
+            self.resume() if self._paused.is_set() else self.pause()
+
+        @self._interval.on_update
+        def _(_):
+            self.min_interval = float(self._interval.value)
+
+    def _set_status(self) -> None:
+        paused = self._paused.is_set()
+        self._pause_btn.label = "Resume training" if paused else "Pause training"
+        self._status_md.content = f"**{'Paused' if paused else 'Training'}** at step {self.step}"
+
+    def _on_connect(self, client) -> None:
+        self._n_clients += 1
+        self._force_push = True
+
+    def _on_disconnect(self, client) -> None:
+        self._n_clients = max(0, self._n_clients - 1)

@@ -1,0 +1,149 @@
+"""What `splatlab view` opens: a splat file, or a training run folder (latest result + its cameras)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..cameras import Cameras
+from ..gaussians import Gaussians
+
+CHECKPOINT_PREFIX = "step_"
+
+
+class ViewerInputError(ValueError):
+    """A path the viewer cannot open; the message is one readable line."""
+
+
+@dataclass
+class ViewSource:
+    gaussians: Gaussians
+    label: str  # what was opened (shown in the GUI)
+    path: str  # the file the Gaussians came from
+    file_size: int  # bytes on disk (0 when unknown)
+    format: str  # "ply", "sog", ..., or "checkpoint"
+    cameras: Cameras | None = None  # dataset cameras of a run folder, if they could be loaded
+    step: int | None = None  # training step of a checkpoint / run
+    notes: list[str] = field(default_factory=list)  # non-fatal problems (e.g. cameras unavailable)
+
+
+def _size_on_disk(path: str) -> int:
+    try:
+        if os.path.isdir(path):
+            return sum(f.stat().st_size for f in Path(path).iterdir() if f.is_file())
+        if path.lower().endswith(".json"):
+            return _size_on_disk(os.path.dirname(os.path.abspath(path)))
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def read_splat_file(path: str) -> ViewSource:
+    from ..io import SplatFormatError, detect_format
+
+    try:
+        fmt = detect_format(path)
+        g = fmt.read(os.fspath(path))
+    except SplatFormatError as err:
+        raise ViewerInputError(str(err)) from None
+    except (OSError, ValueError, KeyError, IndexError, EOFError) as err:  # codec bugs on odd files
+        raise ViewerInputError(f"{path}: cannot read splat file ({type(err).__name__}: {err})") from None
+    if len(g) == 0:
+        raise ViewerInputError(f"{path}: the file holds no Gaussians")
+    return ViewSource(g, os.path.basename(os.path.abspath(path)), path, _size_on_disk(path), fmt.name)
+
+
+def _latest_checkpoint(run: Path) -> Path | None:
+    folder = run / "checkpoints"
+    if not folder.is_dir():
+        return None
+    found = []
+    for f in folder.iterdir():
+        name = f.name
+        if name.startswith(CHECKPOINT_PREFIX) and name.endswith(".pt") and name[5:-3].isdigit():
+            found.append((int(name[5:-3]), f))
+    return max(found)[1] if found else None
+
+
+def read_checkpoint(path: Path) -> tuple[Gaussians, dict]:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        return Gaussians.from_fields(payload["params"]), payload
+    except Exception as err:  # torch.load raises many types on truncated / foreign files
+        raise ViewerInputError(f"{path}: cannot read checkpoint ({type(err).__name__}: "
+                               f"{str(err).splitlines()[0] if str(err) else ''})") from None
+
+
+def _dataset_cameras(scene: str | None, notes: list[str]) -> Cameras | None:
+    if not scene:
+        return None
+    try:
+        from ..data import load_scene
+
+        data = load_scene(scene)
+        cams = data.train.cameras
+        if len(data.test):
+            test = data.test.cameras
+            if (test.width, test.height) == (cams.width, cams.height):
+                cams = Cameras(torch.cat([cams.viewmats, test.viewmats]), torch.cat([cams.Ks, test.Ks]),
+                               cams.width, cams.height)
+        return cams
+    except Exception as err:  # the dataset may have moved; the viewer still works without frustums
+        notes.append(f"dataset cameras unavailable ({str(err).splitlines()[0] if str(err) else type(err).__name__})")
+        return None
+
+
+def open_run_folder(run: Path, with_cameras: bool = True) -> ViewSource:
+    """The newer of `point_cloud.ply` and the latest `checkpoints/step_*.pt`, plus dataset cameras."""
+    ply = run / "point_cloud.ply"
+    ckpt = _latest_checkpoint(run)
+    if not ply.is_file() and ckpt is None:
+        raise ViewerInputError(f"{run}: not a splat folder or run folder (no point_cloud.ply, "
+                               f"no checkpoints/step_*.pt, no meta.json)")
+    notes: list[str] = []
+    config: dict = {}
+    step = None
+    use_ply = ply.is_file() and (ckpt is None or ply.stat().st_mtime >= ckpt.stat().st_mtime)
+    if use_ply:
+        source = read_splat_file(str(ply))
+        source.label = f"{run.name}/point_cloud.ply"
+        if ckpt is not None:
+            step = int(ckpt.name[5:-3])
+            try:  # for the dataset path only; a bad checkpoint must not stop viewing the .ply
+                config = torch.load(ckpt, map_location="cpu", weights_only=False).get("config", {}) or {}
+            except Exception:
+                pass
+    else:
+        g, payload = read_checkpoint(ckpt)
+        config = payload.get("config", {}) or {}
+        step = int(payload.get("step", int(ckpt.name[5:-3])))
+        source = ViewSource(g, f"{run.name}/checkpoints/{ckpt.name}", str(ckpt), _size_on_disk(str(ckpt)),
+                            "checkpoint")
+    if not use_ply and len(source.gaussians) == 0:
+        raise ViewerInputError(f"{ckpt}: the checkpoint holds no Gaussians")
+    if not (run / "metrics.json").is_file():
+        notes.append("run has no metrics.json (still training or interrupted)")
+    source.step = step
+    if with_cameras:
+        source.cameras = _dataset_cameras(config.get("scene"), notes)
+    source.notes = notes
+    return source
+
+
+def open_source(path: str, with_cameras: bool = True) -> ViewSource:
+    """Open a splat file (any format splatlab reads), a SOG folder, a checkpoint or a run folder."""
+    p = Path(path)
+    if not p.exists():
+        raise ViewerInputError(f"{path}: no such file or directory")
+    if p.is_dir():
+        if (p / "meta.json").is_file():
+            return read_splat_file(str(p))
+        return open_run_folder(p, with_cameras)
+    if p.suffix == ".pt":
+        g, payload = read_checkpoint(p)
+        if len(g) == 0:
+            raise ViewerInputError(f"{path}: the checkpoint holds no Gaussians")
+        return ViewSource(g, p.name, str(p), _size_on_disk(str(p)), "checkpoint", step=payload.get("step"))
+    return read_splat_file(str(p))
