@@ -1,0 +1,72 @@
+"""`splatlab compress <splat file> --out scene.sog [--scene DIR] [--sh-degree N]`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="splatlab compress",
+        description="Self-organizing grid compression: PLAS-sort the splats on the SOG texture grid and "
+                    "write PlayCanvas SOG v2, with a size report (and quality on a dataset's test views).")
+    ap.add_argument("input", help="splat file (.ply, compressed .ply, .sog, .spz, .splat)")
+    ap.add_argument("--out", required=True, help="output .sog (or a folder / meta.json for loose files)")
+    ap.add_argument("--scene", help="dataset folder: render its test views with the original and the "
+                                    "compressed splats and report PSNR/SSIM")
+    ap.add_argument("--sh-degree", type=int, choices=[0, 1, 2, 3], help="keep SH bands up to this degree")
+    ap.add_argument("--keep-sh", action="store_true", help="never drop SH bands automatically")
+    ap.add_argument("--sh-threshold", type=float, default=1.0 / 255.0,
+                    help="drop top SH bands whose opacity-weighted RMS colour change is below this (default 1/255)")
+    ap.add_argument("--order", choices=["plas", "morton"], default="plas", help="texel order (default plas)")
+    ap.add_argument("--plas-budget", type=float, help="time budget for the PLAS sort in seconds")
+    ap.add_argument("--plas-threshold", type=float, default=1e-4, help="stop a radius when a pass gains less (1e-4)")
+    ap.add_argument("--plas-init", choices=["morton2d", "random"], default="morton2d", help="PLAS start layout")
+    ap.add_argument("--sog-iterations", type=int, default=10, help="SH palette k-means iterations (default 10)")
+    ap.add_argument("--downscale", type=int, default=1, help="evaluate at this image downscale (default 1)")
+    ap.add_argument("--max-views", type=int, help="evaluate on at most this many test views")
+    ap.add_argument("--threads", type=int, help="numba threads for the sort")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--report", help="also write the report as JSON here (atomically)")
+    ap.add_argument("--json", action="store_true", help="print the report as JSON")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print PLAS progress")
+    ap.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
+    return ap
+
+
+def compress_main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    prog = "splatlab compress"
+    if args.sh_threshold < 0 or (args.plas_budget is not None and args.plas_budget <= 0) or args.downscale < 1 \
+            or (args.max_views is not None and args.max_views < 1) or args.sog_iterations < 1:
+        print(f"{prog}: error: --sh-threshold must be >= 0, --plas-budget > 0, --downscale/--max-views/"
+              f"--sog-iterations >= 1", file=sys.stderr)
+        return 2
+    try:
+        from splatlab.data import DatasetError
+        from splatlab.io import SplatFormatError
+
+        from .pipeline import CompressOptions, _jsonable, compress, format_report
+        from .plas import set_threads
+
+        set_threads(args.threads)
+        opts = CompressOptions(order=args.order, sh_degree=args.sh_degree, auto_sh=not args.keep_sh,
+                               sh_threshold=args.sh_threshold, plas_threshold=args.plas_threshold,
+                               plas_time_budget=args.plas_budget, plas_init=args.plas_init,
+                               sh_iterations=args.sog_iterations, seed=args.seed, verbose=args.verbose)
+        report = compress(args.input, args.out, opts, scene_dir=args.scene, downscale=args.downscale,
+                          max_views=args.max_views, report_path=args.report)
+    except (SplatFormatError, DatasetError, ValueError, KeyError, OSError) as e:  # one line, no traceback
+        msg = " ".join(str(e).split()) or type(e).__name__
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(_jsonable(report), indent=2))
+    elif not args.quiet:
+        print(format_report(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(compress_main())

@@ -1,0 +1,345 @@
+"""Splat file -> PLAS-sorted SOG v2, with a size report and an optional quality evaluation.
+
+    report = compress("scene.ply", "scene.sog", CompressOptions(), scene_dir="scenes/robot")
+
+Steps: read any splat file; optionally drop SH bands whose view-dependent colour is negligible
+(or above `--sh-degree`); PLAS-sort the splats on the SOG texture grid (W x H from
+`sog_texture_size`); write the `.sog` through `splatlab.io.sog.write_sog(order=...)` (atomic);
+report bytes per attribute texture and the ratio against the INRIA `.ply`; with a dataset, render
+the test cameras with the original and the decoded splats and compare (PSNR / SSIM).
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from splatlab.gaussians import Gaussians, num_sh_bases
+from splatlab.io import read_splats, sog_texture_size, write_splats
+from splatlab.io._common import SceneArrays, SplatFormatError, as_arrays, atomic_write_bytes, morton_order, sigmoid
+from splatlab.io.sog import write_sog
+
+from .plas import morton_grid_init, neighbour_distance, plas_sort, sort_keys
+
+__all__ = ["CompressOptions", "compress", "compress_scene", "sh_band_energy", "choose_sh_degree", "sog_sizes",
+           "evaluate_scene", "psnr", "ssim", "format_report", "ply_size"]
+
+SH_ATTRS = {"means": ("means_l.webp", "means_u.webp"), "quats": ("quats.webp",), "scales": ("scales.webp",),
+            "sh0+opacity": ("sh0.webp",), "shN": ("shN_centroids.webp", "shN_labels.webp"), "meta": ("meta.json",)}
+
+
+@dataclass
+class CompressOptions:
+    order: str = "plas"  # "plas" | "morton"
+    sh_degree: int | None = None  # cap on the SH degree kept
+    auto_sh: bool = True  # drop top SH bands whose colour contribution is negligible
+    sh_threshold: float = 1.0 / 255.0  # opacity-weighted mean RMS colour change per band
+    sort_keys: tuple[str, ...] = ("means", "sh0", "scales", "opacities", "quats")
+    sort_key_weights: dict[str, float] = field(default_factory=dict)
+    plas_threshold: float = 1e-4
+    plas_time_budget: float | None = None  # seconds
+    plas_init: str = "morton2d"  # "morton2d" | "random"
+    sh_iterations: int = 10
+    webp_effort: int = 4
+    seed: int = 0
+    verbose: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# SH pruning
+
+
+def sh_band_energy(scene: SceneArrays) -> list[float]:
+    """Per SH band l = 1..deg: the opacity-weighted mean over splats of the RMS (over view
+    directions, averaged over RGB) colour change the band adds: sqrt(sum_k c_k^2 / (4 pi) / 3)."""
+    deg = scene.sh_degree
+    if deg == 0:
+        return []
+    w = sigmoid(scene.opacities).astype(np.float64)
+    w = w / max(w.sum(), 1e-12)
+    out = []
+    for l in range(1, deg + 1):
+        lo, hi = num_sh_bases(l - 1) - 1, num_sh_bases(l) - 1
+        c = scene.shN[:, lo:hi, :].astype(np.float64)
+        rms = np.sqrt((c ** 2).sum(axis=(1, 2)) / (4.0 * math.pi) / 3.0)
+        out.append(float((w * rms).sum()))
+    return out
+
+
+def choose_sh_degree(scene: SceneArrays, opts: CompressOptions) -> tuple[int, list[str]]:
+    deg = scene.sh_degree
+    notes = []
+    if deg > 3:
+        notes.append(f"SOG holds SH degree <= 3; dropped degree {deg} bands")
+        deg = 3
+    if opts.sh_degree is not None and opts.sh_degree < deg:
+        notes.append(f"--sh-degree {opts.sh_degree}: dropped bands {opts.sh_degree + 1}..{deg}")
+        deg = opts.sh_degree
+    if opts.auto_sh and deg > 0:
+        energy = sh_band_energy(scene.truncate_sh(deg))
+        keep = deg
+        while keep > 0 and energy[keep - 1] < opts.sh_threshold:
+            keep -= 1
+        if keep < deg:
+            notes.append(f"SH bands {keep + 1}..{deg} add < {opts.sh_threshold:.4f} RMS colour "
+                         f"({', '.join(f'{e:.5f}' for e in energy[keep:deg])}); dropped")
+            deg = keep
+    return deg, notes
+
+
+# ---------------------------------------------------------------------------------------------
+# sizes
+
+
+def sog_sizes(path) -> dict[str, int]:
+    """Bytes per attribute of a .sog bundle (or SOG folder) plus 'container' overhead and 'total'."""
+    path = os.fspath(path)
+    members: dict[str, int] = {}
+    if os.path.isdir(path) or path.lower().endswith(".json"):
+        d = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+        for name in os.listdir(d):
+            if name.endswith((".webp", ".json")):
+                members[name] = os.path.getsize(os.path.join(d, name))
+        total = sum(members.values())
+    else:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                members[info.filename] = info.compress_size
+        total = os.path.getsize(path)
+    out = {}
+    for attr, names in SH_ATTRS.items():
+        b = sum(members.get(n, 0) for n in names)
+        if b or attr != "shN":
+            out[attr] = b
+    out["container"] = total - sum(members.values())
+    out["total"] = total
+    return out
+
+
+def ply_size(scene: SceneArrays) -> int:
+    """Bytes of the INRIA .ply holding this scene."""
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "s.ply")
+        write_splats(p, scene.to_gaussians(), format="ply")
+        return os.path.getsize(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# metrics and evaluation
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = torch.mean((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).item()
+    return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, size: int = 11, sigma: float = 1.5) -> float:
+    """Mean SSIM of two (H, W, 3) images in [0, 1] (Gaussian window, valid region)."""
+    x = a.clamp(0, 1).permute(2, 0, 1)[None].double()
+    y = b.clamp(0, 1).permute(2, 0, 1)[None].double()
+    size = min(size, x.shape[-1], x.shape[-2])
+    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(t ** 2) / (2 * sigma ** 2))
+    g = g / g.sum()
+    k = (g[:, None] * g[None, :]).expand(3, 1, size, size)
+
+    def f(z):
+        return F.conv2d(z, k, groups=3)
+
+    mx, my = f(x), f(y)
+    sxx, syy, sxy = f(x * x) - mx ** 2, f(y * y) - my ** 2, f(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2))
+    return float(m.mean())
+
+
+@torch.no_grad()
+def render_views(g: Gaussians, viewmats: torch.Tensor, Ks: torch.Tensor, width: int, height: int,
+                 background: torch.Tensor) -> list[torch.Tensor]:
+    from splatlab.render import rasterize
+
+    deg = g.sh_degree
+    out = []
+    for i in range(viewmats.shape[0]):
+        img, _, _ = rasterize(g.means.detach(), g.quats.detach(), g.scales.detach(), g.opacities.detach(),
+                              g.sh_coeffs.detach(), viewmats[i:i + 1], Ks[i:i + 1], width, height,
+                              sh_degree=deg, backgrounds=background.reshape(1, 3))
+        out.append(img[0].clamp(0, 1))
+    return out
+
+
+def compare_renders(ref: list, test: list) -> tuple[float, float]:
+    return (float(np.mean([psnr(a, b) for a, b in zip(test, ref)])),
+            float(np.mean([ssim(a, b) for a, b in zip(test, ref)])))
+
+
+def evaluate_scene(original: Gaussians, decoded: Gaussians, scene_dir, downscale: int = 1,
+                   max_views: int | None = None) -> dict:
+    """PSNR/SSIM on the dataset's held-out views: decoded vs original renders, and each vs the
+    ground-truth images."""
+    from splatlab.data import load_scene
+
+    scene = load_scene(scene_dir, downscale=downscale)
+    views = scene.test if len(scene.test) else scene.train
+    split = "test" if len(scene.test) else "train"
+    n = len(views) if max_views is None else min(len(views), max_views)
+    if n == 0:
+        raise ValueError(f"{scene_dir}: dataset has no views to evaluate on")
+    idx = np.linspace(0, len(views) - 1, n).round().astype(int).tolist()
+    cams = views.cameras
+    vm, K = cams.viewmats[idx].float(), cams.Ks[idx].float()
+    bg = scene.background.float()
+    ref = render_views(original, vm, K, cams.width, cams.height, bg)
+    dec = render_views(decoded, vm, K, cams.width, cams.height, bg)
+    gt = [views.load_image(i)[..., :3].float() for i in idx]
+    p_cr, s_cr = compare_renders(ref, dec)
+    p_og, s_og = compare_renders(gt, ref)
+    p_cg, s_cg = compare_renders(gt, dec)
+    return {"split": split, "views": n, "width": cams.width, "height": cams.height,
+            "psnr_compressed_vs_original": p_cr, "ssim_compressed_vs_original": s_cr,
+            "psnr_original_vs_gt": p_og, "ssim_original_vs_gt": s_og,
+            "psnr_compressed_vs_gt": p_cg, "ssim_compressed_vs_gt": s_cg}
+
+
+# ---------------------------------------------------------------------------------------------
+# the pipeline
+
+
+def sort_order(scene: SceneArrays, opts: CompressOptions) -> tuple[np.ndarray, dict]:
+    """The texel order for the SOG and sort statistics (neighbour distance vs the Morton layout)."""
+    n = len(scene)
+    w, h = sog_texture_size(n)
+    feats = sort_keys(scene, opts.sort_keys, opts.sort_key_weights)
+    morton = morton_order(scene.means)
+    info = {"grid": [w, h], "sort_dims": int(feats.shape[1]),
+            "neighbour_distance_morton": neighbour_distance(feats, morton, w, h)}
+    t0 = time.perf_counter()
+    if opts.order == "morton":
+        order = morton
+    elif opts.order == "plas":
+        init = morton_grid_init(scene.means, w, h) if opts.plas_init == "morton2d" else None
+        res = plas_sort(feats, w, h, standardized=True, init_order=init, improvement_threshold=opts.plas_threshold,
+                        time_budget=opts.plas_time_budget, seed=opts.seed, verbose=opts.verbose)
+        order = res.order
+        info.update(plas_radii=res.radii, plas_passes=res.passes)
+    else:
+        raise ValueError(f"unknown order {opts.order!r} (plas or morton)")
+    info["sort_seconds"] = time.perf_counter() - t0
+    info["neighbour_distance"] = neighbour_distance(feats, order, w, h)
+    return order, info
+
+
+def compress_scene(scene: SceneArrays, out, opts: CompressOptions | None = None) -> dict:
+    """Sort and write `scene` as SOG v2 at `out`; returns the report (without evaluation)."""
+    opts = opts or CompressOptions()
+    if len(scene) == 0:
+        raise SplatFormatError(out, "cannot compress an empty scene (0 splats)")
+    report: dict = {"count": len(scene), "sh_degree_in": scene.sh_degree}
+    deg, notes = choose_sh_degree(scene, opts)
+    if deg < scene.sh_degree:
+        scene = scene.truncate_sh(deg)
+    if scene.extras:
+        notes.append(f"SOG has no room for extra fields {', '.join(scene.extras)}; dropped")
+        scene = SceneArrays(scene.means, scene.quats, scene.scales, scene.opacities, scene.sh0, scene.shN)
+    report["sh_degree_out"] = deg
+    report["sh_band_energy"] = sh_band_energy(scene) if deg else []
+    order, info = sort_order(scene, opts)
+    report.update(info)
+    t0 = time.perf_counter()
+    write_sog(out, scene, order=order, sh_iterations=opts.sh_iterations, webp_effort=opts.webp_effort)
+    report["write_seconds"] = time.perf_counter() - t0
+    report["sizes"] = sog_sizes(out)
+    report["notes"] = notes
+    return report
+
+
+def compress(input_path, out, opts: CompressOptions | None = None, scene_dir=None, *, downscale: int = 1,
+             max_views: int | None = None, report_path=None) -> dict:
+    """Read a splat file, write a PLAS-sorted .sog, and report sizes (and quality with `scene_dir`)."""
+    opts = opts or CompressOptions()
+    t0 = time.perf_counter()
+    out = os.fspath(out)
+    parent = os.path.dirname(os.path.abspath(out.rstrip("/"))) or "."
+    if not os.path.isdir(parent):
+        raise SplatFormatError(out, f"output folder {parent} does not exist")
+    low = out.lower().rstrip("/")
+    if not (low.endswith(".sog") or low.endswith(".json") or os.path.isdir(out) or out.endswith("/")):
+        raise SplatFormatError(out, "output must be a .sog file, a meta.json path or a folder")
+    original = read_splats(input_path)
+    scene = as_arrays(original)
+    in_path = os.fspath(input_path)
+    in_is_ply = os.path.isfile(in_path) and in_path.lower().endswith(".ply") and not in_path.lower().endswith(
+        ".compressed.ply") and _is_plain_ply(in_path)
+    report = {"input": in_path, "output": out,
+              "input_bytes": os.path.getsize(in_path) if os.path.isfile(in_path) else None}
+    report["ply_bytes"] = report["input_bytes"] if in_is_ply else ply_size(scene)
+    report.update(compress_scene(scene, out, opts))
+    total = report["sizes"]["total"]
+    report["ratio_vs_ply"] = report["ply_bytes"] / total if total else None
+    report["bytes_per_splat"] = total / report["count"]
+    report["seconds"] = time.perf_counter() - t0
+    if scene_dir is not None:
+        from splatlab.io.sog import read_sog
+        decoded = read_sog(out)
+        report["eval"] = evaluate_scene(original, decoded, scene_dir, downscale=downscale, max_views=max_views)
+    if report_path is not None:
+        import json
+        atomic_write_bytes(report_path, json.dumps(_jsonable(report), indent=2).encode())
+    return report
+
+
+def _is_plain_ply(path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    return head.startswith(b"ply") and b"element chunk" not in head.split(b"end_header", 1)[0]
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return str(x)
+    return x
+
+
+def format_report(r: dict) -> str:
+    lines = [f"{r['input']} -> {r['output']}: {r['count']} splats, SH degree {r['sh_degree_in']} -> "
+             f"{r['sh_degree_out']}, grid {r['grid'][0]}x{r['grid'][1]}"]
+    for note in r.get("notes", []):
+        lines.append(f"  note: {note}")
+    lines.append(f"  sort: neighbour distance {r['neighbour_distance']:.4f} "
+                 f"(Morton layout {r['neighbour_distance_morton']:.4f}), {r['sort_seconds']:.1f} s")
+    sizes = r["sizes"]
+    total = sizes["total"]
+    lines.append(f"  {'attribute':<14}{'bytes':>12}{'share':>8}")
+    for k, v in sizes.items():
+        if k == "total":
+            continue
+        lines.append(f"  {k:<14}{v:>12,}{100.0 * v / total:>7.1f}%")
+    lines.append(f"  {'total':<14}{total:>12,}   {r['bytes_per_splat']:.2f} B/splat, "
+                 f"{r['ratio_vs_ply']:.1f}x smaller than the .ply ({r['ply_bytes']:,} B)")
+    ev = r.get("eval")
+    if ev:
+        lines.append(f"  eval on {ev['views']} {ev['split']} views ({ev['width']}x{ev['height']}):")
+        lines.append(f"    compressed vs original render: PSNR {ev['psnr_compressed_vs_original']:.2f} dB, "
+                     f"SSIM {ev['ssim_compressed_vs_original']:.4f}")
+        lines.append(f"    original   vs ground truth:    PSNR {ev['psnr_original_vs_gt']:.2f} dB, "
+                     f"SSIM {ev['ssim_original_vs_gt']:.4f}")
+        lines.append(f"    compressed vs ground truth:    PSNR {ev['psnr_compressed_vs_gt']:.2f} dB, "
+                     f"SSIM {ev['ssim_compressed_vs_gt']:.4f}")
+    return "\n".join(lines)
+
+
+def options_dict(opts: CompressOptions) -> dict:
+    return asdict(opts)
