@@ -77,10 +77,15 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--backend", help="rasterizer backend: auto, cpu, cuda, reference")
     p.add_argument("--nproc", type=int, help="processes for data-parallel training on this machine")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--viewer", action="store_true", default=None,
+                   help="watch (and pause) training live in the browser")
+    p.add_argument("--viewer-port", dest="viewer_port", type=int, help="live viewer port (default 8080; 0 = any free)")
+    p.add_argument("--viewer-host", dest="viewer_host", help="live viewer address (default 127.0.0.1)")
     return p
 
 
-RUNTIME_KEYS = ("out", "stop_at", "eval_every", "save_every", "progress", "nproc", "backend", "max_eval_views")
+RUNTIME_KEYS = ("out", "stop_at", "eval_every", "save_every", "progress", "nproc", "backend", "max_eval_views",
+                "viewer", "viewer_host", "viewer_port")
 
 
 def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict | None]:

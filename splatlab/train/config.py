@@ -27,6 +27,9 @@ class TrainConfig:
     cache_images: bool = True
     progress: bool = True
     max_eval_views: int = 0  # 0: all views for the final train/test metrics
+    viewer: bool = False  # live browser viewer (splatlab.view.LiveViewer) on rank 0
+    viewer_host: str = "127.0.0.1"
+    viewer_port: int = 8080
     # loss
     ssim_lambda: float = 0.2
     # SH

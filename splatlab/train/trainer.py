@@ -86,13 +86,43 @@ def random_points_in_camera_box(scene: SceneData, n: int, generator: torch.Gener
     return mid + half * (2 * torch.rand(n, 3, generator=generator) - 1)
 
 
+def camera_focus(scene: SceneData) -> tuple[torch.Tensor, float] | None:
+    """Point nearest (least squares) to all training optical axes and the radius the views cover
+    there; None when the cameras do not look at a common region (e.g. a forward-facing capture)."""
+    c2w = scene.train.cameras.camtoworlds.double()
+    origins, dirs = c2w[:, :3, 3], torch.nn.functional.normalize(c2w[:, :3, 2], dim=1)
+    projector = torch.eye(3, dtype=torch.float64) - dirs[:, :, None] * dirs[:, None, :]
+    focus = torch.linalg.lstsq(projector.sum(0), (projector @ origins[:, :, None]).sum(0)).solution[:, 0]
+    to_focus = focus - origins
+    if (torch.nn.functional.cosine_similarity(to_focus, dirs, dim=1) < 0.9).float().mean() > 0.2:
+        return None
+    K = scene.train.cameras.Ks[0]
+    half_fov = math.atan(0.5 * min(scene.train.cameras.width / K[0, 0].item(), scene.train.cameras.height / K[1, 1].item()))
+    radius = to_focus.norm(dim=1).median().item() * math.sin(half_fov)
+    return focus.float(), radius
+
+
+def random_init_points(scene: SceneData, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Random initial positions without SfM points: 80% in the ball every camera looks at (the
+    object), 20% in the camera box (background); the whole camera box when there is no focus."""
+    box = random_points_in_camera_box(scene, n, generator)
+    focus = camera_focus(scene)
+    if focus is None:
+        return box
+    center, radius = focus
+    n_ball = int(0.8 * n)
+    direction = torch.nn.functional.normalize(torch.randn(n_ball, 3, generator=generator), dim=1)
+    r = radius * torch.rand(n_ball, 1, generator=generator) ** (1.0 / 3.0)
+    return torch.cat([center + direction * r, box[n_ball:]])
+
+
 def init_gaussians(scene: SceneData, cfg: TrainConfig, method, generator: torch.Generator) -> Gaussians:
     cfg = cfg.resolved()
     if scene.points is not None and len(scene.points) > 0:
         pts = scene.points.float()
         rgb = scene.points_rgb.float() if scene.points_rgb is not None else torch.full_like(pts, 0.5)
     else:
-        pts = random_points_in_camera_box(scene, cfg.init_num_points, generator)
+        pts = random_init_points(scene, cfg.init_num_points, generator)
         rgb = torch.rand(cfg.init_num_points, 3, generator=generator)
     scales = knn_scales(pts) * cfg.init_scale
     g = Gaussians.from_points(pts, rgb, scales, opacity=cfg.init_opacity, sh_degree=cfg.sh_degree)
@@ -311,6 +341,15 @@ class Trainer:
         except (ValueError, OSError):
             return None
 
+    def _start_viewer(self):
+        """The live viewer on rank 0 when asked for; its per-step cost is ~zero with no browser."""
+        if not self.cfg.viewer or self.rank != 0:
+            return None
+        from splatlab.view.live import LiveViewer
+
+        return LiveViewer(host=self.cfg.viewer_host, port=self.cfg.viewer_port,
+                          out_dir=str(self.out_dir / "viewer") if self.out_dir else "splatlab_view")
+
     def run(self) -> dict[str, Any]:
         cfg = self.cfg
         end = cfg.iterations if cfg.stop_at is None else min(cfg.iterations, cfg.stop_at)
@@ -318,6 +357,7 @@ class Trainer:
         if self.rank == 0 and cfg.progress:
             from tqdm import tqdm
             bar = tqdm(total=cfg.iterations, initial=self.step, dynamic_ncols=True, unit="it", desc="train")
+        viewer = self._start_viewer()
         old_handler = self._install_sigint()
         status = "finished"
         t0 = time.perf_counter()
@@ -325,8 +365,12 @@ class Trainer:
         try:
             while self.step < end:
                 step = self.step
+                if viewer is not None:
+                    viewer.wait_while_paused()
                 loss, p = self.train_step(step)
                 self.step = step + 1
+                if viewer is not None:
+                    viewer.update(self.step, self.gaussians, {"loss": loss, "psnr": p, "gaussians": len(self.gaussians)})
                 ema_loss = loss if ema_loss is None else 0.9 * ema_loss + 0.1 * loss
                 ema_psnr = p if ema_psnr is None else 0.9 * ema_psnr + 0.1 * p
                 if self.rank == 0:
@@ -359,6 +403,8 @@ class Trainer:
                 signal.signal(signal.SIGINT, old_handler)
             if bar is not None:
                 bar.close()
+            if viewer is not None:
+                viewer.close()
         self.elapsed_add(t0)
         if status == "finished" and self.step < cfg.iterations:
             status = "stopped"
