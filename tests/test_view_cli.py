@@ -117,3 +117,100 @@ def test_live_viewer_costs_nothing_without_clients():
         assert viewer.pushes == 1 and viewer.step == 10000
     finally:
         viewer.close()
+
+
+# ------------------------------------------------------------------ several inputs, thumbnails
+
+def test_several_inputs_each_checked_with_a_one_line_error(tmp_path, capsys):
+    good = tmp_path / "good.ply"
+    write_splats(good, textured_sphere(100))
+    bad = tmp_path / "broken.ply"
+    bad.write_bytes(b"ply\nformat ascii 1.0\nelement vertex 3\nend_header\n")
+    cases = [([str(good), str(bad)], "broken.ply"), ([str(bad), str(good)], "broken.ply"),
+             ([str(good), str(tmp_path / "missing.spz")], "missing.spz"),
+             ([str(good), str(tmp_path)], str(tmp_path)),  # a folder that is neither a run nor SOG
+             ([str(good), str(good), "--static"], "one file")]
+    for argv, named in cases:
+        assert view_main([*argv, "--port", "0"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("splatlab view: error:") and named in err[0], (argv, err)
+    assert view_main([str(good), "--max-cameras", "-1"]) == 1
+    assert "--max-cameras" in capsys.readouterr().err
+
+
+def test_open_sources_labels_are_distinct(tmp_path):
+    from splatlab.view.app import ALL_SOURCES, unique_labels
+    from splatlab.view.source import open_sources
+
+    for run in ("a", "b"):
+        (tmp_path / run / "x").mkdir(parents=True)
+        write_splats(tmp_path / run / "x" / "scene.ply", textured_sphere(50))
+    write_splats(tmp_path / "other.spz", textured_sphere(60))
+    paths = [str(tmp_path / "a" / "x" / "scene.ply"), str(tmp_path / "b" / "x" / "scene.ply"),
+             str(tmp_path / "other.spz")]
+    labels = [s.label for s in open_sources(paths)]
+    assert len(set(labels)) == 3 and "a" in labels[0] and "b" in labels[1] and labels[2] == "other.spz", labels
+    assert unique_labels(["r", "r", ALL_SOURCES, "r"]) == ["r", "r (2)", f"{ALL_SOURCES} (2)", "r (3)"]
+
+
+def test_side_by_side_strips_are_each_scenes_render():
+    from splatlab.view.app import compose_side_by_side
+    from splatlab.view.render import ViewCamera
+
+    a, b = RenderSet.build(textured_sphere(400)), RenderSet.build(textured_sphere(400, radius=0.5))
+    img = compose_side_by_side([a, b], CAM, 96, 40, divider=False)
+    assert img.shape == (40, 96, 3)
+    half = ViewCamera(CAM.wxyz, CAM.position, CAM.fov_y, 48 / 40)
+    np.testing.assert_allclose(img[:, :48], render_image(a, half, 48, 40), atol=1e-6)
+    np.testing.assert_allclose(img[:, 48:], render_image(b, half, 48, 40), atol=1e-6)
+    assert np.abs(img[:, :48] - img[:, 48:]).mean() > 0.02
+    three = compose_side_by_side([a, b, a], CAM, 90, 40)
+    assert three.shape == (40, 90, 3) and np.allclose(three[:, 29:31], 0.5)  # divider between strips
+    np.testing.assert_allclose(compose_side_by_side([a], CAM, 80, 60), render_image(a, CAM, 80, 60))
+
+
+def test_thumbnails_and_camera_cap():
+    from splatlab.view.app import camera_subset, thumbnail
+
+    img = torch.rand(300, 400, 3)
+    t = thumbnail(img)
+    assert t.shape == (48, 64, 3) and t.dtype == np.uint8
+    assert abs(float(t.mean()) - float(img.mean()) * 255) < 3
+    assert thumbnail(np.zeros((20, 10, 3), np.uint8)).shape == (20, 10, 3)  # never upscaled
+    assert thumbnail(torch.rand(1000, 100, 3)).shape == (64, 6, 3)
+    assert camera_subset(5, 200) == [0, 1, 2, 3, 4] and camera_subset(10, 0) == []
+    sub = camera_subset(1000, 200)
+    assert len(sub) == 200 and sub[0] == 0 and sub[-1] == 999 and sub == sorted(set(sub))
+
+
+def test_cli_opens_several_inputs(tmp_path):
+    import os
+    import signal
+
+    pytest.importorskip("viser")
+    for name, seed in (("a.ply", 0), ("b.spz", 1)):
+        write_splats(tmp_path / name, textured_sphere(200, seed=seed))
+    proc = subprocess.Popen([sys.executable, "-m", "splatlab", "view", str(tmp_path / "a.ply"), str(tmp_path / "b.spz"),
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines = []
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.strip())
+            if "open http://" in line:
+                break
+        assert any(line.startswith("splatlab view: a.ply: 200 Gaussians") for line in lines), lines
+        assert any(line.startswith("splatlab view: b.spz: 200 Gaussians") for line in lines), lines
+        assert "open http://127.0.0.1:" in lines[-1], lines
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr.read()

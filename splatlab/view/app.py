@@ -6,6 +6,11 @@ Talks only to `Gaussians` and `rasterize` (through `splatlab.view.render`). Disp
     count) and sends it as the client's background image; low resolution while the camera moves,
     full resolution once it has rested for `rest_delay` seconds (progressive refinement).
 One worker thread does all rendering and splat uploads, so GUI callbacks stay instant.
+
+Several sources (runs / files) can be opened at once: a dropdown picks the one shown, and "side by
+side" (server renders) draws two or all of them from the same camera, left to right, in one image.
+A run folder's dataset cameras are frustums with a thumbnail of their image; clicking one moves the
+clicking client's camera to that view.
 """
 from __future__ import annotations
 
@@ -25,6 +30,66 @@ from .source import ViewSource
 DISPLAY_BROWSER = "Splats in browser (WebGL)"
 DISPLAY_SERVER = "splatlab render (server)"
 DISPLAYS = (DISPLAY_BROWSER, DISPLAY_SERVER)
+ALL_SOURCES = "All (left to right)"
+THUMBNAIL_SIZE = 64  # long side of frustum thumbnails, pixels
+MAX_CAMERAS = 200  # frustums per run folder (evenly spaced subset of larger datasets)
+
+
+def unique_labels(labels: list[str]) -> list[str]:
+    """Labels made distinct (GUI dropdown options must be): repeats get " (2)", " (3)", ..."""
+    out: list[str] = []
+    for label in labels:
+        name, k = label, 2
+        while name in out or name == ALL_SOURCES:
+            name, k = f"{label} ({k})", k + 1
+        out.append(name)
+    return out
+
+
+def camera_subset(n: int, cap: int) -> list[int]:
+    """At most `cap` indices of range(n), evenly spaced, first and last included."""
+    if cap <= 0:
+        return []
+    if n <= cap:
+        return list(range(n))
+    return sorted(set(np.linspace(0, n - 1, cap).round().astype(int).tolist()))
+
+
+def thumbnail(img, size: int = THUMBNAIL_SIZE) -> np.ndarray:
+    """(h, w, 3) uint8 copy of a float [0, 1] (or uint8) image with long side `size` (never upscaled)."""
+    from PIL import Image
+
+    arr = np.asarray(img.numpy() if hasattr(img, "numpy") else img)
+    if arr.dtype != np.uint8:
+        arr = to_uint8(arr)
+    arr = np.ascontiguousarray(arr[..., :3])
+    h, w = arr.shape[:2]
+    f = min(1.0, size / max(h, w))
+    tw, th = max(1, round(w * f)), max(1, round(h * f))
+    if (tw, th) == (w, h):
+        return arr
+    return np.asarray(Image.fromarray(arr).resize((tw, th), Image.BOX))
+
+
+def compose_side_by_side(sets: list[RenderSet], camera: ViewCamera, width: int, height: int, mode: str = "RGB",
+                         background=(0.0, 0.0, 0.0), divider: bool = True) -> np.ndarray:
+    """Render each set from the same camera pose and fov into its own vertical strip, left to right.
+
+    Strip k is `width / len(sets)` wide with the camera's vertical fov (a narrower horizontal view of
+    the same centre), so the strips together fill a `width` x `height` canvas."""
+    if len(sets) == 1:
+        return render_image(sets[0], camera, width, height, mode, background)
+    edges = np.linspace(0, width, len(sets) + 1).round().astype(int)
+    parts = []
+    for rs, a, b in zip(sets, edges[:-1], edges[1:]):
+        w = max(1, int(b - a))
+        cam = ViewCamera(camera.wxyz, camera.position, camera.fov_y, w / height)
+        parts.append(render_image(rs, cam, w, height, mode, background))
+    img = np.concatenate(parts, axis=1)
+    if divider:
+        for a in edges[1:-1]:
+            img[:, a - 1: a + 1] = 0.5
+    return img
 
 
 @dataclass
@@ -52,18 +117,30 @@ def human_bytes(n: int) -> str:
 class ViewerApp:
     """Attach to a `viser.ViserServer`; `set_gaussians()` swaps the scene (used by the live viewer)."""
 
-    def __init__(self, server, source: ViewSource | None = None, *, gaussians: Gaussians | None = None,
-                 out_dir: str = "splatlab_view", display: str = DISPLAY_BROWSER, max_resolution: int = 640,
-                 rest_delay: float = 0.3, low_res_factor: float = 0.35, splat_upload_interval: float = 0.0,
-                 background=(0.0, 0.0, 0.0), title: str | None = None) -> None:
+    def __init__(self, server, source: ViewSource | list[ViewSource] | None = None, *,
+                 gaussians: Gaussians | None = None, out_dir: str = "splatlab_view", display: str = DISPLAY_BROWSER,
+                 max_resolution: int = 640, rest_delay: float = 0.3, low_res_factor: float = 0.35,
+                 splat_upload_interval: float = 0.0, background=(0.0, 0.0, 0.0), title: str | None = None,
+                 max_cameras: int = MAX_CAMERAS, thumbnail_size: int = THUMBNAIL_SIZE) -> None:
         import viser  # noqa: F401  (fail early with the real import error)
 
         if source is None:
             if gaussians is None:
                 raise ValueError("ViewerApp needs a ViewSource or Gaussians")
             source = ViewSource(gaussians, title or "live", "", 0, "memory")
+        sources = list(source) if isinstance(source, (list, tuple)) else [source]
+        if not sources:
+            raise ValueError("ViewerApp needs at least one source")
         self.server = server
-        self.source = source
+        self.sources = sources
+        self.labels = unique_labels([s.label for s in sources])
+        self._index = 0  # the source shown (browser splats, stats, frustums, left strip)
+        self.source = sources[0]
+        self.side_by_side = False
+        self._compare: int | None = 1 if len(sources) > 1 else None  # right strip; None = all sources
+        self.max_cameras = int(max_cameras)
+        self.thumbnail_size = int(thumbnail_size)
+        self.thumbnails_ready = threading.Event()
         self.out_dir = out_dir
         self.rest_delay = rest_delay
         self.low_res_factor = low_res_factor
@@ -72,9 +149,11 @@ class ViewerApp:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._clients: dict[int, _Client] = {}
-        self._gaussians = source.gaussians
-        self._filter = ViewFilter(sh_degree_cap=source.gaussians.sh_degree)
-        self._rs = RenderSet.build(self._gaussians, self._filter)
+        self._all_gaussians = [s.gaussians for s in sources]
+        self._gaussians = self._all_gaussians[0]
+        self._filter = ViewFilter(sh_degree_cap=max(g.sh_degree for g in self._all_gaussians))
+        self._sets = [RenderSet.build(g, self._filter) for g in self._all_gaussians]
+        self._rs = self._sets[0]
         self._scene_version = 1
         self._settings_version = 1
         self._uploaded_version = 0
@@ -98,6 +177,8 @@ class ViewerApp:
         server.on_client_disconnect(self._on_disconnect)
         self._worker = threading.Thread(target=self._run, name="splatlab-view-render", daemon=True)
         self._worker.start()
+        self._thumb_thread = threading.Thread(target=self._load_thumbnails, name="splatlab-view-thumbs", daemon=True)
+        self._thumb_thread.start()
 
     # ------------------------------------------------------------------ scene
     def _init_camera(self) -> None:
@@ -114,6 +195,8 @@ class ViewerApp:
         rs = RenderSet.build(gaussians, self._filter)
         with self._lock:
             self._gaussians = gaussians
+            self._all_gaussians[self._index] = gaussians
+            self._sets[self._index] = rs
             self._rs = rs
             self._scene_version += 1
             self.extra_stats = stats
@@ -124,9 +207,16 @@ class ViewerApp:
     def render_set(self) -> RenderSet:
         return self._rs
 
+    @property
+    def render_sets(self) -> list[RenderSet]:
+        """One filtered render set per source, in the order the sources were given."""
+        return list(self._sets)
+
     def _refilter(self) -> None:
+        sets = [RenderSet.build(g, self._filter) for g in self._all_gaussians]
         with self._lock:
-            self._rs = RenderSet.build(self._gaussians, self._filter)
+            self._sets = sets
+            self._rs = sets[self._index]
             self._scene_version += 1
         self._update_stats()
         self._wake.set()
@@ -140,8 +230,19 @@ class ViewerApp:
     def _build_gui(self) -> None:
         gui = self.server.gui
         g = self._gaussians
+        everything = self._all_gaussians
         with gui.add_folder("Scene"):
             self._stats_md = gui.add_markdown("")
+        if len(self.sources) > 1:
+            with gui.add_folder("Compare runs"):
+                self.gui_scene = gui.add_dropdown("Shown", self.labels, initial_value=self.labels[0],
+                                                  hint="Which run / file is drawn (left strip when side by side)")
+                self.gui_side = gui.add_checkbox("Side by side", False,
+                                                 hint="splatlab renders (server) of several runs from the same "
+                                                      "camera, left to right")
+                self.gui_side_with = gui.add_dropdown("Next to it", self.labels + [ALL_SOURCES],
+                                                      initial_value=self.labels[1])
+                self._side_md = gui.add_markdown("")
         with gui.add_folder("Display"):
             self.gui_display = gui.add_dropdown("Renderer", DISPLAYS, initial_value=self.display)
             self.gui_mode = gui.add_dropdown("Server mode", RENDER_MODES, initial_value=self.mode,
@@ -150,16 +251,18 @@ class ViewerApp:
                                           hint="Long side of server renders, in pixels")
             self.gui_progressive = gui.add_checkbox("Low-res while moving", self.progressive)
             self.gui_bg = gui.add_rgb("Background", tuple(int(round(c * 255)) for c in self.background))
-            self.gui_sh = gui.add_slider("SH degree cap", 0, max(g.sh_degree, 1), 1, g.sh_degree,
-                                         disabled=g.sh_degree == 0,
+            sh_max = max(x.sh_degree for x in everything)
+            self.gui_sh = gui.add_slider("SH degree cap", 0, max(sh_max, 1), 1, sh_max, disabled=sh_max == 0,
                                          hint="Server renders only; browser splats use the DC colour")
         with gui.add_folder("Filters"):
-            max_scale = float(g.scales.detach().max()) if len(g) else 1.0
+            max_scale = max((float(x.scales.detach().max()) for x in everything if len(x)), default=1.0)
             self._max_scale_all = max_scale
             self.gui_opacity = gui.add_slider("Min opacity", 0.0, 1.0, 0.01, 0.0)
             self.gui_scale = gui.add_slider("Max scale", 0.0, round(max_scale * 1.01 + 1e-6, 6),
                                             max(max_scale / 200, 1e-6), round(max_scale * 1.01 + 1e-6, 6))
-            lo, hi = (b.numpy().astype(float) for b in g.bounds())
+            bounds = [[b.numpy().astype(float) for b in x.bounds()] for x in everything if len(x)] or \
+                [[b.numpy().astype(float) for b in g.bounds()]]
+            lo, hi = np.min([b[0] for b in bounds], axis=0), np.max([b[1] for b in bounds], axis=0)
             pad = 0.01 * float(np.max(hi - lo)) + 1e-6
             self.gui_crop = gui.add_checkbox("Crop box", False)
             self.gui_crop_min = gui.add_vector3("Crop min", tuple(np.round(lo - pad, 4)), step=0.01)
@@ -182,8 +285,15 @@ class ViewerApp:
             self.gui_render_path = gui.add_button("Render path")
             self.gui_path_progress = gui.add_progress_bar(0.0)
             self._path_md = gui.add_markdown("")
-        if self.source.cameras is not None:
-            self.gui_show_cams = gui.add_checkbox("Dataset cameras", True)
+        if any(s.cameras is not None for s in self.sources):
+            self.gui_show_cams = gui.add_checkbox("Dataset cameras", True,
+                                                  hint="Thumbnails of the training views; click one to look "
+                                                       "through that camera")
+        if len(self.sources) > 1:
+            self.gui_scene.on_update(lambda _: self._on_scene())
+            self.gui_side.on_update(lambda _: self._on_side())
+            self.gui_side_with.on_update(lambda _: self._on_side())
+            self._update_side_md()
 
         self.gui_display.on_update(lambda _: self._on_display())
         self.gui_mode.on_update(lambda _: self._on_settings())
@@ -220,29 +330,162 @@ class ViewerApp:
         self._stats_md.content = "  \n".join(lines)
 
     def _add_dataset_cameras(self) -> None:
-        cams = self.source.cameras
-        if cams is None:
-            return
-        c2w = cams.camtoworlds.numpy()
-        extent = float(np.linalg.norm(np.ptp(c2w[:, :3, 3], axis=0))) or 1.0
-        self._frustums = []
-        step = max(1, len(cams) // 200)  # at most ~200 frustums
-        for i in range(0, len(cams), step):
-            K = cams.Ks[i].numpy()
-            fov = 2 * math.atan(cams.height / (2 * K[1, 1]))
-            from .render import matrix_to_quat_wxyz
-            self._frustums.append(self.server.scene.add_camera_frustum(
-                f"/dataset_cameras/{i:05d}", fov=fov, aspect=cams.width / cams.height, scale=0.03 * extent,
-                thickness=0.002 * extent, color=(230, 120, 20), wxyz=matrix_to_quat_wxyz(c2w[i, :3, :3]),
-                position=c2w[i, :3, 3]))
+        """Frustums of each run's dataset cameras (at most `max_cameras` per run); only the shown run's
+        are visible. Thumbnails arrive later from `_load_thumbnails`; a click moves the camera there."""
+        from .render import matrix_to_quat_wxyz
 
-        def toggle(_):
-            for f in self._frustums:
-                f.visible = self.gui_show_cams.value
-        self.gui_show_cams.on_update(toggle)
+        self._frustums: dict[int, list[tuple[int, object]]] = {}  # source -> [(camera index, handle)]
+        for k, src in enumerate(self.sources):
+            cams = src.cameras
+            if cams is None:
+                continue
+            c2w = cams.camtoworlds.double().numpy()
+            extent = float(np.linalg.norm(np.ptp(c2w[:, :3, 3], axis=0))) or 1.0
+            handles = self._frustums[k] = []
+            for i in camera_subset(len(cams), self.max_cameras):
+                K = cams.Ks[i].numpy()
+                fov = 2 * math.atan(cams.height / (2 * K[1, 1]))
+                h = self.server.scene.add_camera_frustum(
+                    f"/dataset_cameras/run{k}_{i:05d}", fov=fov, aspect=cams.width / cams.height,
+                    scale=0.03 * extent, thickness=0.002 * extent, color=(230, 120, 20),
+                    wxyz=matrix_to_quat_wxyz(c2w[i, :3, :3]), position=c2w[i, :3, 3], visible=k == self._index)
+                h.on_click(self._frustum_click_handler(k, i))
+                handles.append((i, h))
+        if self._frustums:
+            self.gui_show_cams.on_update(lambda _: self._show_frustums())
+
+    def _show_frustums(self) -> None:
+        on = bool(getattr(self, "gui_show_cams", None) and self.gui_show_cams.value)
+        for k, handles in self._frustums.items():
+            for _, h in handles:
+                h.visible = on and k == self._index
+
+    def dataset_frustums(self, source_index: int = 0) -> list[tuple[int, object]]:
+        """[(dataset camera index, viser frustum handle)] of one source (empty without cameras)."""
+        return list(self._frustums.get(source_index, []))
+
+    def _load_thumbnails(self) -> None:
+        """Background: each frustum gets a small copy of its training image (slow disks stay off the GUI)."""
+        try:
+            for k, handles in self._frustums.items():
+                load = self.sources[k].camera_image
+                if load is None:
+                    continue
+                failed = 0
+                for i, h in handles:
+                    if self._stop.is_set():
+                        return
+                    try:
+                        h.image = thumbnail(load(i), self.thumbnail_size)
+                    except Exception:  # a missing / unreadable image leaves a bare frustum
+                        failed += 1
+                if failed:
+                    self.sources[k].notes.append(f"{failed} camera thumbnails could not be loaded")
+                    self._update_stats()
+        finally:
+            self.thumbnails_ready.set()
+
+    def _frustum_click_handler(self, source_index: int, camera_index: int):
+        def on_click(event) -> None:
+            if event.client is not None:
+                self.go_to_dataset_camera(event.client, camera_index, source_index)
+        return on_click
+
+    def go_to_dataset_camera(self, client, camera_index: int, source_index: int | None = None) -> bool:
+        """Put `client`'s camera exactly at dataset camera `camera_index` (pose and vertical fov).
+
+        The orbit centre is put on the view axis at the depth of the scene centre, so orbiting after the
+        jump turns around the scene. False if the client has not reported a camera yet."""
+        from .render import matrix_to_quat_wxyz
+
+        src = self.sources[self._index if source_index is None else source_index]
+        cams = src.cameras
+        if cams is None:
+            return False
+        try:
+            old_distance = float(np.linalg.norm(client.camera.look_at - client.camera.position))
+        except AssertionError:  # viser: no camera message from this client yet
+            return False
+        c2w = cams.camtoworlds[camera_index].double().numpy()
+        R, pos = c2w[:3, :3], c2w[:3, 3]
+        fov = 2 * math.atan(cams.height / (2 * float(cams.Ks[camera_index][1, 1])))
+        depth = float(np.dot(np.asarray(self._home[1]) - pos, R[:, 2]))
+        depth = depth if depth > 1e-6 else (old_distance or 1.0)
+        cam = client.camera
+        with client.atomic():
+            cam.fov = fov
+            cam.position = pos
+            cam.wxyz = matrix_to_quat_wxyz(R)
+            cam.look_at = pos + depth * R[:, 2]  # same direction: orientation unchanged
+        return True
+
+    # ------------------------------------------------------------------ several sources
+    def _on_scene(self) -> None:
+        index = self.labels.index(self.gui_scene.value)
+        with self._lock:
+            self._index = index
+            self.source = self.sources[index]
+            self._gaussians = self._all_gaussians[index]
+            self._rs = self._sets[index]
+            self._scene_version += 1
+        if getattr(self, "_frustums", None):
+            self._show_frustums()
+        self._update_stats()
+        self._update_side_md()
+        self._wake.set()
+
+    def _on_side(self) -> None:
+        value = self.gui_side_with.value
+        compare = None if value == ALL_SOURCES else self.labels.index(value)
+        with self._lock:
+            self.side_by_side = bool(self.gui_side.value)
+            self._compare = compare
+        if self.side_by_side and self.display != DISPLAY_SERVER:
+            self.gui_display.value = DISPLAY_SERVER  # side by side is a server render
+            self.display = DISPLAY_SERVER
+        self._update_side_md()
+        self._settings_changed()
+
+    def _panel_indices(self) -> list[int]:
+        if not self.side_by_side or len(self.sources) < 2:
+            return [self._index]
+        if self._compare is None:
+            return list(range(len(self.sources)))
+        if self._compare == self._index:
+            return [self._index]
+        return [self._index, self._compare]
+
+    def _panels(self) -> list[RenderSet]:
+        with self._lock:
+            return [self._sets[i] for i in self._panel_indices()]
+
+    def _update_side_md(self) -> None:
+        if len(self.sources) < 2:
+            return
+        if self.side_by_side:
+            names = " | ".join(f"**{self.labels[i]}**" for i in self._panel_indices())
+            text = f"Left to right: {names}"
+            if self.display != DISPLAY_SERVER:
+                text += "  \n_Side by side needs the server renderer._"
+        else:
+            text = f"Showing **{self.labels[self._index]}**"
+        self._side_md.content = text
+
+    def select_source(self, index: int) -> None:
+        """Show source `index` (as the dropdown does)."""
+        self.gui_scene.value = self.labels[index]
+        self._on_scene()
+
+    def set_side_by_side(self, on: bool, compare: int | None | str = "keep") -> None:
+        """Side by side on/off; `compare`: index of the right-hand source, or None for all sources."""
+        if compare != "keep":
+            self.gui_side_with.value = ALL_SOURCES if compare is None else self.labels[int(compare)]
+        self.gui_side.value = bool(on)
+        self._on_side()
 
     def _on_display(self) -> None:
         self.display = self.gui_display.value
+        self._update_side_md()
         self._settings_changed()
 
     def _on_settings(self) -> None:
@@ -352,6 +595,7 @@ class ViewerApp:
             clients = list(self._clients.values())
             rs, scene_v, settings_v = self._rs, self._scene_version, self._settings_version
             display = self.display
+            panels = [self._sets[i] for i in self._panel_indices()]
         if not clients:
             return
         if display == DISPLAY_BROWSER:
@@ -374,9 +618,9 @@ class ViewerApp:
             moving = self.progressive and (now - st.last_move) < self.rest_delay
             if moving and st.low_key == key:
                 continue
-            self._render_for(st, rs, key, low=moving)
+            self._render_for(st, panels, key, low=moving)
 
-    def _render_for(self, st: _Client, rs: RenderSet, key: tuple, low: bool) -> None:
+    def _render_for(self, st: _Client, panels: list[RenderSet], key: tuple, low: bool) -> None:
         cam = camera_from_viser(st.handle.camera)
         canvas = max(st.handle.camera.image_width, st.handle.camera.image_height)
         long_side = min(self.max_resolution, max(64, canvas))
@@ -384,7 +628,7 @@ class ViewerApp:
             long_side = max(48, int(long_side * self.low_res_factor))
         w, h = cam.size_for(long_side)
         t0 = time.perf_counter()
-        img = render_image(rs, cam, w, h, self.mode, self.background)
+        img = compose_side_by_side(panels, cam, w, h, self.mode, self.background)
         st.handle.scene.set_background_image(to_uint8(img), format="jpeg", jpeg_quality=90)
         st.times.append(time.perf_counter() - t0)
         del st.times[:-20]
@@ -424,8 +668,10 @@ class ViewerApp:
             from .render import look_at_camera
             camera = look_at_camera(eye, target, math.radians(50), 4 / 3)
         w, h = camera.size_for(self.max_resolution)
-        mode = self.mode if self.display == DISPLAY_SERVER else "RGB"
-        img = render_image(self._rs, camera, w, h, mode, self.background)
+        if self.display == DISPLAY_SERVER:
+            img = compose_side_by_side(self._panels(), camera, w, h, self.mode, self.background)
+        else:
+            img = render_image(self._rs, camera, w, h, "RGB", self.background)
         if path is None:
             stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{int(time.time() * 1000) % 1000:03d}"
             path = os.path.join(self._out_dir(), f"screenshot_{stamp}.png")
@@ -507,3 +753,4 @@ class ViewerApp:
         self._stop.set()
         self._wake.set()
         self._worker.join(timeout=5)
+        self._thumb_thread.join(timeout=5)

@@ -7,9 +7,17 @@ import sys
 import time
 
 DESCRIPTION = """Open a splat file (.ply, compressed .ply, .sog, .spz, .splat), a SOG folder, a checkpoint
-(.pt) or a training run folder (newest point_cloud.ply or checkpoint, dataset cameras as frustums) in
-the browser. Default: a viser app with browser-side splats and server-side splatlab renders.
---static: serve the prebuilt WebGL page (viewer/dist) and exactly that one file."""
+(.pt) or a training run folder (newest point_cloud.ply or checkpoint) in the browser. Default: a viser
+app with browser-side splats and server-side splatlab renders. A run folder's dataset cameras are drawn
+as frustums with a thumbnail of their image; click one to look through that camera.
+Several inputs (runs or files of different methods) open together: "Compare runs" in the GUI picks
+the one shown, and "Side by side" renders two (or all) of them from the same camera, left to right.
+--static: serve the prebuilt WebGL page (viewer/dist) and exactly one file."""
+
+EPILOG = """examples:
+  splatlab view runs/garden                      newest result of a run, with its cameras
+  splatlab view scene.sog --renderer server      splatlab's own renders instead of WebGL splats
+  splatlab view runs/3dgs runs/mcmc out.spz      compare runs / files (dropdown + side by side)"""
 
 
 def _error(msg: str) -> int:
@@ -23,8 +31,10 @@ def _one_line(err: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="splatlab view", description=DESCRIPTION)
-    ap.add_argument("input", help="splat file, SOG folder, checkpoint or run folder")
+    ap = argparse.ArgumentParser(prog="splatlab view", description=DESCRIPTION, epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("inputs", nargs="+", metavar="input",
+                    help="splat file, SOG folder, checkpoint or run folder; give several to compare them")
     ap.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
     ap.add_argument("--host", default="127.0.0.1",
                     help="address to bind (default 127.0.0.1; use 0.0.0.0 only on a trusted network)")
@@ -34,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-res", type=int, default=640, help="long side of server renders in pixels")
     ap.add_argument("--out", default="splatlab_view", help="folder for screenshots and camera-path frames")
     ap.add_argument("--no-cameras", action="store_true", help="do not load a run's dataset cameras")
+    ap.add_argument("--max-cameras", type=int, default=200,
+                    help="most dataset-camera frustums (with thumbnails) drawn per run (default 200; 0: none)")
     return ap
 
 
@@ -74,16 +86,18 @@ def view_main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not 0 <= args.port <= 65535:
         return _error(f"--port {args.port} is not a valid port")
+    if args.max_cameras < 0:
+        return _error(f"--max-cameras {args.max_cameras} must be 0 or more")
     if args.static:
-        return serve_static(args.input, args.host, args.port)
-    from .source import ViewerInputError, open_source
+        if len(args.inputs) > 1:
+            return _error(f"--static serves one file, got {len(args.inputs)} inputs ({', '.join(args.inputs)})")
+        return serve_static(args.inputs[0], args.host, args.port)
+    from .source import ViewerInputError, open_sources
 
     try:
-        source = open_source(args.input, with_cameras=not args.no_cameras)
+        sources = open_sources(args.inputs, with_cameras=not args.no_cameras and args.max_cameras > 0)
     except ViewerInputError as err:
         return _error(str(err))
-    except Exception as err:  # anything else a broken input can raise: still one line, no traceback
-        return _error(f"{args.input}: {_one_line(err)}")
     try:
         import viser
     except ImportError:
@@ -94,12 +108,15 @@ def view_main(argv: list[str] | None = None) -> int:
         server = viser.ViserServer(host=args.host, port=args.port, label="splatlab", verbose=False)
     except OSError as err:
         return _error(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}")
-    app = ViewerApp(server, source, out_dir=args.out, max_resolution=args.max_res,
+    app = ViewerApp(server, sources, out_dir=args.out, max_resolution=args.max_res, max_cameras=args.max_cameras,
                     display=DISPLAY_SERVER if args.renderer == "server" else DISPLAY_BROWSER)
-    g = source.gaussians
-    print(f"splatlab view: {source.label}: {len(g):,} Gaussians, SH degree {g.sh_degree}", flush=True)
-    for note in source.notes:
-        print(f"splatlab view: note: {note}", flush=True)
+    for label, source in zip(app.labels, sources):
+        g = source.gaussians
+        cams = f", {len(source.cameras)} dataset cameras" if source.cameras is not None else ""
+        print(f"splatlab view: {label}: {len(g):,} Gaussians, SH degree {g.sh_degree}{cams}", flush=True)
+        for note in source.notes:
+            print(f"splatlab view: note: {label}: {note}" if len(sources) > 1 else f"splatlab view: note: {note}",
+                  flush=True)
     print(f"splatlab view: open http://{args.host}:{server.get_port()}  (Ctrl+C to stop)", flush=True)
     try:
         while True:

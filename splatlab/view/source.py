@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -27,6 +28,8 @@ class ViewSource:
     cameras: Cameras | None = None  # dataset cameras of a run folder, if they could be loaded
     step: int | None = None  # training step of a checkpoint / run
     notes: list[str] = field(default_factory=list)  # non-fatal problems (e.g. cameras unavailable)
+    # image i of `cameras` as float (H, W, 3) in [0, 1] (for frustum thumbnails); None without a dataset
+    camera_image: Callable[[int], object] | None = None
 
 
 def _size_on_disk(path: str) -> int:
@@ -76,23 +79,29 @@ def read_checkpoint(path: Path) -> tuple[Gaussians, dict]:
                                f"{str(err).splitlines()[0] if str(err) else ''})") from None
 
 
-def _dataset_cameras(scene: str | None, notes: list[str]) -> Cameras | None:
+def _dataset_cameras(scene: str | None, notes: list[str]) -> tuple[Cameras | None, Callable | None]:
+    """(train [+ test] cameras, loader of image i of those cameras), or (None, None)."""
     if not scene:
-        return None
+        return None, None
     try:
         from ..data import load_scene
 
         data = load_scene(scene)
-        cams = data.train.cameras
+        train = data.train
+        cams = train.cameras
+        n_train = len(train)
         if len(data.test):
             test = data.test.cameras
             if (test.width, test.height) == (cams.width, cams.height):
                 cams = Cameras(torch.cat([cams.viewmats, test.viewmats]), torch.cat([cams.Ks, test.Ks]),
                                cams.width, cams.height)
-        return cams
+
+        def image(i: int):
+            return train.load_image(i) if i < n_train else data.test.load_image(i - n_train)
+        return cams, image
     except Exception as err:  # the dataset may have moved; the viewer still works without frustums
         notes.append(f"dataset cameras unavailable ({str(err).splitlines()[0] if str(err) else type(err).__name__})")
-        return None
+        return None, None
 
 
 def open_run_folder(run: Path, with_cameras: bool = True) -> ViewSource:
@@ -127,7 +136,7 @@ def open_run_folder(run: Path, with_cameras: bool = True) -> ViewSource:
         notes.append("run has no metrics.json (still training or interrupted)")
     source.step = step
     if with_cameras:
-        source.cameras = _dataset_cameras(config.get("scene"), notes)
+        source.cameras, source.camera_image = _dataset_cameras(config.get("scene"), notes)
     source.notes = notes
     return source
 
@@ -147,3 +156,24 @@ def open_source(path: str, with_cameras: bool = True) -> ViewSource:
             raise ViewerInputError(f"{path}: the checkpoint holds no Gaussians")
         return ViewSource(g, p.name, str(p), _size_on_disk(str(p)), "checkpoint", step=payload.get("step"))
     return read_splat_file(str(p))
+
+
+def open_sources(paths: list[str], with_cameras: bool = True) -> list[ViewSource]:
+    """`open_source` for each path (the first failure raises, naming its path); labels made distinct.
+
+    Two inputs with the same label (e.g. `a/point_cloud.ply` from two `a` folders) are told apart by
+    the path as given on the command line."""
+    sources = []
+    for path in paths:
+        try:
+            sources.append(open_source(path, with_cameras))
+        except ViewerInputError:
+            raise
+        except Exception as err:  # anything else a broken input raises: one line that names the path
+            text = str(err).strip().splitlines()
+            raise ViewerInputError(f"{path}: {text[0] if text else type(err).__name__}") from None
+    labels = [s.label for s in sources]
+    for s, path in zip(sources, paths):
+        if labels.count(s.label) > 1:
+            s.label = os.path.normpath(path)
+    return sources
