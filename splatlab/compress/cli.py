@@ -19,7 +19,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--keep-sh", action="store_true", help="never drop SH bands automatically")
     ap.add_argument("--sh-threshold", type=float, default=1.0 / 255.0,
                     help="drop top SH bands whose opacity-weighted RMS colour change is below this (default 1/255)")
-    ap.add_argument("--order", choices=["plas", "morton"], default="plas", help="texel order (default plas)")
+    ap.add_argument("--order", choices=["plas", "morton", "keep"], default="plas",
+                    help="texel order (default plas; keep: the input's row order, e.g. a grid trained with "
+                         "`splatlab train --method sog`)")
     ap.add_argument("--plas-budget", type=float, help="time budget for the PLAS sort in seconds")
     ap.add_argument("--plas-threshold", type=float, default=1e-4, help="stop a radius when a pass gains less (1e-4)")
     ap.add_argument("--plas-init", choices=["morton2d", "random"], default="morton2d", help="PLAS start layout")

@@ -37,7 +37,7 @@ SH_ATTRS = {"means": ("means_l.webp", "means_u.webp"), "quats": ("quats.webp",),
 
 @dataclass
 class CompressOptions:
-    order: str = "plas"  # "plas" | "morton"
+    order: str = "plas"  # "plas" | "morton" | "keep" (the file's row order, e.g. a `--method sog` grid)
     sh_degree: int | None = None  # cap on the SH degree kept
     auto_sh: bool = True  # drop top SH bands whose colour contribution is negligible
     sh_threshold: float = 1.0 / 255.0  # opacity-weighted mean RMS colour change per band
@@ -223,6 +223,12 @@ def sort_order(scene: SceneArrays, opts: CompressOptions) -> tuple[np.ndarray, d
     t0 = time.perf_counter()
     if opts.order == "morton":
         order = morton
+    elif opts.order == "keep":
+        order = np.arange(n)
+        k = math.isqrt(n)
+        if k * k == n and w != k:
+            info["keep_note"] = (f"{n} = {k}x{k} splats but SOG textures are {w} texels wide (a multiple of 4): "
+                                 f"the rows keep their order but not their 2-D neighbours of a {k}x{k} grid")
     elif opts.order == "plas":
         init = morton_grid_init(scene.means, w, h) if opts.plas_init == "morton2d" else None
         res = plas_sort(feats, w, h, standardized=True, init_order=init, improvement_threshold=opts.plas_threshold,
@@ -230,7 +236,7 @@ def sort_order(scene: SceneArrays, opts: CompressOptions) -> tuple[np.ndarray, d
         order = res.order
         info.update(plas_radii=res.radii, plas_passes=res.passes)
     else:
-        raise ValueError(f"unknown order {opts.order!r} (plas or morton)")
+        raise ValueError(f"unknown order {opts.order!r} (plas, morton or keep)")
     info["sort_seconds"] = time.perf_counter() - t0
     info["neighbour_distance"] = neighbour_distance(feats, order, w, h)
     return order, info
@@ -251,6 +257,8 @@ def compress_scene(scene: SceneArrays, out, opts: CompressOptions | None = None)
     report["sh_degree_out"] = deg
     report["sh_band_energy"] = sh_band_energy(scene) if deg else []
     order, info = sort_order(scene, opts)
+    if "keep_note" in info:
+        notes.append(info.pop("keep_note"))
     report.update(info)
     t0 = time.perf_counter()
     write_sog(out, scene, order=order, sh_iterations=opts.sh_iterations, webp_effort=opts.webp_effort)

@@ -40,6 +40,26 @@ def _background(text: str) -> tuple[float, float, float]:
     return tuple(vals)  # type: ignore[return-value]
 
 
+def _method_option(text: str) -> tuple[str, object]:
+    """KEY=VALUE -> (key, value); the value becomes an int, float, bool or None when it reads as one."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    value = value.strip()
+    low = value.lower()
+    if low in ("true", "false"):
+        return key, low == "true"
+    if low == "none":
+        return key, None
+    for conv in (int, float):
+        try:
+            return key, conv(value)
+        except ValueError:
+            pass
+    return key, value
+
+
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     S = argparse.SUPPRESS
     p = _Parser(prog=prog, argument_default=S,
@@ -50,7 +70,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--resolution", "--downscale", dest="downscale", type=int,
                    help="image downscale factor 1, 2, 4, 8 (uses images_N/ when present)")
     p.add_argument("--strategy", help="densification: default (ADC) or mcmc")
-    p.add_argument("--method", help="training method (registered: 3dgs)")
+    p.add_argument("--method", help="training method (registered: 3dgs, sog)")
+    p.add_argument("--method-option", dest="method_options", type=_method_option, action="append",
+                   metavar="KEY=VALUE", help="method setting, repeatable (e.g. --method sog --method-option grid=256)")
     p.add_argument("--seed", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int, help="cameras per step (total over processes)")
     p.add_argument("--eval-every", dest="eval_every", type=int, help="test PSNR every N steps (0: only at the end)")
@@ -102,13 +124,15 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict | None
         for k, v in given.items():
             if k in ("resume", "scene"):
                 continue
+            if k == "method_options":
+                v = {**cfg.method_options, **dict(v)}
             setattr(cfg, k, v)
         return cfg, ck
     if not given.get("scene"):
         raise ArgumentError("the following arguments are required: scene (or --resume)")
     cfg = TrainConfig()
     for k, v in given.items():
-        setattr(cfg, k, v)
+        setattr(cfg, k, dict(v) if k == "method_options" else v)
     cfg.scene = str(Path(cfg.scene).resolve()) if Path(cfg.scene).exists() else cfg.scene
     return cfg, None
 
@@ -121,6 +145,8 @@ def train_main(argv=None) -> int:
         args = parser.parse_args(argv)
         cfg, ck = config_from_args(args)
         cfg.validate()
+        from .methods import get_method
+        get_method(cfg.method).validate_options(cfg)
     except ArgumentError as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

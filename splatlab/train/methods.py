@@ -79,7 +79,46 @@ class Method:
         """Per-step hook after the optimizer step (e.g. periodic field resets)."""
         return None
 
+    def validate_options(self, cfg) -> None:
+        """Raise ValueError on bad `cfg.method_options` (called by the CLI before training)."""
+        return None
+
 
 @register_method("3dgs")
 class GaussianSplatting(Method):
     """The baseline: no extra fields, (1-λ)·L1 + λ·D-SSIM."""
+
+
+@register_method("sog")
+class SelfOrganizingGaussians(Method):
+    """Self-Organizing Gaussians: the 3DGS recipe, then (at the grid step, default when densification
+    stops) prune to k^2 Gaussians, PLAS-sort them onto a k x k grid (rows and Adam state permuted
+    into grid order), add the grid-smoothness loss every step and re-sort every `sort_every` steps.
+    Options (`--method-option key=value`) and details: `splatlab.compress.training`."""
+
+    def __init__(self) -> None:
+        from splatlab.compress.training import SOGController
+
+        self.controller = SOGController()
+
+    def validate_options(self, cfg) -> None:
+        from splatlab.compress.training import parse_options
+
+        parse_options(cfg.method_options)
+
+    def extra_lrs(self, cfg) -> dict[str, float]:
+        self.controller.options(cfg)  # bad options fail before training starts
+        return {}
+
+    def loss_terms(self, x: LossInputs, cfg) -> dict[str, Tensor]:
+        terms = super().loss_terms(x, cfg)
+        smooth = self.controller.loss(x.gaussians, cfg)
+        if smooth is not None:
+            terms["sog_smoothness"] = smooth
+        return terms
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"sog": self.controller.state}
+
+    def after_step(self, gaussians: Gaussians, optimizers, step: int, cfg) -> None:
+        self.controller.after_step(gaussians, optimizers, step, cfg)
