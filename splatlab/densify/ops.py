@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from splatlab.gaussians import Gaussians
+from splatlab.render.projection import quat_to_rotmat  # one rotation convention for render and densify
 
 Optimizers = Optimizer | Iterable[Optimizer] | Mapping[str, Optimizer]
 
@@ -182,15 +183,6 @@ def split(gaussians: Gaussians, optimizers: Optimizers | None, mask: Tensor, n_s
 
     update_rows(gaussians, optimizers, param_fn,
                 lambda name, key, v: torch.cat([v[rest], _zeros_rows(v, n_split * k)]))
-
-
-def quat_to_rotmat(quats: Tensor) -> Tensor:
-    w, x, y, z = torch.nn.functional.normalize(quats, dim=-1).unbind(-1)
-    return torch.stack([
-        1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-    ], dim=-1).reshape(quats.shape[:-1] + (3, 3))
 
 
 def _as_mask(mask: Tensor, n: int) -> Tensor:
