@@ -129,6 +129,16 @@ def check_finite(path, scene: SceneArrays, what: str = "contains") -> None:
             raise SplatFormatError(path, f"{what} {kind} {name} in {int(bad.sum())} splat(s) (first at index {first})")
 
 
+def check_writable(path, scene: SceneArrays, format_label: str | None = None) -> None:
+    """The checks every writer makes first: not empty, all finite, and (when the format caps
+    SH at degree 3, `format_label` given) no higher bands."""
+    if len(scene) == 0:
+        raise SplatFormatError(path, "cannot write an empty scene (0 splats)")
+    check_finite(path, scene, "cannot write: scene holds")
+    if format_label is not None and scene.sh_degree > 3:
+        raise SplatFormatError(path, f"{format_label} holds SH degree 0-3, scene has degree {scene.sh_degree}")
+
+
 def check_order(path, order, n: int) -> np.ndarray:
     """Validate a caller-given ordering: a permutation of range(n)."""
     o = np.asarray(order.detach().cpu().numpy() if isinstance(order, torch.Tensor) else order)

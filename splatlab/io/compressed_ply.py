@@ -13,7 +13,7 @@ from plyfile import PlyData, PlyElement
 
 from splatlab.gaussians import Gaussians, sh_degree_from_bases
 
-from ._common import (SH_C0, SceneArrays, SplatFormatError, as_arrays, atomic_write, check_finite,
+from ._common import (SH_C0, SceneArrays, SplatFormatError, as_arrays, atomic_write, check_finite, check_writable,
                       check_order, logit, morton_order, normalize_quats, quantize_unorm, sigmoid)
 from .ply import PlyHeader, read_header, read_plydata
 
@@ -109,11 +109,7 @@ def write_compressed_ply(path, gaussians: Gaussians | SceneArrays, *, order=None
     """Write a PlayCanvas compressed `.ply`; `order` (a permutation) replaces the Morton sort."""
     scene = as_arrays(gaussians)
     n = len(scene)
-    if n == 0:
-        raise SplatFormatError(path, "cannot write an empty scene (0 splats)")
-    check_finite(path, scene, "cannot write: scene holds")
-    if scene.sh_degree > 3:
-        raise SplatFormatError(path, f"compressed PLY holds SH degree 0-3, scene has degree {scene.sh_degree}")
+    check_writable(path, scene, "compressed PLY")
     order = morton_order(scene.means) if order is None else check_order(path, order, n)
     s = scene.take(order)
     n_chunks = -(-n // CHUNK)

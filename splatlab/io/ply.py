@@ -252,11 +252,9 @@ def ply_vertex_array(scene: SceneArrays, *, extras: bool = True) -> np.ndarray:
 
 def write_ply(path, gaussians: Gaussians | SceneArrays, *, extras: bool = True, order=None) -> None:
     """Write an INRIA-layout binary little-endian `.ply` (exact: float32 in, float32 out)."""
-    from ._common import check_order
+    from ._common import check_order, check_writable
     scene = as_arrays(gaussians)
-    if len(scene) == 0:
-        raise SplatFormatError(path, "cannot write an empty scene (0 splats)")
-    check_finite(path, scene, "cannot write: scene holds")
+    check_writable(path, scene)
     if order is not None:
         scene = scene.take(check_order(path, order, len(scene)))
     el = PlyElement.describe(ply_vertex_array(scene, extras=extras), "vertex")

@@ -25,7 +25,7 @@ import torch
 
 from splatlab.gaussians import Gaussians, num_sh_bases
 
-from ._common import (SceneArrays, SplatFormatError, as_arrays, atomic_write, atomic_write_bytes, check_finite,
+from ._common import (SceneArrays, SplatFormatError, as_arrays, atomic_write, atomic_write_bytes, check_finite, check_writable,
                       check_order, logit, morton_order, normalize_quats, sigmoid)
 
 SQRT2 = math.sqrt(2.0)
@@ -167,11 +167,7 @@ def encode_sog(gaussians: Gaussians | SceneArrays, *, order=None, sh_iterations:
     """Encode a scene into {filename: bytes} (meta.json plus the WebP textures)."""
     scene = as_arrays(gaussians)
     n = len(scene)
-    if n == 0:
-        raise SplatFormatError(path, "cannot write an empty scene (0 splats)")
-    check_finite(path, scene, "cannot write: scene holds")
-    if scene.sh_degree > 3:
-        raise SplatFormatError(path, f"SOG holds SH degree 0-3, scene has degree {scene.sh_degree}")
+    check_writable(path, scene, "SOG")
     order = morton_order(scene.means) if order is None else check_order(path, order, n)
     s = scene.take(order)
     w, h = sog_texture_size(n)

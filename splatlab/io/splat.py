@@ -10,7 +10,7 @@ import numpy as np
 
 from splatlab.gaussians import Gaussians
 
-from ._common import (SH_C0, SceneArrays, SplatFormatError, as_arrays, atomic_write, check_finite,
+from ._common import (SH_C0, SceneArrays, SplatFormatError, as_arrays, atomic_write, check_finite, check_writable,
                       check_order, logit, normalize_quats, read_bytes, sigmoid)
 
 RECORD = np.dtype([("pos", "<f4", 3), ("scale", "<f4", 3), ("rgba", "u1", 4), ("rot", "u1", 4)])
@@ -26,9 +26,7 @@ def importance_order(scene: SceneArrays) -> np.ndarray:
 def write_splat(path, gaussians: Gaussians | SceneArrays, *, order=None, sort: bool = True) -> None:
     scene = as_arrays(gaussians)
     n = len(scene)
-    if n == 0:
-        raise SplatFormatError(path, "cannot write an empty scene (0 splats)")
-    check_finite(path, scene, "cannot write: scene holds")
+    check_writable(path, scene)
     if order is not None:
         scene = scene.take(check_order(path, order, n))
     elif sort:

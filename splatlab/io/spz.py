@@ -16,7 +16,7 @@ import numpy as np
 
 from splatlab.gaussians import Gaussians, num_sh_bases
 
-from ._common import (SceneArrays, SplatFormatError, as_arrays, atomic_write, check_finite, check_order,
+from ._common import (SceneArrays, SplatFormatError, as_arrays, atomic_write, check_finite, check_writable, check_order,
                       logit, normalize_quats, read_bytes, sigmoid)
 
 MAGIC = 0x5053474E  # "NGSP" little-endian
@@ -77,9 +77,7 @@ def write_spz(path, gaussians: Gaussians | SceneArrays, *, version: int = 3, fra
     n = len(scene)
     if version not in (2, 3):
         raise SplatFormatError(path, f"can only write SPZ version 2 or 3, not {version}")
-    if n == 0:
-        raise SplatFormatError(path, "cannot write an empty scene (0 splats)")
-    check_finite(path, scene, "cannot write: scene holds")
+    check_writable(path, scene)
     if order is not None:
         scene = scene.take(check_order(path, order, n))
     deg = scene.sh_degree
