@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 
+import numba
 import numpy as np
 import torch
 
@@ -170,7 +171,9 @@ def bench_plas_1m(args) -> None:
     d_plas = neighbour_distance(f, res.order, w, h)
     d_m = neighbour_distance(f, morton_order(pos), w, h)
     d_r = neighbour_distance(f, np.random.default_rng(0).permutation(n), w, h)
-    print(f"  time {total:.1f} s ({res.radii} radius steps, {res.passes} passes)")
+    print(f"  time {total:.1f} s ({res.radii} radius steps, {res.passes} passes, "
+          f"{'full schedule' if args.plas_budget is None else f'budget {args.plas_budget} s'}, "
+          f"{numba.get_num_threads()} threads)")
     print(f"  neighbour distance: PLAS {d_plas:.4f}, Morton {d_m:.4f}, 2-D Morton start "
           f"{neighbour_distance(f, init, w, h):.4f}, random {d_r:.4f}")
 
@@ -191,8 +194,6 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if not args.input and not args.plas_1m:
         ap.error("give an input splat file and/or --plas-1m")
-    if args.plas_1m and args.plas_budget is None:
-        args.plas_budget = 280.0
     if args.input:
         tmp = tempfile.mkdtemp(prefix="bench_compress_")
         try:
