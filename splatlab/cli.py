@@ -7,6 +7,7 @@ import sys
 # command -> (module, function, one-line help). Modules are imported only when their command runs.
 COMMANDS = {
     "process": ("splatlab.data.cli", "process_main", "photos -> COLMAP scene with camera poses (pycolmap SfM)"),
+    "triangulate": ("splatlab.data.cli", "triangulate_main", "known poses -> sparse points3d.ply for initialisation"),
     "train": ("splatlab.train.cli", "train_main", "train a splat scene from a dataset folder"),
     "render": ("splatlab.render.cli", "render_main", "render a splat file to PNG"),
     "export": ("splatlab.io.cli", "export_main", "convert between .ply, compressed .ply, .sog, .spz, .splat"),
@@ -18,7 +19,7 @@ COMMANDS = {
 
 def usage() -> str:
     lines = ["usage: splatlab <command> [options]", "", "commands:"]
-    lines += [f"  {name:<10} {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += [f"  {name:<12} {help_}" for name, (_, _, help_) in COMMANDS.items()]
     lines += ["", "`splatlab <command> --help` describes each command."]
     return "\n".join(lines)
 

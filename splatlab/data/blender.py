@@ -3,7 +3,9 @@
 `transforms_{train,val,test}.json` each hold `camera_angle_x` (horizontal field of view, radians)
 and `frames` with `file_path` (usually without extension: `.png` is appended) and a 4x4
 camera-to-world `transform_matrix` in OpenGL camera axes. Images are RGBA and are composited on
-`background` when loaded. There is no point cloud (`points` is None: initialise randomly).
+`background` when loaded. Such scenes carry no point cloud; `points3d.ply` next to the json files
+(as the original 3DGS code keeps it, e.g. written by `splatlab triangulate`) is read when present,
+else `points` is None and training initialises randomly.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .nerfstudio import frames_of, pose_of, read_json
+from .nerfstudio import frames_of, load_ply_points, pose_of, read_json
 from .scene import (DatasetError, SceneData, _open_header, as_background, build_views,
                     compute_scene_scale, opengl_c2w_to_viewmat)
 
@@ -64,6 +66,12 @@ def load_blender(path, downscale: int = 1, background=(1.0, 1.0, 1.0), test_spli
     else:
         test = train.subset([])
     train.cache = test.cache = cache_images
-    return SceneData(train=train, test=test, points=None, points_rgb=None,
+    points = points_rgb = None
+    if (root / "points3d.ply").is_file():
+        xyz, rgb = load_ply_points(root / "points3d.ply")
+        if len(xyz):
+            points = torch.tensor(xyz, dtype=torch.float32)
+            points_rgb = None if rgb is None else torch.tensor(rgb, dtype=torch.float32)
+    return SceneData(train=train, test=test, points=points, points_rgb=points_rgb,
                      scene_scale=compute_scene_scale(train.cameras.viewmats), background=as_background(background),
                      source=Path(path), transform=torch.eye(4), format="blender")

@@ -190,8 +190,10 @@ def load_nerfstudio(path, downscale: int = 1, background=(1.0, 1.0, 1.0), output
         write_dataparser_transforms(output_dir, (T4 @ A4)[:3], scale)
 
     points = points_rgb = None
-    if meta.get("ply_file_path"):
-        ply = Path(str(meta["ply_file_path"]))
+    ply = Path(str(meta["ply_file_path"])) if meta.get("ply_file_path") else None
+    if ply is None and (data_dir / "points3d.ply").is_file():  # e.g. from `splatlab triangulate`
+        ply = Path("points3d.ply")
+    if ply is not None:
         xyz, rgb = load_ply_points(ply if ply.is_absolute() else data_dir / ply)
         if len(xyz):
             xyz_t = torch.tensor(xyz, dtype=torch.float64)
