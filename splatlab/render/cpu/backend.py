@@ -8,8 +8,13 @@ from torch import Tensor
 
 from . import kernels
 
-# per-pixel evaluated list entries (C,H,W) of the most recent forward (benchmark statistics)
+# pair counts (C,H,W) of the most recent forward, for the benchmark: row-list entries each pixel
+# evaluated up to its stop, and the tile-list entries a plain tile rasterizer walks to the same stop
 last_forward_evals: np.ndarray | None = None
+last_forward_tile_evals: np.ndarray | None = None
+# arguments of the most recent camera's `kernels.rasterize_forward` call, so the benchmark can time
+# the compositing kernel alone on exactly the inputs it saw
+last_forward_kernel_args: tuple | None = None
 
 
 def _np(t: Tensor, dtype=np.float32) -> np.ndarray:
@@ -23,13 +28,14 @@ class RasterizeToPixels(torch.autograd.Function):
     @staticmethod
     def forward(ctx, means2d, conics, colors, opacities, shapes, backgrounds, radii, depths,
                 width: int, height: int, absgrad):
-        global last_forward_evals
+        global last_forward_evals, last_forward_tile_evals, last_forward_kernel_args
         C, N, D = colors.shape
         use_shape = shapes is not None and shapes.numel() > 0
         out_color = np.empty((C, height, width, D), np.float32)
         out_trans = np.empty((C, height, width), np.float64)
         out_last = np.empty((C, height, width), np.int32)
         out_evals = np.empty((C, height, width), np.int32)
+        out_tile_evals = np.empty((C, height, width), np.int32)
         shapes_np = _np(shapes) if use_shape else np.ones(1, np.float32)
         bg_np = _np(backgrounds) if backgrounds is not None else np.zeros((C, D), np.float32)
         n_workers = numba.get_num_threads()
@@ -40,11 +46,14 @@ class RasterizeToPixels(torch.autograd.Function):
             col = _np(colors[i])
             offsets, ids = kernels.bin_gaussians(m2, _np(radii[i], np.int32), _np(depths[i]), width, height)
             woff, wtiles = kernels.schedule_tiles(offsets, n_workers, width, height)
-            kernels.rasterize_forward(offsets, ids, P, Q, col, use_shape, bg_np[i], width, height, woff, wtiles,
-                                      out_color[i], out_trans[i], out_last[i], out_evals[i])
+            args = (offsets, ids, P, Q, col, use_shape, bg_np[i], width, height, woff, wtiles,
+                    out_color[i], out_trans[i], out_last[i], out_evals[i], out_tile_evals[i])
+            kernels.rasterize_forward(*args)
+            last_forward_kernel_args = args
             cams.append((P, Q, col, offsets, ids, woff, wtiles))
         ctx.saved = (cams, bg_np, out_trans, out_last, use_shape, width, height, absgrad, N, D)
         last_forward_evals = out_evals
+        last_forward_tile_evals = out_tile_evals
         alphas = torch.from_numpy(1.0 - out_trans).float()[..., None]
         return torch.from_numpy(out_color), alphas
 

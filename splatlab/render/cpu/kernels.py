@@ -210,6 +210,44 @@ def schedule_tiles(offsets, n_workers, width, height):
     return woff, tiles
 
 
+SCAN = 64  # tile-list entries tested per culling step
+CHUNK = 32  # list entries per α table (× TILE pixels of a row)
+
+
+@njit(cache=True, nogil=True)
+def _max_tile_len(offsets):
+    maxn = 1
+    for t in range(offsets.shape[0] - 1):
+        maxn = max(maxn, offsets[t + 1] - offsets[t])
+    return maxn
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _tile_box(t, width, height):
+    """Pixel box of tile t: first column, first row, last column, last row (inclusive)."""
+    tiles_x = (width + TILE - 1) // TILE
+    tx0 = (t % tiles_x) * TILE
+    ty0 = (t // tiles_x) * TILE
+    return tx0, ty0, min(tx0 + TILE, width) - 1, min(ty0 + TILE, height) - 1
+
+
+@njit(cache=True, nogil=True)
+def _row_scratch(maxn, D):
+    """One worker's scratch, shared by both passes: the current tile's packed parameters
+    (TP [k, 8] float32, TQ [5, k] float64, TC [k, D] float64), the current row's list as
+    structure-of-arrays (rows [mx, ½a, b·dy, ½c·dy², dy, o, β] float32, rcol [D, j] float64,
+    ridx = tile-list position of row entry j), the culling flags and the α tables [σ, G, α]."""
+    TP = np.empty((maxn, N_PARAMS), np.float32)
+    TQ = np.empty((5, maxn), np.float64)
+    TC = np.empty((maxn, D), np.float64)
+    rows = np.empty((7, maxn + SCAN), np.float32)
+    rcol = np.empty((D, maxn + SCAN), np.float64)
+    ridx = np.empty(maxn + SCAN, np.int64)
+    keep = np.empty(SCAN, np.int64)
+    tab = np.empty((3, CHUNK, TILE), np.float32)
+    return TP, TQ, TC, rows, rcol, ridx, keep, tab
+
+
 @njit(cache=True, nogil=True)
 def _pack_tile(start, k0, k1, ids, P, Q, colors, TP, TQ, TC):
     """Gather tile entries k0..k1-1's parameters / colours into contiguous scratch."""
@@ -224,19 +262,16 @@ def _pack_tile(start, k0, k1, ids, P, Q, colors, TP, TQ, TC):
             TC[k, ch] = colors[g, ch]
 
 
-SCAN = 64  # tile-list entries tested per culling step
-
-
 @njit(cache=True, nogil=True)
-def _extend_row(kpos, m, target, n, packed, start, ids, P, Q, colors, TP, TQ, TC, fy, xlo, xhi, keep,
-                rmx, ra, rbd, rq, rdy, ro, rbeta, ridx):
-    """Lazily extend a row's list: scan the tile list from `kpos` and append the entries whose
-    σ ≤ S ellipse meets the pixel centres x ∈ [xlo, xhi] of row y = fy (exact, padded by 0.01 px,
-    float64), until the row list holds ≥ `target` entries or the tile list ends. Pixels usually
-    stop long before the end of the list, so most of it is never scanned. Branch-free passes:
-    keep flags (vectorised), index compaction, gather of the row's structure-of-arrays.
-    The tile's parameters are packed lazily too (`packed` entries so far, shared by its rows).
-    Returns the new (kpos, m, packed)."""
+def _extend_row(S, kpos, m, target, n, packed, start, ids, P, Q, colors, fy, xlo, xhi):
+    """The row builder both passes use. Lazily extend a row's list: scan the tile list from
+    `kpos` and append the entries whose σ ≤ S ellipse meets the pixel centres x ∈ [xlo, xhi] of
+    row y = fy (exact, padded by 0.01 px, float64), until the row list holds ≥ `target` entries
+    or the tile list ends. Pixels usually stop long before the end of the list, so most of it is
+    never scanned. Branch-free passes: keep flags (vectorised), index compaction, gather of the
+    row's structure-of-arrays. The tile's parameters are packed lazily too (`packed` entries so
+    far, shared by its rows). Returns the new (kpos, m, packed)."""
+    TP, TQ, TC, rows, rcol, ridx, keep, _tab = S
     tqx = TQ[0]
     tqy = TQ[1]
     tqu = TQ[2]
@@ -259,6 +294,8 @@ def _extend_row(kpos, m, target, n, packed, start, ids, P, Q, colors, TP, TQ, TC
             m += keep[k - kpos]
         kpos = kend
     fy32 = np.float32(fy)
+    rmx = rows[0]; ra = rows[1]; rbd = rows[2]; rq = rows[3]; rdy = rows[4]; ro = rows[5]; rbeta = rows[6]
+    D = rcol.shape[0]
     for j in range(m0, m):
         k = ridx[j]
         dy32 = TP[k, 1] - fy32
@@ -269,17 +306,22 @@ def _extend_row(kpos, m, target, n, packed, start, ids, P, Q, colors, TP, TQ, TC
         rdy[j] = dy32
         ro[j] = TP[k, 5]
         rbeta[j] = TP[k, 7]
+        for ch in range(D):
+            rcol[ch, j] = TC[k, ch]
     return kpos, m, packed
 
 
-CHUNK = 32  # list entries per α table (× TILE pixels of a row)
-
-
 @njit(cache=True, nogil=True, inline="always")
-def _alpha_table(s0, nb, x0f, use_shape, rmx, ra, rbd, rq, ro, rbeta, tsg, tvis, tal):
-    """σ, G(σ) and α of row entries s0 .. s0+nb-1 at the TILE pixel centres x0f + 0..15 of the
-    row, into tables [j, x]. The inner loop over pixels has no array loads, so LLVM vectorises
-    it without alias checks. α is 0 where σ < 0."""
+def _alpha_table(S, s0, nb, x0f, use_shape, aux):
+    """α of row entries s0 .. s0+nb-1 at the TILE pixel centres x0f + 0..15 of the row, into
+    tab[2][j, x]; α is stored as 0 where it is skipped (σ < 0 or α < 1/255), so both passes
+    take identical skip decisions from the same table. With `aux` (backward) also σ and G(σ)
+    into tab[0], tab[1]. The inner loop over pixels has no array loads, so LLVM vectorises it
+    without alias checks."""
+    rows = S[3]
+    tab = S[7]
+    rmx = rows[0]; ra = rows[1]; rbd = rows[2]; rq = rows[3]; ro = rows[5]; rbeta = rows[6]
+    tsg = tab[0]; tvis = tab[1]; tal = tab[2]
     for j in range(nb):
         mx = rmx[s0 + j]
         ha = ra[s0 + j]
@@ -297,8 +339,8 @@ def _alpha_table(s0, nb, x0f, use_shape, rmx, ra, rbd, rq, ro, rbeta, tsg, tvis,
                 v = exp_neg_f32(tvis[j, x])
                 tvis[j, x] = v
                 a = min(_F_ALPHA_MAX, o * v)
-                tal[j, x] = a if tsg[j, x] >= _F_ZERO else _F_ZERO
-        else:
+                tal[j, x] = a if (tsg[j, x] >= _F_ZERO) & (a >= _F_ALPHA_MIN) else _F_ZERO
+        elif aux:
             for x in range(TILE):
                 dx = mx - (x0f + np.float32(x))
                 s = dx * (ha * dx + bd) + q
@@ -306,52 +348,51 @@ def _alpha_table(s0, nb, x0f, use_shape, rmx, ra, rbd, rq, ro, rbeta, tsg, tvis,
                 v = exp_neg_f32(s)
                 tvis[j, x] = v
                 a = min(_F_ALPHA_MAX, o * v)
-                tal[j, x] = a if s >= _F_ZERO else _F_ZERO
+                tal[j, x] = a if (s >= _F_ZERO) & (a >= _F_ALPHA_MIN) else _F_ZERO
+        else:
+            for x in range(TILE):
+                dx = mx - (x0f + np.float32(x))
+                s = dx * (ha * dx + bd) + q
+                a = min(_F_ALPHA_MAX, o * exp_neg_f32(s))
+                tal[j, x] = a if (s >= _F_ZERO) & (a >= _F_ALPHA_MIN) else _F_ZERO
 
 
 @njit(cache=True, parallel=True, nogil=True)
 def rasterize_forward(offsets, ids, P, Q, colors, use_shape, background, width, height, woff, wtiles,
-                      out_color, out_trans, out_last, out_evals):
+                      out_color, out_trans, out_last, out_evals, out_tile_evals):
     """Composite every tile, row by row: α tables for CHUNK row-list entries × the row's pixels,
-    then each still-active pixel composites those entries in depth order.
+    then each still-active pixel composites those entries in depth order. Skipped entries have
+    α = 0 in the table, which leaves transmittance and colour bit-identical, so the per-pixel
+    loop's only branch is the (once per pixel) early stop.
 
     Writes colour (H,W,D), final transmittance, the row-list index of the last contributing
-    Gaussian (-1 if none) for the backward pass, and how many list entries each pixel evaluated
-    up to its stop (the benchmark's pair count; culled entries are not counted).
+    Gaussian (-1 if none) for the backward pass, and two pair counts for the benchmark:
+    `out_evals` = row-list entries the pixel evaluated up to its stop (culled entries are not
+    counted), `out_tile_evals` = entries of the tile's depth-sorted list up to the same stop
+    (what a plain per-tile rasterizer walks; the whole list if the pixel never stops).
     """
-    tiles_x = (width + TILE - 1) // TILE
     D = colors.shape[1]
-    n_tiles = offsets.shape[0] - 1
-    maxn = 1
-    for t in range(n_tiles):
-        maxn = max(maxn, offsets[t + 1] - offsets[t])
+    maxn = _max_tile_len(offsets)
     n_workers = woff.shape[0] - 1
     for w in prange(n_workers):
-        TP = np.empty((maxn, N_PARAMS), np.float32)
-        TQ = np.empty((5, maxn), np.float64)
-        TC = np.empty((maxn, D), np.float64)
-        rows = np.empty((7, maxn + SCAN), np.float32)
-        rmx = rows[0]; ra = rows[1]; rbd = rows[2]; rq = rows[3]; rdy = rows[4]; ro = rows[5]; rbeta = rows[6]
-        ridx = np.empty(maxn + SCAN, np.int64)
-        keep = np.empty(SCAN, np.int64)
-        tab = np.empty((3, CHUNK, TILE), np.float32)
-        tsg = tab[0]; tvis = tab[1]; tal = tab[2]
+        S = _row_scratch(maxn, D)
+        rcol = S[4]
+        ridx = S[5]
+        tal = S[7][2]
         acc = np.empty((TILE, D), np.float64)
         ptrans = np.empty(TILE, np.float64)
         plast = np.empty(TILE, np.int64)
         pevals = np.empty(TILE, np.int64)
+        ptevals = np.empty(TILE, np.int64)
         for ti in range(woff[w], woff[w + 1]):
             t = wtiles[ti]
             start = offsets[t]
             n = offsets[t + 1] - start
             packed = 0
-            tx0 = (t % tiles_x) * TILE
-            ty0 = (t // tiles_x) * TILE
-            tx1 = min(tx0 + TILE, width) - 1
+            tx0, ty0, tx1, ty1 = _tile_box(t, width, height)
             npx = tx1 - tx0 + 1
             x0f = np.float32(tx0 + 0.5)
-            for py in range(ty0, min(ty0 + TILE, height)):
-                fy = py + 0.5
+            for py in range(ty0, ty1 + 1):
                 kpos = 0
                 m = 0
                 for x in range(TILE):
@@ -363,34 +404,50 @@ def rasterize_forward(offsets, ids, P, Q, colors, use_shape, background, width, 
                 active = npx
                 s0 = 0
                 while active > 0:
-                    kpos, m, packed = _extend_row(kpos, m, s0 + CHUNK, n, packed, start, ids, P, Q, colors, TP, TQ,
-                                                  TC, fy, tx0 + 0.5, tx1 + 0.5, keep,
-                                          rmx, ra, rbd, rq, rdy, ro, rbeta, ridx)
+                    kpos, m, packed = _extend_row(S, kpos, m, s0 + CHUNK, n, packed, start, ids, P, Q, colors,
+                                                  py + 0.5, tx0 + 0.5, tx1 + 0.5)
                     if m <= s0:
                         break
                     nb = min(CHUNK, m - s0)
-                    _alpha_table(s0, nb, x0f, use_shape, rmx, ra, rbd, rq, ro, rbeta, tsg, tvis, tal)
+                    _alpha_table(S, s0, nb, x0f, use_shape, False)
                     for x in range(npx):
                         if pevals[x] >= 0:
                             continue
                         trans = ptrans[x]
                         last = plast[x]
-                        for j in range(nb):
-                            a32 = tal[j, x]
-                            if a32 < _F_ALPHA_MIN:
-                                continue
-                            alpha = np.float64(a32)
-                            next_t = trans * (1.0 - alpha)
-                            if next_t <= T_MIN:
-                                pevals[x] = s0 + j + 1
-                                active -= 1
-                                break
-                            wgt = alpha * trans
-                            k = ridx[s0 + j]
-                            for ch in range(D):
-                                acc[x, ch] += wgt * TC[k, ch]
-                            trans = next_t
-                            last = s0 + j
+                        stop = -1
+                        if D == 3:
+                            rc0 = rcol[0]; rc1 = rcol[1]; rc2 = rcol[2]
+                            c0 = acc[x, 0]; c1 = acc[x, 1]; c2 = acc[x, 2]
+                            for j in range(nb):
+                                alpha = np.float64(tal[j, x])
+                                next_t = trans * (1.0 - alpha)
+                                if next_t <= T_MIN:
+                                    stop = j
+                                    break
+                                wgt = alpha * trans
+                                c0 += wgt * rc0[s0 + j]
+                                c1 += wgt * rc1[s0 + j]
+                                c2 += wgt * rc2[s0 + j]
+                                trans = next_t
+                                last = s0 + j if alpha > 0.0 else last
+                            acc[x, 0] = c0; acc[x, 1] = c1; acc[x, 2] = c2
+                        else:
+                            for j in range(nb):
+                                alpha = np.float64(tal[j, x])
+                                next_t = trans * (1.0 - alpha)
+                                if next_t <= T_MIN:
+                                    stop = j
+                                    break
+                                wgt = alpha * trans
+                                for ch in range(D):
+                                    acc[x, ch] += wgt * rcol[ch, s0 + j]
+                                trans = next_t
+                                last = s0 + j if alpha > 0.0 else last
+                        if stop >= 0:
+                            pevals[x] = s0 + stop + 1
+                            ptevals[x] = ridx[s0 + stop] + 1
+                            active -= 1
                         ptrans[x] = trans
                         plast[x] = last
                     s0 += nb
@@ -401,7 +458,9 @@ def rasterize_forward(offsets, ids, P, Q, colors, use_shape, background, width, 
                         out_color[py, px, ch] = acc[x, ch] + trans * background[ch]
                     out_trans[py, px] = trans
                     out_last[py, px] = plast[x]
-                    out_evals[py, px] = pevals[x] if pevals[x] >= 0 else m
+                    stopped = pevals[x] >= 0
+                    out_evals[py, px] = pevals[x] if stopped else m
+                    out_tile_evals[py, px] = ptevals[x] if stopped else n
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -409,32 +468,27 @@ def rasterize_backward(offsets, ids, P, Q, colors, use_shape, background, width,
                        out_trans, out_last, grad_color, grad_alpha, n_gauss):
     """Walk each pixel's contributors back to front, accumulating per-Gaussian gradients.
 
-    Same row lists and α tables as the forward, walked in CHUNK blocks from the row's last
+    Same row builder and α tables as the forward, walked in CHUNK blocks from the row's last
     contributor down. Each worker (one per thread, tiles as scheduled by `schedule_tiles`) has
     its own accumulator, so no atomics are needed and the result is deterministic.
     Returns (n_workers, N, 10 + D) partial sums: [mean2d x,y | conic a,b,c | opacity | β |
     |mean2d| x,y (absgrad) | spare | colour D] which the caller sums over workers.
     """
-    tiles_x = (width + TILE - 1) // TILE
     D = colors.shape[1]
-    n_tiles = offsets.shape[0] - 1
-    maxn = 1
-    for t in range(n_tiles):
-        maxn = max(maxn, offsets[t + 1] - offsets[t])
+    maxn = _max_tile_len(offsets)
     n_workers = woff.shape[0] - 1
     NQ = 10 + D
     partial = np.zeros((n_workers, n_gauss, NQ), np.float64)
     for w in prange(n_workers):
-        TP = np.empty((maxn, N_PARAMS), np.float32)
-        TQ = np.empty((5, maxn), np.float64)
-        TC = np.empty((maxn, D), np.float64)
-        G = np.empty((maxn, NQ), np.float64)
-        rows = np.empty((7, maxn + SCAN), np.float32)
-        rmx = rows[0]; ra = rows[1]; rbd = rows[2]; rq = rows[3]; rdy = rows[4]; ro = rows[5]; rbeta = rows[6]
-        ridx = np.empty(maxn + SCAN, np.int64)
-        keep = np.empty(SCAN, np.int64)
-        tab = np.empty((3, CHUNK, TILE), np.float32)
+        S = _row_scratch(maxn, D)
+        TP = S[0]
+        rows = S[3]
+        rcol = S[4]
+        ridx = S[5]
+        tab = S[7]
+        rmx = rows[0]; rdy = rows[4]; ro = rows[5]; rbeta = rows[6]
         tsg = tab[0]; tvis = tab[1]; tal = tab[2]
+        G = np.empty((maxn, NQ), np.float64)
         behind = np.empty((TILE, D), np.float64)
         gcol = np.empty((TILE, D), np.float64)
         ptrans = np.empty(TILE, np.float64)
@@ -448,20 +502,17 @@ def rasterize_backward(offsets, ids, P, Q, colors, use_shape, background, width,
                 continue
             packed = 0
             zeroed = 0
-            tx0 = (t % tiles_x) * TILE
-            ty0 = (t // tiles_x) * TILE
-            tx1 = min(tx0 + TILE, width) - 1
+            tx0, ty0, tx1, ty1 = _tile_box(t, width, height)
             npx = tx1 - tx0 + 1
             x0f = np.float32(tx0 + 0.5)
-            for py in range(ty0, min(ty0 + TILE, height)):
+            for py in range(ty0, ty1 + 1):
                 jmax = -1
                 for x in range(npx):
                     jmax = max(jmax, np.int64(out_last[py, tx0 + x]))
                 if jmax < 0:
                     continue
-                kpos, m, packed = _extend_row(0, 0, jmax + 1, n, packed, start, ids, P, Q, colors, TP, TQ, TC,
-                                              py + 0.5, tx0 + 0.5, tx1 + 0.5, keep,
-                                      rmx, ra, rbd, rq, rdy, ro, rbeta, ridx)
+                kpos, m, packed = _extend_row(S, 0, 0, jmax + 1, n, packed, start, ids, P, Q, colors,
+                                              py + 0.5, tx0 + 0.5, tx1 + 0.5)
                 for k in range(zeroed, packed):
                     for q in range(NQ):
                         G[k, q] = 0.0
@@ -481,7 +532,7 @@ def rasterize_backward(offsets, ids, P, Q, colors, use_shape, background, width,
                 while e0 > 0:
                     s0 = max(0, e0 - CHUNK)
                     nb = e0 - s0
-                    _alpha_table(s0, nb, x0f, use_shape, rmx, ra, rbd, rq, ro, rbeta, tsg, tvis, tal)
+                    _alpha_table(S, s0, nb, x0f, use_shape, True)
                     for x in range(npx):
                         jl = plast[x]
                         if jl < s0:
@@ -503,7 +554,7 @@ def rasterize_backward(offsets, ids, P, Q, colors, use_shape, background, width,
                             v_alpha = 0.0
                             for ch in range(D):
                                 gc = gcol[x, ch]
-                                ck = TC[k, ch]
+                                ck = rcol[ch, j]
                                 G[k, 10 + ch] += wgt * gc
                                 v_alpha += gc * (ck * t_i - behind[x, ch] * inv_om)
                                 behind[x, ch] += ck * wgt
