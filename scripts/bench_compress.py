@@ -28,8 +28,8 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from splatlab.compress.pipeline import (CompressOptions, choose_sh_degree, compare_renders, render_views,  # noqa: E402
-                                        sort_order)
+from splatlab.compress.pipeline import (CompressOptions, compare_renders, compress_scene, render_views,  # noqa: E402
+                                        sog_sizes)
 from splatlab.compress.plas import morton_grid_init, neighbour_distance, plas_sort, standardize  # noqa: E402
 from splatlab.io import morton_order, read_splats, sog_texture_size, write_splats  # noqa: E402
 from splatlab.io._common import SceneArrays  # noqa: E402
@@ -105,19 +105,18 @@ def bench_formats(args, tmp: str) -> None:
     measure("compressed .ply", os.path.join(tmp, "a.compressed.ply"), lambda p: write_splats(p, g))
     measure(".sog (Morton)", os.path.join(tmp, "morton.sog"), lambda p: write_sog(p, scene))
     plas_info = {}
+    comp_info = {}
 
-    def sog_plas(p):
-        opts = CompressOptions(order="plas", auto_sh=False, plas_time_budget=args.plas_budget)
-        order, info = sort_order(scene, opts)
-        plas_info.update(info)
-        write_sog(p, scene, order=order)
+    def sog_plas(p):  # pure PLAS layout, all SH bands: the layout comparison against the row above
+        plas_info.update(compress_scene(scene, p, CompressOptions(auto_sh=False, morton_fallback=False,
+                                                                  plas_time_budget=args.plas_budget)))
 
     measure(".sog (PLAS)", os.path.join(tmp, "plas.sog"), sog_plas)
-    deg, _ = choose_sh_degree(scene, CompressOptions())
-    if deg < scene.sh_degree:
-        sc2 = scene.truncate_sh(deg)
-        measure(f".sog (PLAS, SH {deg})", os.path.join(tmp, "plas_sh.sog"),
-                lambda p: write_sog(p, sc2, order=sort_order(sc2, CompressOptions(auto_sh=False))[0]))
+
+    def sog_compress(p):  # what `splatlab compress` writes (SH pruning, smaller of PLAS / Morton)
+        comp_info.update(compress_scene(scene, p, CompressOptions(plas_time_budget=args.plas_budget)))
+
+    measure("splatlab compress .sog", os.path.join(tmp, "compress.sog"), sog_compress)
     measure(".spz", os.path.join(tmp, "a.spz"), lambda p: write_splats(p, g))
     measure(".splat", os.path.join(tmp, "a.splat"), lambda p: write_splats(p, g))
     if not args.skip_external and os.path.exists(EXTERNAL):
@@ -140,6 +139,22 @@ def bench_formats(args, tmp: str) -> None:
             cols += [f"{gtq[0]:.2f}", f"{gtq[1]:.4f}"]
         cols += [f"{enc:.2f}", f"{dect:.2f}"]
         print(fmt_row(cols, widths))
+    sog_files = [(n_, f_) for n_, f_ in [("Morton", "morton.sog"), ("PLAS", "plas.sog"), ("compress", "compress.sog"),
+                                         ("splat-transform", "ext.sog")] if os.path.exists(os.path.join(tmp, f_))]
+    per = {n_: sog_sizes(os.path.join(tmp, f_)) for n_, f_ in sog_files}
+    print("\n.sog bytes per attribute")
+    print(fmt_row(["attribute"] + [n_ for n_, _ in sog_files], [14] + [15] * len(sog_files)))
+    keys = [k for k in per["Morton"] if k != "total"] + ["total"]
+    for k in keys:
+        print(fmt_row([k] + [f"{per[n_].get(k, 0):,}" for n_, _ in sog_files], [14] + [15] * len(sog_files)))
+    print(f"splatlab compress: SH degree {comp_info['sh_degree_in']} -> {comp_info['sh_degree_out']}; layout written: "
+          f"{comp_info.get('order_used')} (candidates {comp_info.get('candidate_bytes')})")
+    enc = {r[0]: r[6] for r in rows}
+    if "splat-transform .sog" in enc:
+        ext_s = enc["splat-transform .sog"]
+        for name in ("splatlab compress .sog", ".sog (PLAS)", ".sog (Morton)"):
+            print(f"encode speed: splat-transform -g cpu {ext_s:.1f} s vs {name} {enc[name]:.2f} s -> "
+                  f"{ext_s / enc[name]:.1f}x faster")
     print(f"\nneighbour distance ({plas_info['sort_dims']} standardized dims, grid {plas_info['grid'][0]}x"
           f"{plas_info['grid'][1]}): PLAS {plas_info['neighbour_distance']:.4f} vs Morton "
           f"{plas_info['neighbour_distance_morton']:.4f} (sort {plas_info['sort_seconds']:.1f} s)")

@@ -25,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--plas-budget", type=float, help="time budget for the PLAS sort in seconds")
     ap.add_argument("--plas-threshold", type=float, default=1e-4, help="stop a radius when a pass gains less (1e-4)")
     ap.add_argument("--plas-init", choices=["morton2d", "random"], default="morton2d", help="PLAS start layout")
+    ap.add_argument("--means-bits", type=int, default=16,
+                    help="significant bits of the 16-bit log-positions, 9..16 (default 16; 14 = the SOG paper's xyz precision)")
+    ap.add_argument("--plas-only", action="store_true",
+                    help="always write the PLAS layout (default: also try Morton order and keep the smaller file)")
     ap.add_argument("--sog-iterations", type=int, default=10, help="SH palette k-means iterations (default 10)")
     ap.add_argument("--downscale", type=int, default=1, help="evaluate at this image downscale (default 1)")
     ap.add_argument("--max-views", type=int, help="evaluate on at most this many test views")
@@ -41,9 +45,10 @@ def compress_main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     prog = "splatlab compress"
     if args.sh_threshold < 0 or (args.plas_budget is not None and args.plas_budget <= 0) or args.downscale < 1 \
-            or (args.max_views is not None and args.max_views < 1) or args.sog_iterations < 1:
+            or (args.max_views is not None and args.max_views < 1) or args.sog_iterations < 1 \
+            or not 9 <= args.means_bits <= 16:
         print(f"{prog}: error: --sh-threshold must be >= 0, --plas-budget > 0, --downscale/--max-views/"
-              f"--sog-iterations >= 1", file=sys.stderr)
+              f"--sog-iterations >= 1, --means-bits 9..16", file=sys.stderr)
         return 2
     try:
         from splatlab.data import DatasetError
@@ -56,7 +61,8 @@ def compress_main(argv: list[str] | None = None) -> int:
         opts = CompressOptions(order=args.order, sh_degree=args.sh_degree, auto_sh=not args.keep_sh,
                                sh_threshold=args.sh_threshold, plas_threshold=args.plas_threshold,
                                plas_time_budget=args.plas_budget, plas_init=args.plas_init,
-                               sh_iterations=args.sog_iterations, seed=args.seed, verbose=args.verbose)
+                               sh_iterations=args.sog_iterations, means_bits=args.means_bits,
+                               morton_fallback=not args.plas_only, seed=args.seed, verbose=args.verbose)
         report = compress(args.input, args.out, opts, scene_dir=args.scene, downscale=args.downscale,
                           max_views=args.max_views, report_path=args.report)
     except (SplatFormatError, DatasetError, ValueError, KeyError, OSError) as e:  # one line, no traceback

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from splatlab.gaussians import Gaussians, num_sh_bases
 from splatlab.io import read_splats, sog_texture_size, write_splats
 from splatlab.io._common import SceneArrays, SplatFormatError, as_arrays, atomic_write_bytes, morton_order, sigmoid
-from splatlab.io.sog import write_sog
+from splatlab.io.sog import layout_sog, quantize_sog, write_sog_files
 
 from .plas import morton_grid_init, neighbour_distance, plas_sort, sort_keys
 
@@ -46,7 +46,9 @@ class CompressOptions:
     plas_threshold: float = 1e-4
     plas_time_budget: float | None = None  # seconds
     plas_init: str = "morton2d"  # "morton2d" | "random"
+    morton_fallback: bool = True  # order "plas": also lay out in Morton order, keep the smaller file
     sh_iterations: int = 10
+    means_bits: int = 16  # significant bits of the 16-bit log-positions (see io.sog.quantize_sog)
     webp_effort: int = 4
     seed: int = 0
     verbose: bool = False
@@ -261,7 +263,22 @@ def compress_scene(scene: SceneArrays, out, opts: CompressOptions | None = None)
         notes.append(info.pop("keep_note"))
     report.update(info)
     t0 = time.perf_counter()
-    write_sog(out, scene, order=order, sh_iterations=opts.sh_iterations, webp_effort=opts.webp_effort)
+    qz = quantize_sog(scene, sh_iterations=opts.sh_iterations, means_bits=opts.means_bits, path=out)
+    cache: dict = {}
+    files = layout_sog(qz, order, webp_effort=opts.webp_effort, path=out, fixed_cache=cache)
+    report["order_used"] = opts.order
+    if opts.order == "plas" and opts.morton_fallback:
+        # the PLAS layout is a proxy for compressibility; the bytes are what counts. Every quantiser
+        # is order-independent, so both candidates decode to the same values (equal quality).
+        alt = layout_sog(qz, morton_order(scene.means), webp_effort=opts.webp_effort, path=out, fixed_cache=cache)
+        sizes = {"plas": sum(map(len, files.values())), "morton": sum(map(len, alt.values()))}
+        report["candidate_bytes"] = sizes
+        if sizes["morton"] < sizes["plas"]:
+            files = alt
+            report["order_used"] = "morton"
+            notes.append(f"Morton layout is {sizes['plas'] - sizes['morton']:,} B smaller than the PLAS layout; "
+                         f"wrote Morton order")
+    write_sog_files(out, files)
     report["write_seconds"] = time.perf_counter() - t0
     report["sizes"] = sog_sizes(out)
     report["notes"] = notes
@@ -328,6 +345,9 @@ def format_report(r: dict) -> str:
         lines.append(f"  note: {note}")
     lines.append(f"  sort: neighbour distance {r['neighbour_distance']:.4f} "
                  f"(Morton layout {r['neighbour_distance_morton']:.4f}), {r['sort_seconds']:.1f} s")
+    if "candidate_bytes" in r:
+        c = r["candidate_bytes"]
+        lines.append(f"  layout: PLAS {c['plas']:,} B vs Morton {c['morton']:,} B -> wrote {r['order_used']}")
     sizes = r["sizes"]
     total = sizes["total"]
     lines.append(f"  {'attribute':<14}{'bytes':>12}{'share':>8}")

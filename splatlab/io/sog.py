@@ -162,61 +162,80 @@ def _texture(values: np.ndarray, w: int, h: int, fill_alpha: int = 255) -> np.nd
 # writing
 
 
-def encode_sog(gaussians: Gaussians | SceneArrays, *, order=None, sh_iterations: int = 10,
-               sh_palette: int | None = None, webp_effort: int = 4, path="<sog>") -> dict[str, bytes]:
-    """Encode a scene into {filename: bytes} (meta.json plus the WebP textures)."""
+def _json_float(x) -> float:
+    """The shortest decimal that reads back as the same float32 (what readers store it in); keeps
+    meta.json's three 256-entry codebooks about half the size of float64 reprs."""
+    return float(np.format_float_positional(np.float32(x), unique=True, trim="-"))
+
+
+class _Quantized:
+    """Everything of a SOG that does not depend on the texel order: per-splat texel rows (in the
+    scene's own row order), the palette texture and meta.json's fields."""
+
+    def __init__(self, rows: dict, fill: dict, fixed: dict, meta: dict) -> None:
+        self.rows, self.fill, self.fixed, self.meta = rows, fill, fixed, meta
+
+
+def quantize_sog(gaussians: Gaussians | SceneArrays, *, sh_iterations: int = 10, sh_palette: int | None = None,
+                 means_bits: int = 16, path="<sog>") -> _Quantized:
+    """Quantise a scene for SOG once; `layout_sog` then lays it out in any texel order. Every
+    quantiser here (means range, 1-D codebooks, SH palette) is a function of the value multiset, not
+    of the row order, so the decoded values are the same whatever order is chosen.
+
+    `means_bits` < 16 rounds the 16-bit log-positions to multiples of 2^(16 - bits) (still a valid
+    16-bit SOG; the low-byte texture then holds only bits - 8 significant bits, which WebP codes in
+    that many bits instead of 8 of near-noise). Error per axis, in t = sign(v) ln(1 + |v|):
+    <= (max - min) * 2^(16 - bits) / 65535 (half that away from the top code)."""
+    if not 9 <= int(means_bits) <= 16:
+        raise ValueError(f"means_bits must be 9..16, got {means_bits}")
     scene = as_arrays(gaussians)
     n = len(scene)
     check_writable(path, scene, "SOG")
-    order = morton_order(scene.means) if order is None else check_order(path, order, n)
-    s = scene.take(order)
-    w, h = sog_texture_size(n)
-    files: dict[str, bytes] = {}
-
-    def enc(rgba: np.ndarray) -> bytes:
-        return _encode_webp(rgba, webp_effort)
+    rows: dict[str, np.ndarray] = {}
+    fill = {"quats.webp": 0}
 
     # means: log transform, 16 bits per axis
-    m = s.means.astype(np.float64)
+    m = scene.means.astype(np.float64)
     t = np.sign(m) * np.log1p(np.abs(m))
     tmin, tmax = t.min(0), t.max(0)
     rng = tmax - tmin
     u = np.where(rng > 0, (t - tmin) / np.where(rng > 0, rng, 1.0), 0.0)
-    q16 = np.clip(np.round(u * 65535.0), 0, 65535).astype(np.uint32)
-    files["means_l.webp"] = enc(_texture((q16 & 0xFF).astype(np.uint8), w, h))
-    files["means_u.webp"] = enc(_texture((q16 >> 8).astype(np.uint8), w, h))
+    step = 1 << (16 - int(means_bits))
+    q16 = (np.minimum(np.round(u * (65535.0 / step)), 65535 // step) * step).astype(np.uint32)
+    rows["means_l.webp"] = (q16 & 0xFF).astype(np.uint8)
+    rows["means_u.webp"] = (q16 >> 8).astype(np.uint8)
 
     # quats: smallest three
-    q = normalize_quats(s.quats)
+    q = normalize_quats(scene.quats)
     i = np.argmax(np.abs(q), axis=1)
-    rows = np.arange(n)
-    q = q * np.where(q[rows, i] < 0, -1.0, 1.0)[:, None]
+    ar = np.arange(n)
+    q = q * np.where(q[ar, i] < 0, -1.0, 1.0)[:, None]
     others = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])[i]
-    small = np.stack([q[rows, others[:, j]] for j in range(3)], axis=1)
+    small = np.stack([q[ar, others[:, j]] for j in range(3)], axis=1)
     qb = np.clip(np.round(255.0 * (small * SQRT2 * 0.5 + 0.5)), 0, 255).astype(np.uint8)
-    files["quats.webp"] = enc(_texture(np.concatenate([qb, (252 + i)[:, None].astype(np.uint8)], 1), w, h, 0))
+    rows["quats.webp"] = np.concatenate([qb, (252 + i)[:, None].astype(np.uint8)], 1)
 
     # scales and colours: shared 256-entry codebooks
-    scb, slab = kmeans_1d(s.scales)
-    files["scales.webp"] = enc(_texture(slab.reshape(n, 3), w, h))
-    ccb, clab = kmeans_1d(s.sh0)
-    alpha = np.clip(np.round(sigmoid(s.opacities) * 255.0), 0, 255).astype(np.uint8)
-    files["sh0.webp"] = enc(_texture(np.concatenate([clab.reshape(n, 3), alpha[:, None]], 1), w, h))
+    scb, slab = kmeans_1d(scene.scales)
+    rows["scales.webp"] = slab.reshape(n, 3)
+    ccb, clab = kmeans_1d(scene.sh0)
+    alpha = np.clip(np.round(sigmoid(scene.opacities) * 255.0), 0, 255).astype(np.uint8)
+    rows["sh0.webp"] = np.concatenate([clab.reshape(n, 3), alpha[:, None]], 1)
 
     meta: dict = {
         "version": 2,
         "asset": {"generator": "splatlab"},
         "count": n,
         "means": {"mins": [float(x) for x in tmin], "maxs": [float(x) for x in tmax], "files": FILES["means"]},
-        "scales": {"codebook": [float(x) for x in scb], "files": FILES["scales"]},
+        "scales": {"codebook": [_json_float(x) for x in scb], "files": FILES["scales"]},
         "quats": {"files": FILES["quats"]},
-        "sh0": {"codebook": [float(x) for x in ccb], "files": FILES["sh0"]},
+        "sh0": {"codebook": [_json_float(x) for x in ccb], "files": FILES["sh0"]},
     }
-
-    k = s.shN.shape[1]
+    fixed: dict[str, np.ndarray] = {}
+    k = scene.shN.shape[1]
     if k:
-        bands = s.sh_degree
-        flat = s.shN.transpose(0, 2, 1).reshape(n, 3 * k)  # channel-major f_rest order
+        bands = scene.sh_degree
+        flat = scene.shN.transpose(0, 2, 1).reshape(n, 3 * k)  # channel-major f_rest order
         pal_size = sh_palette or sh_palette_size(n)
         pal_size = int(max(1, min(pal_size, 65536)))
         cent = kmeans_rows(flat, pal_size, sh_iterations)
@@ -233,12 +252,41 @@ def encode_sog(gaussians: Gaussians | SceneArrays, *, order=None, sh_iterations:
         for c in range(k):
             for ch in range(3):
                 ctex[j // 64, (j % 64) * k + c, ch] = shlab[:, ch * k + c]
-        files["shN_centroids.webp"] = enc(ctex)
-        lab = np.stack([labels & 0xFF, labels >> 8], axis=1).astype(np.uint8)
-        files["shN_labels.webp"] = enc(_texture(lab, w, h))
-        meta["shN"] = {"count": ncent, "bands": bands, "codebook": [float(x) for x in shcb], "files": FILES["shN"]}
-    files["meta.json"] = json.dumps(meta).encode()
+        fixed["shN_centroids.webp"] = ctex
+        rows["shN_labels.webp"] = np.stack([labels & 0xFF, labels >> 8], axis=1).astype(np.uint8)
+        meta["shN"] = {"count": ncent, "bands": bands, "codebook": [_json_float(x) for x in shcb],
+                       "files": FILES["shN"]}
+    return _Quantized(rows, fill, fixed, meta)
+
+
+def layout_sog(qz: _Quantized, order, *, webp_effort: int = 4, path="<sog>",
+               fixed_cache: dict | None = None) -> dict[str, bytes]:
+    """{filename: bytes} of a quantised scene with texel i holding splat order[i]. `fixed_cache`
+    (a dict) keeps the order-independent encoded textures between calls."""
+    n = qz.meta["count"]
+    order = check_order(path, order, n)
+    w, h = sog_texture_size(n)
+    files: dict[str, bytes] = {}
+    for name, r in qz.rows.items():
+        files[name] = _encode_webp(_texture(r[order], w, h, qz.fill.get(name, 255)), webp_effort)
+    for name, tex in qz.fixed.items():
+        if fixed_cache is not None and name in fixed_cache:
+            files[name] = fixed_cache[name]
+        else:
+            files[name] = _encode_webp(tex, webp_effort)
+            if fixed_cache is not None:
+                fixed_cache[name] = files[name]
+    files["meta.json"] = json.dumps(qz.meta).encode()
     return files
+
+
+def encode_sog(gaussians: Gaussians | SceneArrays, *, order=None, sh_iterations: int = 10,
+               sh_palette: int | None = None, webp_effort: int = 4, path="<sog>") -> dict[str, bytes]:
+    """Encode a scene into {filename: bytes} (meta.json plus the WebP textures)."""
+    scene = as_arrays(gaussians)
+    qz = quantize_sog(scene, sh_iterations=sh_iterations, sh_palette=sh_palette, path=path)
+    order = morton_order(scene.means) if order is None else order
+    return layout_sog(qz, order, webp_effort=webp_effort, path=path)
 
 
 def _is_folder_target(path: str, bundle: bool | None) -> tuple[bool, str]:
@@ -254,10 +302,16 @@ def write_sog(path, gaussians: Gaussians | SceneArrays, order=None, *, bundle: b
     """Write SOG v2.  `x.sog` -> ZIP bundle; `dir/meta.json`, an existing directory or a path ending in
     '/' (or bundle=False) -> loose files.  `order` is a permutation: texel i holds splat order[i]
     (default: Morton order of the means)."""
+    files = encode_sog(gaussians, order=order, sh_iterations=sh_iterations, sh_palette=sh_palette,
+                       webp_effort=webp_effort, path=os.fspath(path))
+    write_sog_files(path, files, bundle=bundle)
+
+
+def write_sog_files(path, files: dict[str, bytes], *, bundle: bool | None = None) -> None:
+    """Write encoded SOG files (from `encode_sog` / `layout_sog`) as a bundle or loose files (see
+    `write_sog`), atomically."""
     path = os.fspath(path)
     folder, target = _is_folder_target(path, bundle)
-    files = encode_sog(gaussians, order=order, sh_iterations=sh_iterations, sh_palette=sh_palette,
-                       webp_effort=webp_effort, path=path)
     if folder:
         meta_name = os.path.basename(path) if path.lower().endswith(".json") else "meta.json"
         os.makedirs(target, exist_ok=True)
