@@ -301,3 +301,35 @@ def test_meta_shapes_and_radii():
     assert meta.depths.shape == (2, n) and meta.visible.shape == (2, n)
     ref = project(params[0], params[1], params[2], params[3], vm, K, W, H)
     assert torch.equal(meta.radii, ref.radii)
+
+
+@pytest.mark.parametrize("n", [50, 20_000])  # one chunk on the calling thread / parallel chunks
+def test_tile_binning_matches_a_plain_sort(n):
+    import numpy as np
+
+    from splatlab.render.cpu.kernels import TILE, bin_gaussians
+
+    rng = np.random.default_rng(n)
+    width, height = 150, 90  # not tile-aligned
+    means2d = rng.uniform(-30, 180, (n, 2)).astype(np.float32)
+    radii = rng.integers(0, 25, (n, 2)).astype(np.int32)
+    depths = rng.uniform(0.5, 5.0, n).astype(np.float32)
+    depths[::7] = depths[3]  # ties keep id order
+    offsets, ids = bin_gaussians(means2d, radii, depths, width, height)
+    tiles_x = (width + TILE - 1) // TILE
+    order = np.lexsort((np.arange(n), depths))
+    expected = [[] for _ in range(len(offsets) - 1)]
+    px = np.arange(width) + 0.5
+    py = np.arange(height) + 0.5
+    for g in order:
+        if radii[g, 0] <= 0 or radii[g, 1] <= 0:
+            continue
+        xs = np.nonzero(np.abs(px - means2d[g, 0]) <= radii[g, 0])[0]
+        ys = np.nonzero(np.abs(py - means2d[g, 1]) <= radii[g, 1])[0]
+        if xs.size == 0 or ys.size == 0:
+            continue
+        for ty in range(ys[0] // TILE, ys[-1] // TILE + 1):
+            for tx in range(xs[0] // TILE, xs[-1] // TILE + 1):
+                expected[ty * tiles_x + tx].append(g)
+    for t, lst in enumerate(expected):
+        assert ids[offsets[t]:offsets[t + 1]].tolist() == lst, t

@@ -89,11 +89,115 @@ def pixel_bounds(mx: float, my: float, rx: int, ry: int, width: int, height: int
     return x0, x1, y0, y1
 
 
+RADIX_BITS = 11
+BIN_CHUNKS = 16  # most chunks binning cuts the depth order into (enough for 4 threads x 4)
+
+
+@njit(cache=True, nogil=True)
+def _depth_order(depths, visible):
+    """`visible` reordered by depth, stable (ties keep id order): LSD radix sort on the float32
+    bit patterns mapped to order-preserving unsigned keys, three passes of 11 bits."""
+    nv = visible.shape[0]
+    bits = depths.view(np.uint32)
+    keys = np.empty(nv, np.int64)
+    for i in range(nv):
+        b = np.int64(bits[visible[i]])
+        keys[i] = 0xFFFFFFFF - b if b >= 0x80000000 else b + 0x80000000
+    idx = visible.copy()
+    keys2 = np.empty(nv, np.int64)
+    idx2 = np.empty(nv, np.int64)
+    mask = (1 << RADIX_BITS) - 1
+    count = np.empty(mask + 2, np.int64)
+    for shift in range(0, 32, RADIX_BITS):
+        count[:] = 0
+        for i in range(nv):
+            count[((keys[i] >> shift) & mask) + 1] += 1
+        for d in range(mask + 1):
+            count[d + 1] += count[d]
+        for i in range(nv):
+            d = (keys[i] >> shift) & mask
+            pos = count[d]
+            count[d] = pos + 1
+            keys2[pos] = keys[i]
+            idx2[pos] = idx[i]
+        keys, keys2 = keys2, keys
+        idx, idx2 = idx2, idx
+    return idx
+
+
+@njit(cache=True, nogil=True)
+def _bin_count(c, n_chunks, order, means2d, radii, width, height, boxes, counts):
+    """Tile boxes of chunk c of the depth order, and its entry count per tile."""
+    tiles_x = (width + TILE - 1) // TILE
+    nv = order.shape[0]
+    cnt = counts[c]
+    for k in range(c * nv // n_chunks, (c + 1) * nv // n_chunks):
+        g = order[k]
+        x0, x1, y0, y1 = pixel_bounds(means2d[g, 0], means2d[g, 1], radii[g, 0], radii[g, 1], width, height)
+        if x0 > x1 or y0 > y1:
+            boxes[k, 0] = 1
+            boxes[k, 1] = 0
+            continue
+        bx0 = x0 // TILE
+        bx1 = x1 // TILE
+        by0 = y0 // TILE
+        by1 = y1 // TILE
+        boxes[k, 0] = bx0
+        boxes[k, 1] = bx1
+        boxes[k, 2] = by0
+        boxes[k, 3] = by1
+        for ty in range(by0, by1 + 1):
+            row = ty * tiles_x
+            for tx in range(bx0, bx1 + 1):
+                cnt[row + tx] += 1
+
+
+@njit(cache=True, nogil=True)
+def _bin_fill(c, n_chunks, order, width, boxes, fill, ids):
+    """Write chunk c's ids into its slots (fill[t] = its next slot in tile t), in depth order."""
+    tiles_x = (width + TILE - 1) // TILE
+    nv = order.shape[0]
+    for k in range(c * nv // n_chunks, (c + 1) * nv // n_chunks):
+        bx0 = np.int64(boxes[k, 0])
+        bx1 = np.int64(boxes[k, 1])
+        if bx0 > bx1:
+            continue
+        by0 = np.int64(boxes[k, 2])
+        by1 = np.int64(boxes[k, 3])
+        g = np.int32(order[k])
+        for ty in range(by0, by1 + 1):
+            row = ty * tiles_x
+            for tx in range(bx0, bx1 + 1):
+                t = row + tx
+                slot = fill[t]
+                ids[slot] = g
+                fill[t] = slot + 1
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _bin_count_chunks(n_chunks, order, means2d, radii, width, height, boxes, counts):
+    for c in prange(n_chunks):
+        _bin_count(c, n_chunks, order, means2d, radii, width, height, boxes, counts)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _bin_fill_chunks(n_chunks, order, width, boxes, fill, ids):
+    for c in prange(n_chunks):
+        _bin_fill(c, n_chunks, order, width, boxes, fill[c], ids)
+
+
 @njit(cache=True, nogil=True)
 def bin_gaussians(means2d, radii, depths, width, height):
-    """Per-tile lists of Gaussian ids, each sorted front to back (CSR: offsets, ids)."""
+    """Per-tile lists of Gaussian ids, each sorted front to back (CSR: offsets, ids).
+
+    Visible Gaussians are put in depth order once (radix sort), then cut into chunks of that
+    order: each chunk counts its tile entries in parallel, a prefix sum over (tile, chunk) gives
+    every chunk its slot in every tile's list, and the chunks fill their slots in parallel. The
+    result is the same for any thread count: within a tile, ids are by (depth, id). Only the two
+    chunk loops are parallel regions (small scenes, one chunk, stay on the calling thread)."""
     tiles_x = (width + TILE - 1) // TILE
     tiles_y = (height + TILE - 1) // TILE
+    n_tiles = tiles_x * tiles_y
     n = means2d.shape[0]
     visible = np.empty(n, np.int64)
     nv = 0
@@ -101,36 +205,28 @@ def bin_gaussians(means2d, radii, depths, width, height):
         if radii[g, 0] > 0 and radii[g, 1] > 0:
             visible[nv] = g
             nv += 1
-    visible = visible[:nv]
-    order = visible[np.argsort(depths[visible], kind="mergesort")]
-    counts = np.zeros(tiles_x * tiles_y + 1, np.int64)
-    boxes = np.empty((nv, 4), np.int64)
-    for k in range(nv):
-        g = order[k]
-        x0, x1, y0, y1 = pixel_bounds(means2d[g, 0], means2d[g, 1], radii[g, 0], radii[g, 1], width, height)
-        if x0 > x1 or y0 > y1:
-            boxes[k, 0] = 1
-            boxes[k, 1] = 0
-            continue
-        boxes[k, 0] = x0 // TILE
-        boxes[k, 1] = x1 // TILE
-        boxes[k, 2] = y0 // TILE
-        boxes[k, 3] = y1 // TILE
-        for ty in range(boxes[k, 2], boxes[k, 3] + 1):
-            for tx in range(boxes[k, 0], boxes[k, 1] + 1):
-                counts[ty * tiles_x + tx + 1] += 1
-    offsets = np.cumsum(counts)
-    fill = offsets[:-1].copy()
-    ids = np.empty(offsets[-1], np.int32)
-    for k in range(nv):
-        if boxes[k, 0] > boxes[k, 1]:
-            continue
-        g = order[k]
-        for ty in range(boxes[k, 2], boxes[k, 3] + 1):
-            for tx in range(boxes[k, 0], boxes[k, 1] + 1):
-                t = ty * tiles_x + tx
-                ids[fill[t]] = g
-                fill[t] += 1
+    order = _depth_order(depths, visible[:nv])
+    n_chunks = max(1, min(nv // 2048, BIN_CHUNKS))
+    boxes = np.empty((nv, 4), np.int32)
+    counts = np.zeros((n_chunks, n_tiles), np.int64)
+    if n_chunks == 1:
+        _bin_count(0, 1, order, means2d, radii, width, height, boxes, counts)
+    else:
+        _bin_count_chunks(n_chunks, order, means2d, radii, width, height, boxes, counts)
+    offsets = np.empty(n_tiles + 1, np.int64)
+    fill = np.empty((n_chunks, n_tiles), np.int64)
+    running = 0
+    for t in range(n_tiles):
+        offsets[t] = running
+        for c in range(n_chunks):
+            fill[c, t] = running
+            running += counts[c, t]
+    offsets[n_tiles] = running
+    ids = np.empty(running, np.int32)
+    if n_chunks == 1:
+        _bin_fill(0, 1, order, width, boxes, fill[0], ids)
+    else:
+        _bin_fill_chunks(n_chunks, order, width, boxes, fill, ids)
     return offsets, ids
 
 
