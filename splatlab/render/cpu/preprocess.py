@@ -16,125 +16,102 @@ C30, C31, C32, C33, C34, C35, C36 = (-0.5900435899266435, 2.890611442640554, -0.
                                      -0.4570457994644658, 1.445305721320277, -0.5900435899266435)
 
 
-@njit(cache=True, nogil=True)
-def _sh_basis(degree, x, y, z, b, dbx, dby, dbz):
-    """Basis values and their partial derivatives w.r.t. the (unit) direction components."""
-    b[0] = C0
-    dbx[0] = dby[0] = dbz[0] = 0.0
-    if degree < 1:
-        return
-    b[1] = -C1 * y
-    b[2] = C1 * z
-    b[3] = -C1 * x
-    dbx[1] = 0.0; dby[1] = -C1; dbz[1] = 0.0
-    dbx[2] = 0.0; dby[2] = 0.0; dbz[2] = C1
-    dbx[3] = -C1; dby[3] = 0.0; dbz[3] = 0.0
-    if degree < 2:
-        return
-    xx, yy, zz = x * x, y * y, z * z
-    b[4] = C20 * x * y
-    b[5] = C21 * y * z
-    b[6] = C22 * (2.0 * zz - xx - yy)
-    b[7] = C23 * x * z
-    b[8] = C24 * (xx - yy)
-    dbx[4] = C20 * y; dby[4] = C20 * x; dbz[4] = 0.0
-    dbx[5] = 0.0; dby[5] = C21 * z; dbz[5] = C21 * y
-    dbx[6] = -2.0 * C22 * x; dby[6] = -2.0 * C22 * y; dbz[6] = 4.0 * C22 * z
-    dbx[7] = C23 * z; dby[7] = 0.0; dbz[7] = C23 * x
-    dbx[8] = 2.0 * C24 * x; dby[8] = -2.0 * C24 * y; dbz[8] = 0.0
-    if degree < 3:
-        return
-    b[9] = C30 * y * (3.0 * xx - yy)
-    b[10] = C31 * x * y * z
-    b[11] = C32 * y * (4.0 * zz - xx - yy)
-    b[12] = C33 * z * (2.0 * zz - 3.0 * xx - 3.0 * yy)
-    b[13] = C34 * x * (4.0 * zz - xx - yy)
-    b[14] = C35 * z * (xx - yy)
-    b[15] = C36 * x * (xx - 3.0 * yy)
-    dbx[9] = 6.0 * C30 * x * y; dby[9] = C30 * (3.0 * xx - 3.0 * yy); dbz[9] = 0.0
-    dbx[10] = C31 * y * z; dby[10] = C31 * x * z; dbz[10] = C31 * x * y
-    dbx[11] = -2.0 * C32 * x * y; dby[11] = C32 * (4.0 * zz - xx - 3.0 * yy); dbz[11] = 8.0 * C32 * y * z
-    dbx[12] = -6.0 * C33 * x * z; dby[12] = -6.0 * C33 * y * z; dbz[12] = C33 * (6.0 * zz - 3.0 * xx - 3.0 * yy)
-    dbx[13] = C34 * (4.0 * zz - 3.0 * xx - yy); dby[13] = -2.0 * C34 * x * y; dbz[13] = 8.0 * C34 * x * z
-    dbx[14] = 2.0 * C35 * x * z; dby[14] = -2.0 * C35 * y * z; dbz[14] = C35 * (xx - yy)
-    dbx[15] = C36 * (3.0 * xx - 3.0 * yy); dby[15] = -6.0 * C36 * x * y; dbz[15] = 0.0
-
-
 CHUNK = 512
 
 
-@njit(cache=True, nogil=True)
-def _rotmat(qw, qx, qy, qz, R):
-    inv = 1.0 / np.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
-    w, x, y, z = qw * inv, qx * inv, qy * inv, qz * inv
-    R[0, 0] = 1 - 2 * (y * y + z * z); R[0, 1] = 2 * (x * y - w * z); R[0, 2] = 2 * (x * z + w * y)
-    R[1, 0] = 2 * (x * y + w * z); R[1, 1] = 1 - 2 * (x * x + z * z); R[1, 2] = 2 * (y * z - w * x)
-    R[2, 0] = 2 * (x * z - w * y); R[2, 1] = 2 * (y * z + w * x); R[2, 2] = 1 - 2 * (x * x + y * y)
-    return w, x, y, z, inv
+@njit(cache=True, nogil=True, inline="always")
+def _sh_add(g, k, bk, sh_coeffs, s0, s1, s2):
+    return s0 + bk * sh_coeffs[g, k, 0], s1 + bk * sh_coeffs[g, k, 1], s2 + bk * sh_coeffs[g, k, 2]
 
 
 @njit(cache=True, parallel=True, nogil=True)
 def project_forward(means, quats, scales, opacities, shapes, use_shape, viewmat, K, width, height, near, far,
                     eps2d, antialiased, radius_clip, sh_coeffs, sh_degree,
                     out_means2d, out_conics, out_depths, out_opac, out_radii, out_colors):
-    """One camera. Writes screen-space Gaussians; radii 0 marks culled ones. sh_degree < 0: no colours."""
+    """One camera. Writes screen-space Gaussians; radii 0 marks culled ones. sh_degree < 0: no colours.
+    Straight-line scalar code (rotation, covariance and SH basis in named locals)."""
     n = means.shape[0]
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     lim_xp = (width - cx) / fx + 0.15 * width / fx
     lim_xn = cx / fx + 0.15 * width / fx
     lim_yp = (height - cy) / fy + 0.15 * height / fy
     lim_yn = cy / fy + 0.15 * height / fy
-    Rv = viewmat[:3, :3]
+    r00, r01, r02, t0 = viewmat[0, 0], viewmat[0, 1], viewmat[0, 2], viewmat[0, 3]
+    r10, r11, r12, t1 = viewmat[1, 0], viewmat[1, 1], viewmat[1, 2], viewmat[1, 3]
+    r20, r21, r22, t2 = viewmat[2, 0], viewmat[2, 1], viewmat[2, 2], viewmat[2, 3]
     # camera centre for SH view directions: -Rᵀ t
-    cam = np.zeros(3)
-    for i in range(3):
-        for k in range(3):
-            cam[i] -= viewmat[k, i] * viewmat[k, 3]
+    camx = -(r00 * t0 + r10 * t1 + r20 * t2)
+    camy = -(r01 * t0 + r11 * t1 + r21 * t2)
+    camz = -(r02 * t0 + r12 * t1 + r22 * t2)
     n_chunks = (n + CHUNK - 1) // CHUNK
     for chunk in prange(n_chunks):
-        b = np.empty(16); dbx = np.empty(16); dby = np.empty(16); dbz = np.empty(16)
-        R = np.empty((3, 3))
-        T = np.empty((3, 3))
         for g in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             out_radii[g, 0] = 0
             out_radii[g, 1] = 0
             mx, my, mz = means[g, 0], means[g, 1], means[g, 2]
-            tx = Rv[0, 0] * mx + Rv[0, 1] * my + Rv[0, 2] * mz + viewmat[0, 3]
-            ty = Rv[1, 0] * mx + Rv[1, 1] * my + Rv[1, 2] * mz + viewmat[1, 3]
-            tz = Rv[2, 0] * mx + Rv[2, 1] * my + Rv[2, 2] * mz + viewmat[2, 3]
+            tx = r00 * mx + r01 * my + r02 * mz + t0
+            ty = r10 * mx + r11 * my + r12 * mz + t1
+            tz = r20 * mx + r21 * my + r22 * mz + t2
             out_depths[g] = tz
             if sh_degree >= 0:
-                dx, dy, dz = mx - cam[0], my - cam[1], mz - cam[2]
+                dx, dy, dz = mx - camx, my - camy, mz - camz
                 inv_norm = 1.0 / max(np.sqrt(dx * dx + dy * dy + dz * dz), 1e-12)
-                _sh_basis(sh_degree, dx * inv_norm, dy * inv_norm, dz * inv_norm, b, dbx, dby, dbz)
-                nb = (sh_degree + 1) * (sh_degree + 1)
-                for ch in range(3):
-                    s = 0.5
-                    for k in range(nb):
-                        s += b[k] * sh_coeffs[g, k, ch]
-                    out_colors[g, ch] = max(s, 0.0)
+                x, y, z = dx * inv_norm, dy * inv_norm, dz * inv_norm
+                s0, s1, s2 = _sh_add(g, 0, C0, sh_coeffs, 0.5, 0.5, 0.5)
+                if sh_degree >= 1:
+                    s0, s1, s2 = _sh_add(g, 1, -C1 * y, sh_coeffs, s0, s1, s2)
+                    s0, s1, s2 = _sh_add(g, 2, C1 * z, sh_coeffs, s0, s1, s2)
+                    s0, s1, s2 = _sh_add(g, 3, -C1 * x, sh_coeffs, s0, s1, s2)
+                if sh_degree >= 2:
+                    xx, yy, zz = x * x, y * y, z * z
+                    s0, s1, s2 = _sh_add(g, 4, C20 * x * y, sh_coeffs, s0, s1, s2)
+                    s0, s1, s2 = _sh_add(g, 5, C21 * y * z, sh_coeffs, s0, s1, s2)
+                    s0, s1, s2 = _sh_add(g, 6, C22 * (2.0 * zz - xx - yy), sh_coeffs, s0, s1, s2)
+                    s0, s1, s2 = _sh_add(g, 7, C23 * x * z, sh_coeffs, s0, s1, s2)
+                    s0, s1, s2 = _sh_add(g, 8, C24 * (xx - yy), sh_coeffs, s0, s1, s2)
+                    if sh_degree >= 3:
+                        s0, s1, s2 = _sh_add(g, 9, C30 * y * (3.0 * xx - yy), sh_coeffs, s0, s1, s2)
+                        s0, s1, s2 = _sh_add(g, 10, C31 * x * y * z, sh_coeffs, s0, s1, s2)
+                        s0, s1, s2 = _sh_add(g, 11, C32 * y * (4.0 * zz - xx - yy), sh_coeffs, s0, s1, s2)
+                        s0, s1, s2 = _sh_add(g, 12, C33 * z * (2.0 * zz - 3.0 * xx - 3.0 * yy), sh_coeffs, s0, s1, s2)
+                        s0, s1, s2 = _sh_add(g, 13, C34 * x * (4.0 * zz - xx - yy), sh_coeffs, s0, s1, s2)
+                        s0, s1, s2 = _sh_add(g, 14, C35 * z * (xx - yy), sh_coeffs, s0, s1, s2)
+                        s0, s1, s2 = _sh_add(g, 15, C36 * x * (xx - 3.0 * yy), sh_coeffs, s0, s1, s2)
+                out_colors[g, 0] = max(s0, 0.0)
+                out_colors[g, 1] = max(s1, 0.0)
+                out_colors[g, 2] = max(s2, 0.0)
             if not (tz > near and tz < far):
                 out_means2d[g, 0] = 0.0; out_means2d[g, 1] = 0.0
                 out_conics[g, 0] = 0.0; out_conics[g, 1] = 0.0; out_conics[g, 2] = 0.0
                 out_opac[g] = 0.0
                 continue
-            _rotmat(quats[g, 0], quats[g, 1], quats[g, 2], quats[g, 3], R)
-            # Σ_c = (Rv R S)(Rv R S)ᵀ
-            for i in range(3):
-                for j in range(3):
-                    T[i, j] = (Rv[i, 0] * R[0, j] + Rv[i, 1] * R[1, j] + Rv[i, 2] * R[2, j]) * scales[g, j]
+            qw, qx, qy, qz = quats[g, 0], quats[g, 1], quats[g, 2], quats[g, 3]
+            qinv = 1.0 / np.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
+            w, x, y, z = qw * qinv, qx * qinv, qy * qinv, qz * qinv
+            R00 = 1.0 - 2.0 * (y * y + z * z); R01 = 2.0 * (x * y - w * z); R02 = 2.0 * (x * z + w * y)
+            R10 = 2.0 * (x * y + w * z); R11 = 1.0 - 2.0 * (x * x + z * z); R12 = 2.0 * (y * z - w * x)
+            R20 = 2.0 * (x * z - w * y); R21 = 2.0 * (y * z + w * x); R22 = 1.0 - 2.0 * (x * x + y * y)
+            # T = Rv R diag(s), so Σ_c = T Tᵀ
+            sx, sy, sz = scales[g, 0], scales[g, 1], scales[g, 2]
+            T00 = (r00 * R00 + r01 * R10 + r02 * R20) * sx
+            T01 = (r00 * R01 + r01 * R11 + r02 * R21) * sy
+            T02 = (r00 * R02 + r01 * R12 + r02 * R22) * sz
+            T10 = (r10 * R00 + r11 * R10 + r12 * R20) * sx
+            T11 = (r10 * R01 + r11 * R11 + r12 * R21) * sy
+            T12 = (r10 * R02 + r11 * R12 + r12 * R22) * sz
+            T20 = (r20 * R00 + r21 * R10 + r22 * R20) * sx
+            T21 = (r20 * R01 + r21 * R11 + r22 * R21) * sy
+            T22 = (r20 * R02 + r21 * R12 + r22 * R22) * sz
             u = tz * min(max(tx / tz, -lim_xn), lim_xp)
             v = tz * min(max(ty / tz, -lim_yn), lim_yp)
             j00 = fx / tz; j02 = -fx * u / (tz * tz)
             j11 = fy / tz; j12 = -fy * v / (tz * tz)
             # rows of J T (2x3)
-            a0 = 0.0; b0 = 0.0; c0 = 0.0
-            for k in range(3):
-                r0 = j00 * T[0, k] + j02 * T[2, k]
-                r1 = j11 * T[1, k] + j12 * T[2, k]
-                a0 += r0 * r0
-                b0 += r0 * r1
-                c0 += r1 * r1
+            p0 = j00 * T00 + j02 * T20; p1 = j00 * T01 + j02 * T21; p2 = j00 * T02 + j02 * T22
+            q0 = j11 * T10 + j12 * T20; q1 = j11 * T11 + j12 * T21; q2 = j11 * T12 + j12 * T22
+            a0 = p0 * p0 + p1 * p1 + p2 * p2
+            b0 = p0 * q0 + p1 * q1 + p2 * q2
+            c0 = q0 * q0 + q1 * q1 + q2 * q2
             a = a0 + eps2d
             c = c0 + eps2d
             det = a * c - b0 * b0
@@ -167,7 +144,6 @@ def project_forward(means, quats, scales, opacities, shapes, use_shape, viewmat,
                 continue
             out_radii[g, 0] = np.int32(rx)
             out_radii[g, 1] = np.int32(ry)
-
 
 
 @njit(cache=True, nogil=True, inline="always")
