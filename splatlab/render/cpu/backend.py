@@ -68,7 +68,7 @@ class RasterizeToPixels(torch.autograd.Function):
             P, Q, col, offsets, ids, woff, wtiles = cams[i]
             partial = kernels.rasterize_backward(offsets, ids, P, Q, col, use_shape, bg_np[i], width, height,
                                                  woff, wtiles, out_trans[i], out_last[i], g_color[i], g_alpha[i], N)
-            grads[i] = partial.sum(0)
+            kernels.sum_partials(partial, grads[i])
         g = torch.from_numpy(grads)
         if absgrad is not None:
             absgrad += g[..., 7:9]

@@ -696,3 +696,19 @@ def rasterize_backward(offsets, ids, P, Q, colors, use_shape, background, width,
                 for q in range(NQ):
                     partial[w, g, q] += G[k, q]
     return partial
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def sum_partials(partial, out):
+    """out[g, q] = Σ_w partial[w, g, q] (workers in order, float64, stored as out's dtype), in
+    parallel over Gaussians: the backward's per-worker accumulators reduced without numpy's
+    single-threaded sum and a separate float32 conversion."""
+    n_workers, n, nq = partial.shape
+    n_chunks = (n + 4095) // 4096
+    for c in prange(n_chunks):
+        for g in range(c * 4096, min(n, (c + 1) * 4096)):
+            for q in range(nq):
+                s = partial[0, g, q]
+                for w in range(1, n_workers):
+                    s += partial[w, g, q]
+                out[g, q] = s
