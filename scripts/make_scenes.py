@@ -295,6 +295,19 @@ def write_photos(tmp: Path, name, cfg, spec, poses):
     return len(frames)
 
 
+def triangulate_points(scene_dir: Path) -> None:
+    """The unbounded scene ships the sparse points `splatlab triangulate` recovers from its training
+    views and known poses (Blender-layout data has no SfM points; random points cannot reach the far
+    field). SIFT matching is multi-threaded, so the point set may differ slightly between runs."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from splatlab.data import load_scene
+    from splatlab.data.triangulate import POINTS_FILE, to_data_coordinates, triangulate_scene, write_points_ply
+
+    scene = load_scene(scene_dir)
+    result = triangulate_scene(scene)
+    write_points_ply(scene_dir / POINTS_FILE, to_data_coordinates(scene, result.points), result.colors)
+
+
 def make_scene(name: str) -> tuple[int, float]:
     cfg = SCENES[name]
     t0 = time.time()
@@ -313,6 +326,7 @@ def make_scene(name: str) -> tuple[int, float]:
         elif cfg["kind"] == "unbounded":
             cams = unbounded_cameras(cfg, cam_rng, spec.scene_center)
             n = write_blender(tmp, name, cfg, spec, cams, alpha=False)
+            triangulate_points(tmp)
         else:
             n = write_photos(tmp, name, cfg, spec, photo_cameras(cfg, cam_rng, spec.scene_center))
         dest = OUT / name

@@ -86,6 +86,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="RGBA data: composite targets on a random colour each step")
     p.add_argument("--init-points", dest="init_num_points", type=int,
                    help="random initial points when the scene has no point cloud (default 100000)")
+    p.add_argument("--background-points", dest="background_points", type=int,
+                   help="initial points along training rays beyond the scene, for sky and distant ground "
+                        "(default: half of --init-points when the photos are opaque, none with alpha)")
     p.add_argument("--init-opacity", dest="init_opacity", type=float)
     p.add_argument("--init-scale", dest="init_scale", type=float)
     p.add_argument("--grad-threshold", dest="grad_threshold", type=float)

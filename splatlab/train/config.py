@@ -39,6 +39,7 @@ class TrainConfig:
     init_opacity: float | None = None  # None: 0.1 (default) / 0.5 (mcmc)
     init_scale: float | None = None  # multiplier of the 3-NN distance; None: 1.0 / 0.1 (mcmc)
     init_num_points: int = 100_000  # random init when the scene has no points
+    background_points: int = -1  # along training rays, beyond the scene; -1: init_num_points // 2 if photos are opaque
     # learning rates (Adam eps 1e-15); means lr is multiplied by the scene scale and decays to
     # means_lr_final_factor of itself; every lr is multiplied by sqrt(batch_size)
     means_lr: float = 1.6e-4
@@ -55,9 +56,10 @@ class TrainConfig:
     prune_opacity: float = 0.005
     prune_scale3d: float = 0.1
     refine_start: int = 500
-    refine_stop: int | None = None  # None: 15000 (default) / 25000 (mcmc)
+    # None: scaled with `iterations` so a short run keeps the recipe's shape (30k: 15000 / 3000)
+    refine_stop: int | None = None  # default: min(15000, 0.7·iterations); mcmc: min(25000, 0.85·iterations)
     refine_every: int = 100
-    reset_every: int = 3000
+    reset_every: int | None = None  # default: min(3000, max(1000, iterations // 3))
     # mcmc
     cap_max: int = 1_000_000
     noise_lr: float = 5e5
@@ -73,7 +75,9 @@ class TrainConfig:
             self,
             init_opacity=self.init_opacity if self.init_opacity is not None else (0.5 if mcmc else 0.1),
             init_scale=self.init_scale if self.init_scale is not None else (0.1 if mcmc else 1.0),
-            refine_stop=self.refine_stop if self.refine_stop is not None else (25_000 if mcmc else 15_000),
+            refine_stop=self.refine_stop if self.refine_stop is not None else (
+                min(25_000, int(0.85 * self.iterations)) if mcmc else min(15_000, int(0.7 * self.iterations))),
+            reset_every=self.reset_every if self.reset_every is not None else min(3000, max(1000, self.iterations // 3)),
             opacity_reg=self.opacity_reg if self.opacity_reg is not None else (0.01 if mcmc else 0.0),
             scale_reg=self.scale_reg if self.scale_reg is not None else (0.01 if mcmc else 0.0),
         )

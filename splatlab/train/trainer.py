@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy.spatial import cKDTree
 
 from splatlab.data import SceneData, load_scene
 from splatlab.gaussians import Gaussians
@@ -29,6 +28,7 @@ from splatlab.render import rasterize
 from . import checkpoint as ckpt_io
 from . import outputs
 from .config import TrainConfig
+from .init import init_gaussians
 from .methods import LossInputs, get_method
 from .metrics import LPIPS, psnr, ssim_metric
 
@@ -61,75 +61,6 @@ class CameraSampler:
         self.generator.set_state(d["generator"])
         self.perm = list(d["perm"])
         self.pos = int(d["pos"])
-
-
-def knn_scales(points: torch.Tensor, k: int = 3) -> torch.Tensor:
-    """Mean distance from each point to its `k` nearest neighbours (scipy cKDTree)."""
-    pts = points.detach().cpu().double().numpy()
-    n = len(pts)
-    if n < 2:
-        return torch.ones(n)
-    kk = min(k, n - 1)
-    dist, _ = cKDTree(pts).query(pts, k=kk + 1)
-    d = dist[:, 1:].mean(axis=1)
-    positive = d[d > 0]
-    floor = positive.min() if len(positive) else 1e-3
-    return torch.from_numpy(np.maximum(d, floor)).float()
-
-
-def random_points_in_camera_box(scene: SceneData, n: int, generator: torch.Generator) -> torch.Tensor:
-    """Uniform points in the bounding box of the training camera centres (flat sides widened)."""
-    centers = scene.train.cameras.centers.float()
-    lo, hi = centers.min(0).values, centers.max(0).values
-    mid, half = (lo + hi) / 2, (hi - lo) / 2
-    half = torch.maximum(half, 0.5 * half.max().clamp_min(1e-3 * scene.scene_scale) * torch.ones(3))
-    return mid + half * (2 * torch.rand(n, 3, generator=generator) - 1)
-
-
-def camera_focus(scene: SceneData) -> tuple[torch.Tensor, float] | None:
-    """Point nearest (least squares) to all training optical axes and the radius the views cover
-    there; None when the cameras do not look at a common region (e.g. a forward-facing capture)."""
-    c2w = scene.train.cameras.camtoworlds.double()
-    origins, dirs = c2w[:, :3, 3], torch.nn.functional.normalize(c2w[:, :3, 2], dim=1)
-    projector = torch.eye(3, dtype=torch.float64) - dirs[:, :, None] * dirs[:, None, :]
-    focus = torch.linalg.lstsq(projector.sum(0), (projector @ origins[:, :, None]).sum(0)).solution[:, 0]
-    to_focus = focus - origins
-    if (torch.nn.functional.cosine_similarity(to_focus, dirs, dim=1) < 0.9).float().mean() > 0.2:
-        return None
-    K = scene.train.cameras.Ks[0]
-    half_fov = math.atan(0.5 * min(scene.train.cameras.width / K[0, 0].item(), scene.train.cameras.height / K[1, 1].item()))
-    radius = to_focus.norm(dim=1).median().item() * math.sin(half_fov)
-    return focus.float(), radius
-
-
-def random_init_points(scene: SceneData, n: int, generator: torch.Generator) -> torch.Tensor:
-    """Random initial positions without SfM points: 80% in the ball every camera looks at (the
-    object), 20% in the camera box (background); the whole camera box when there is no focus."""
-    box = random_points_in_camera_box(scene, n, generator)
-    focus = camera_focus(scene)
-    if focus is None:
-        return box
-    center, radius = focus
-    n_ball = int(0.8 * n)
-    direction = torch.nn.functional.normalize(torch.randn(n_ball, 3, generator=generator), dim=1)
-    r = radius * torch.rand(n_ball, 1, generator=generator) ** (1.0 / 3.0)
-    return torch.cat([center + direction * r, box[n_ball:]])
-
-
-def init_gaussians(scene: SceneData, cfg: TrainConfig, method, generator: torch.Generator) -> Gaussians:
-    cfg = cfg.resolved()
-    if scene.points is not None and len(scene.points) > 0:
-        pts = scene.points.float()
-        rgb = scene.points_rgb.float() if scene.points_rgb is not None else torch.full_like(pts, 0.5)
-    else:
-        pts = random_init_points(scene, cfg.init_num_points, generator)
-        rgb = torch.rand(cfg.init_num_points, 3, generator=generator)
-    scales = knn_scales(pts) * cfg.init_scale
-    g = Gaussians.from_points(pts, rgb, scales, opacity=cfg.init_opacity, sh_degree=cfg.sh_degree)
-    extras = method.extra_fields(len(g), cfg)
-    if extras:
-        g = Gaussians.from_fields({**g.detached_fields(), **extras})
-    return g
 
 
 def base_lrs(cfg: TrainConfig, scene_scale: float) -> dict[str, float]:

@@ -1,0 +1,152 @@
+"""Initial Gaussians: from the scene's points (SfM or `splatlab triangulate`) or random, plus
+background points along the training rays when the photos have a background to explain.
+
+Random or sparse-point initialisations only cover the region the cameras look at; an opaque
+capture also shows sky and distant ground, which the optimiser otherwise paints onto floaters
+near the cameras (they explain the training views and fail on the held-out ones). Points spread
+along randomly chosen training pixels' rays, beyond the scene's points and uniformly in disparity
+(1/distance), with the colour of that pixel, give the far field something to converge from.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+
+from splatlab.data import SceneData
+from splatlab.gaussians import Gaussians
+
+from .config import TrainConfig
+
+def knn_scales(points: torch.Tensor, k: int = 3) -> torch.Tensor:
+    """Mean distance from each point to its `k` nearest neighbours (scipy cKDTree)."""
+    pts = points.detach().cpu().double().numpy()
+    n = len(pts)
+    if n < 2:
+        return torch.ones(n)
+    kk = min(k, n - 1)
+    dist, _ = cKDTree(pts).query(pts, k=kk + 1)
+    d = dist[:, 1:].mean(axis=1)
+    positive = d[d > 0]
+    floor = positive.min() if len(positive) else 1e-3
+    return torch.from_numpy(np.maximum(d, floor)).float()
+
+
+def random_points_in_camera_box(scene: SceneData, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Uniform points in the bounding box of the training camera centres (flat sides widened)."""
+    centers = scene.train.cameras.centers.float()
+    lo, hi = centers.min(0).values, centers.max(0).values
+    mid, half = (lo + hi) / 2, (hi - lo) / 2
+    half = torch.maximum(half, 0.5 * half.max().clamp_min(1e-3 * scene.scene_scale) * torch.ones(3))
+    return mid + half * (2 * torch.rand(n, 3, generator=generator) - 1)
+
+
+def camera_focus(scene: SceneData) -> tuple[torch.Tensor, float] | None:
+    """Point nearest (least squares) to all training optical axes and the radius the views cover
+    there; None when the cameras do not look at a common region (e.g. a forward-facing capture)."""
+    c2w = scene.train.cameras.camtoworlds.double()
+    origins, dirs = c2w[:, :3, 3], torch.nn.functional.normalize(c2w[:, :3, 2], dim=1)
+    projector = torch.eye(3, dtype=torch.float64) - dirs[:, :, None] * dirs[:, None, :]
+    focus = torch.linalg.lstsq(projector.sum(0), (projector @ origins[:, :, None]).sum(0)).solution[:, 0]
+    to_focus = focus - origins
+    if (torch.nn.functional.cosine_similarity(to_focus, dirs, dim=1) < 0.9).float().mean() > 0.2:
+        return None
+    K = scene.train.cameras.Ks[0]
+    half_fov = math.atan(0.5 * min(scene.train.cameras.width / K[0, 0].item(), scene.train.cameras.height / K[1, 1].item()))
+    radius = to_focus.norm(dim=1).median().item() * math.sin(half_fov)
+    return focus.float(), radius
+
+
+def random_init_points(scene: SceneData, n: int, generator: torch.Generator) -> torch.Tensor:
+    """Random initial positions without SfM points: 80% in the ball every camera looks at (the
+    object), 20% in the camera box (background); the whole camera box when there is no focus."""
+    box = random_points_in_camera_box(scene, n, generator)
+    focus = camera_focus(scene)
+    if focus is None:
+        return box
+    center, radius = focus
+    n_ball = int(0.8 * n)
+    direction = torch.nn.functional.normalize(torch.randn(n_ball, 3, generator=generator), dim=1)
+    r = radius * torch.rand(n_ball, 1, generator=generator) ** (1.0 / 3.0)
+    return torch.cat([center + direction * r, box[n_ball:]])
+
+
+def has_background(scene: SceneData) -> bool:
+    """True when the training photos are opaque (no alpha channel to cut the object out)."""
+    return len(scene.train) > 0 and scene.train.load_alpha(0) is None
+
+
+def view_ray_points(scene: SceneData, n: int, near: float, far: float,
+                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """`n` points on the rays of random training pixels, distance uniform in disparity between
+    `near` and `far`, coloured by their pixel."""
+    views = scene.train
+    view = torch.randint(len(views), (n,), generator=generator)
+    pix = torch.rand(n, 2, generator=generator) * torch.tensor([float(scene.width), float(scene.height)])
+    u = torch.rand(n, generator=generator)
+    dist = 1.0 / (1.0 / near + u * (1.0 / far - 1.0 / near))
+    points, colors = torch.empty(n, 3), torch.empty(n, 3)
+    for i in view.unique().tolist():
+        sel = view == i
+        K, vm = views.cameras.Ks[i].float(), views.cameras.viewmats[i].float()
+        R, t = vm[:3, :3], vm[:3, 3]
+        x = (pix[sel, 0] - K[0, 2]) / K[0, 0]
+        y = (pix[sel, 1] - K[1, 2]) / K[1, 1]
+        dirs = torch.nn.functional.normalize(torch.stack([x, y, torch.ones_like(x)], dim=1), dim=1) @ R
+        points[sel] = -R.T @ t + dirs * dist[sel, None]
+        image = views.load_image(i)
+        colors[sel] = image[pix[sel, 1].long().clamp_max(scene.height - 1), pix[sel, 0].long().clamp_max(scene.width - 1)]
+    return points, colors
+
+
+def background_range(scene: SceneData, points: torch.Tensor) -> tuple[float, float]:
+    """Distances for background points: from beyond (almost) all scene points to 30x that."""
+    centers = scene.train.cameras.centers.float()
+    reach = (points - centers.mean(0)).norm(dim=1)
+    near = max(float(torch.quantile(reach, 0.99)) if len(reach) else 0.0, 2.0 * scene.scene_scale)
+    return near, 30.0 * near
+
+
+def init_points(scene: SceneData, cfg: TrainConfig,
+                generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Positions and colours of the initial Gaussians, and how many of them (last) are background points."""
+    if scene.points is not None and len(scene.points) > 0:
+        pts = scene.points.float()
+        rgb = scene.points_rgb.float() if scene.points_rgb is not None else torch.full_like(pts, 0.5)
+    else:
+        pts = random_init_points(scene, cfg.init_num_points, generator)
+        rgb = torch.rand(cfg.init_num_points, 3, generator=generator)
+    n_bg = cfg.background_points
+    if n_bg < 0:
+        n_bg = cfg.init_num_points // 2 if has_background(scene) else 0
+    if n_bg > 0:
+        near, far = background_range(scene, pts)
+        bg_pts, bg_rgb = view_ray_points(scene, n_bg, near, far, generator)
+        pts, rgb = torch.cat([pts, bg_pts]), torch.cat([rgb, bg_rgb])
+    return pts, rgb, n_bg
+
+
+def pixel_footprint(scene: SceneData, points: torch.Tensor) -> torch.Tensor:
+    """World size of one pixel at each point's distance from the nearest training camera."""
+    centers = scene.train.cameras.centers.float()
+    focal = float(scene.train.cameras.Ks[:, 0, 0].float().mean())
+    dist = torch.cdist(points, centers).min(dim=1).values
+    return dist / focal
+
+
+def init_gaussians(scene: SceneData, cfg: TrainConfig, method, generator: torch.Generator) -> Gaussians:
+    cfg = cfg.resolved()
+    pts, rgb, n_bg = init_points(scene, cfg, generator)
+    scales = knn_scales(pts) * cfg.init_scale
+    if n_bg:
+        # background points overlap heavily on screen (they all sit in the views' cones): start them
+        # at a few pixels wide so the first steps stay cheap, and let densification fill the gaps
+        bg = slice(len(pts) - n_bg, len(pts))
+        scales[bg] = torch.minimum(scales[bg], 3.0 * pixel_footprint(scene, pts[bg]))
+    g = Gaussians.from_points(pts, rgb, scales, opacity=cfg.init_opacity, sh_degree=cfg.sh_degree)
+    extras = method.extra_fields(len(g), cfg)
+    if extras:
+        g = Gaussians.from_fields({**g.detached_fields(), **extras})
+    return g
