@@ -256,3 +256,23 @@ def test_mcmc_cap_and_noise_and_regularisers():
     terms = strat.loss_terms(model, state, 601)
     assert set(terms) == {"opacity_reg", "scale_reg"}
     assert terms["scale_reg"].requires_grad
+
+
+def test_size_pruning_grows_with_distance_from_the_scene_centre():
+    """After the first reset, "too big" is prune_scale3d x max(extent, distance from the centre):
+    a 3 m wide Gaussian 100 m away survives, the same one at the centre is pruned."""
+    from splatlab.densify import DefaultStrategy
+    from splatlab.densify.default import size_reference
+
+    means = torch.tensor([[0.0, 0.0, 0.0], [100.0, 0.0, 0.0], [0.5, 0.0, 0.0]])
+    g = Gaussians.from_points(means, torch.full((3, 3), 0.5), torch.tensor([3.0, 3.0, 0.05]), opacity=0.5,
+                              sh_degree=0)
+    strat = DefaultStrategy(prune_scale3d=0.1, reset_every=10, refine_start=0, refine_every=1, refine_stop=100)
+    state = strat.initialize_state(scene_scale=1.0, scene_center=(0.0, 0.0, 0.0))
+    ref = size_reference(g, state)
+    torch.testing.assert_close(ref, torch.tensor([1.0, 100.0, 1.0]))
+    opt = {"gaussians": torch.optim.Adam(g.param_groups({k: 1e-3 for k in g.params}), eps=1e-15)}
+    strat.prune(g, opt, state, step=20)
+    assert len(g) == 2 and torch.allclose(g.params["means"][:, 0], torch.tensor([100.0, 0.5]))
+    # without a centre (old checkpoints) the extent alone decides, as in the original recipe
+    assert size_reference(g, strat.initialize_state(scene_scale=1.0)) == 1.0

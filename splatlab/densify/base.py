@@ -33,7 +33,8 @@ from .ops import Optimizers
 
 @runtime_checkable
 class Strategy(Protocol):
-    def initialize_state(self, scene_scale: float = 1.0, seed: int = 0) -> dict[str, Any]: ...
+    def initialize_state(self, scene_scale: float = 1.0, seed: int = 0,
+                         scene_center: tuple[float, float, float] | None = None) -> dict[str, Any]: ...
 
     def step_pre_backward(self, gaussians: Gaussians, optimizers: Optimizers, state: dict, step: int,
                           meta: RenderMeta) -> None: ...
@@ -52,8 +53,14 @@ class BaseStrategy:
     #: whether rendering must request the absolute 2D-mean gradient
     wants_absgrad: bool = False
 
-    def initialize_state(self, scene_scale: float = 1.0, seed: int = 0) -> dict[str, Any]:
-        return {"scene_scale": float(scene_scale), "seed": int(seed)}
+    def initialize_state(self, scene_scale: float = 1.0, seed: int = 0,
+                         scene_center: tuple[float, float, float] | None = None) -> dict[str, Any]:
+        """`scene_scale`: the extent size thresholds are relative to; `scene_center` (the cameras'
+        centroid) lets them grow with distance for far-away (background) Gaussians."""
+        state = {"scene_scale": float(scene_scale), "seed": int(seed)}
+        if scene_center is not None:
+            state["scene_center"] = [float(v) for v in scene_center]
+        return state
 
     def step_pre_backward(self, gaussians, optimizers, state, step, meta) -> None:
         return None

@@ -9,7 +9,7 @@ mean does not shrink it), together with how many views saw it. Every `refine_eve
 * grow: Gaussians whose mean gradient exceeds `grad_threshold` are cloned when small
   (max scale <= `grow_scale3d`·extent) and split in two (scale / 1.6) when large;
 * prune: opacity < `prune_opacity`, and after the first opacity reset also max scale >
-  `prune_scale3d`·extent (and screen size > `prune_scale2d`·image size when `scale2d_stop` > 0);
+  `prune_scale3d`·max(extent, distance from the scene centre) (and screen size > `prune_scale2d`·image size when `scale2d_stop` > 0);
 * every `reset_every` steps opacities are clamped to 2·`prune_opacity`.
 """
 from __future__ import annotations
@@ -43,8 +43,8 @@ class DefaultStrategy(BaseStrategy):
     def wants_absgrad(self) -> bool:  # type: ignore[override]
         return self.absgrad
 
-    def initialize_state(self, scene_scale: float = 1.0, seed: int = 0) -> dict:
-        state = super().initialize_state(scene_scale, seed)
+    def initialize_state(self, scene_scale: float = 1.0, seed: int = 0, scene_center=None) -> dict:
+        state = super().initialize_state(scene_scale, seed, scene_center)
         state.update(grad2d=None, count=None, radii2d=None)
         return state
 
@@ -120,7 +120,7 @@ class DefaultStrategy(BaseStrategy):
             prune = opac < self.prune_opacity
             if step > self.reset_every:
                 max_scale = torch.exp(gaussians.params["scales"]).max(dim=-1).values
-                prune |= max_scale > self.prune_scale3d * state["scene_scale"]
+                prune |= max_scale > self.prune_scale3d * size_reference(gaussians, state)
                 if self.scale2d_stop > 0 and step < self.scale2d_stop and state.get("radii2d") is not None:
                     r = state["radii2d"]
                     if r.shape[0] == len(gaussians):
@@ -129,6 +129,19 @@ class DefaultStrategy(BaseStrategy):
         if n:
             ops.remove(gaussians, optimizers, prune)
         return {"pruned": n}
+
+
+def size_reference(gaussians, state: dict) -> torch.Tensor | float:
+    """What "too big" is relative to: the scene extent, or for a Gaussian farther from the scene
+    centre than that, its distance (a sky Gaussian 100 m away may be metres wide and still cover
+    only a few pixels; the recipe's fixed threshold would delete the whole background)."""
+    extent = state["scene_scale"]
+    if state.get("scene_center") is None:
+        return extent
+    center = torch.tensor(state["scene_center"], dtype=gaussians.params["means"].dtype,
+                          device=gaussians.params["means"].device)
+    with torch.no_grad():
+        return (gaussians.params["means"] - center).norm(dim=-1).clamp_min(extent)
 
 
 def reset_stats(state: dict, n: int, device=None) -> None:

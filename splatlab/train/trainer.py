@@ -107,7 +107,8 @@ class Trainer:
         gen = torch.Generator().manual_seed(self.cfg.seed + 1)
         self.gaussians = init_gaussians(self.scene, self.cfg, self.method, gen)
         self._build_optimizers()
-        self.strategy_state = self.strategy.initialize_state(self.scene.scene_scale, self.cfg.seed)
+        center = self.scene.train.cameras.centers.double().mean(0).tolist()
+        self.strategy_state = self.strategy.initialize_state(self.scene.scene_scale, self.cfg.seed, center)
         self.sampler = CameraSampler(len(self.scene.train), self.cfg.seed)
 
     def _build_optimizers(self) -> None:
