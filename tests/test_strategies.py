@@ -276,3 +276,22 @@ def test_size_pruning_grows_with_distance_from_the_scene_centre():
     assert len(g) == 2 and torch.allclose(g.params["means"][:, 0], torch.tensor([100.0, 0.5]))
     # without a centre (old checkpoints) the extent alone decides, as in the original recipe
     assert size_reference(g, strat.initialize_state(scene_scale=1.0)) == 1.0
+
+
+def test_default_growth_stops_at_cap_keeping_the_largest_gradients():
+    n = 10
+    model, opts = make_model(n=n)
+    with torch.no_grad():
+        model.params["opacities"][:] = 2.0
+        model.params["scales"][:] = math.log(0.005)  # all small: clones
+    strat = DefaultStrategy(cap_max=13)
+    state = strat.initialize_state(scene_scale=1.0)
+    state["grad2d"] = torch.tensor([5e-4, 9e-4, 1e-5, 7e-4, 6e-4, 1e-5, 8e-4, 1e-5, 3e-4, 1e-5])
+    state["count"] = torch.ones(n)
+    before = model.params["means"].detach().clone()
+    report = strat.grow(model, opts, state, step=600)
+    assert report == {"cloned": 3, "split": 0} and len(model) == 13
+    # the three largest averages (indices 1, 6, 3) were cloned
+    assert torch.equal(model.params["means"][n:].detach(), before[[1, 3, 6]])
+    assert strat.grow(model, opts, {**state, "grad2d": torch.full((13,), 1e-3), "count": torch.ones(13)},
+                      step=700) == {"cloned": 0, "split": 0}

@@ -7,7 +7,8 @@ mean does not shrink it), together with how many views saw it. Every `refine_eve
 (`refine_start`, `refine_stop`):
 
 * grow: Gaussians whose mean gradient exceeds `grad_threshold` are cloned when small
-  (max scale <= `grow_scale3d`·extent) and split in two (scale / 1.6) when large;
+  (max scale <= `grow_scale3d`·extent) and split in two (scale / 1.6) when large; with `cap_max`,
+  only the largest gradients grow, up to that many Gaussians;
 * prune: opacity < `prune_opacity`, and after the first opacity reset also max scale >
   `prune_scale3d`·max(extent, distance from the scene centre) (and screen size > `prune_scale2d`·image size when `scale2d_stop` > 0);
 * every `reset_every` steps opacities are clamped to 2·`prune_opacity`.
@@ -35,6 +36,7 @@ class DefaultStrategy(BaseStrategy):
     refine_stop: int = 15_000
     refine_every: int = 100
     reset_every: int = 3000
+    cap_max: int = 0  # growth stops at this many Gaussians (0: no cap); the largest gradients win
     verbose: bool = False
 
     reduced_stats = ("grad2d", "count", "radii2d")
@@ -106,6 +108,14 @@ class DefaultStrategy(BaseStrategy):
         split = high & ~small
         if self.scale2d_stop > 0 and step < self.scale2d_stop:
             split |= state["radii2d"] > self.prune_scale2d
+        if self.cap_max > 0:  # each clone or split adds one Gaussian
+            room = max(0, self.cap_max - len(gaussians))
+            grow = clone | split
+            if int(grow.sum()) > room:
+                keep = torch.zeros_like(grow)
+                if room:
+                    keep[torch.topk(torch.where(grow, avg, -torch.inf), room).indices] = True
+                clone, split = clone & keep, split & keep
         n_clone, n_split = int(clone.sum()), int(split.sum())
         if n_clone:
             ops.duplicate(gaussians, optimizers, clone)

@@ -97,7 +97,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--refine-stop", dest="refine_stop", type=int)
     p.add_argument("--refine-every", dest="refine_every", type=int)
     p.add_argument("--reset-every", dest="reset_every", type=int)
-    p.add_argument("--cap-max", dest="cap_max", type=int, help="mcmc: maximum number of Gaussians")
+    p.add_argument("--cap-max", dest="cap_max", type=int, help="maximum number of Gaussians (default strategy: growth stops there; mcmc: its cap)")
     p.add_argument("--max-eval-views", dest="max_eval_views", type=int)
     p.add_argument("--backend", help="rasterizer backend: auto, cpu, cuda, reference")
     p.add_argument("--nproc", type=int, help="processes for data-parallel training on this machine")

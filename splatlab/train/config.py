@@ -117,7 +117,8 @@ class TrainConfig:
         return DefaultStrategy(grad_threshold=c.grad_threshold, absgrad=c.absgrad, grow_scale3d=c.grow_scale3d,
                                prune_opacity=c.prune_opacity, prune_scale3d=c.prune_scale3d,
                                refine_start=c.refine_start, refine_stop=c.refine_stop,
-                               refine_every=c.refine_every, reset_every=c.reset_every)
+                               refine_every=c.refine_every, reset_every=c.reset_every,
+                               cap_max=c.cap_max)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
