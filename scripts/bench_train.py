@@ -25,6 +25,7 @@ def main() -> None:
     ap.add_argument("--downscale", type=int, default=1)
     ap.add_argument("--strategy", default="default")
     ap.add_argument("--init-points", type=int, default=20_000)
+    ap.add_argument("--cap-max", type=int, default=40_000, help="Gaussian budget (keeps a run inside 10 minutes)")
     ap.add_argument("--update-readme", action="store_true")
     args = ap.parse_args()
     rows = []
@@ -32,7 +33,7 @@ def main() -> None:
         for name in args.scenes:
             cfg = TrainConfig(scene=str(ROOT / "scenes" / name), out=str(Path(tmp) / name),
                               iterations=args.iterations, downscale=args.downscale, strategy=args.strategy,
-                              init_num_points=args.init_points, eval_every=0, save_every=0,
+                              init_num_points=args.init_points, cap_max=args.cap_max, eval_every=0, save_every=0,
                               progress=False)  # densify / reset schedule: the defaults scaled to --iterations
             run_training(cfg)
             m = json.loads((Path(tmp) / name / "metrics.json").read_text())
