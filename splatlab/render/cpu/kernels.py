@@ -13,13 +13,16 @@ Layout and scheduling:
   * Tiles (16×16) are dealt to one worker per thread by cost (longest first onto the least
     loaded worker), so neither pass depends on numba's static range split.
   * Per tile row, the tile's depth-sorted list is compacted to the Gaussians whose σ cut-off
-    ellipse actually crosses that row inside the tile (exact, conservative); the row list is
-    stored as structure-of-arrays with σ(dx) = dx·(½a·dx + b·dy) + ½c·dy² pre-folded.
-  * Each pixel walks its row list in blocks of BLOCK entries: σ, G and α of a block are computed
-    by a branch-free loop LLVM vectorises (float32, polynomial exp with exponent-bit scaling,
-    relative error ~2e-7), then a scalar pass composites the block with the exact branch rules.
-The backward pass rebuilds the identical row lists and α values, so its skip/stop decisions
-are bit-identical to the forward's.
+    ellipse actually crosses that row inside the tile (exact, conservative): a list of indices
+    into the tile's packed parameters.
+  * A row's 16 pixels walk its list together in blocks of CHUNK entries: σ, G and α of a block
+    are computed by a branch-free loop LLVM vectorises (float32, FMA polynomial exp with
+    exponent-bit scaling, relative error ~1e-7), then the block is composited into all 16
+    pixels at once (float32 state, branch-free blends, vectorised), until every pixel of the
+    row has stopped.
+The backward pass rebuilds the identical row lists and α values (same functions, explicit FMA
+rather than optimiser contraction), so its skip decisions are bit-identical to the forward's;
+it walks each pixel back to front in float64.
 """
 from __future__ import annotations
 
@@ -30,7 +33,6 @@ from numba.core import types
 from numba.extending import intrinsic
 
 TILE = 16
-BLOCK = 16
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
 T_MIN = 1e-4
@@ -68,14 +70,32 @@ def _bits_as_f32(typingctx, x):
     return sig, codegen
 
 
+@intrinsic
+def fma_f32(typingctx, a, b, c):
+    """a·b + c rounded once (llvm.fma.f32, one vfmadd on CPUs with FMA). Written out rather than
+    left to the optimiser's contraction, so every pass that evaluates α gets the same bits."""
+    if not (a == types.float32 and b == types.float32 and c == types.float32):
+        return None
+    sig = types.float32(types.float32, types.float32, types.float32)
+
+    def codegen(context, builder, signature, args):
+        f32 = ir.FloatType()
+        fn = builder.module.declare_intrinsic("llvm.fma", [f32], ir.FunctionType(f32, [f32, f32, f32]))
+        return builder.call(fn, args)
+
+    return sig, codegen
+
+
 @njit(cache=True, nogil=True, inline="always")
 def exp_neg_f32(x):
     """exp(-x) in float32, branch-free (vectorisable): x is clamped to [0, 80], reduced by
-    Cody–Waite to r ∈ [-ln2/2, ln2/2], e^-r by a degree-7 polynomial, 2^-n from exponent bits."""
+    Cody–Waite to r ∈ [-ln2/2, ln2/2], e^-r by a degree-7 polynomial in FMA steps, 2^-n from
+    exponent bits. Relative error ≤ 1e-7."""
     x = min(max(x, _F_ZERO), _F_EXP_MAX)
     nf = np.floor(x * _F_LOG2E + _F_HALF)
-    y = (nf * _F_LN2_HI - x) + nf * _F_LN2_LO  # = -(x - n ln2)
-    p = (((((_F_P5 * y + _F_P4) * y + _F_P3) * y + _F_P2) * y + _F_P1) * y + _F_P0) * (y * y) + y + _F_ONE
+    y = fma_f32(nf, _F_LN2_LO, fma_f32(nf, _F_LN2_HI, -x))  # = -(x - n ln2)
+    p = fma_f32(fma_f32(fma_f32(fma_f32(fma_f32(_F_P5, y, _F_P4), y, _F_P3), y, _F_P2), y, _F_P1), y, _F_P0)
+    p = fma_f32(p, y * y, y) + _F_ONE
     return p * _bits_as_f32(np.int32((_F_BIAS - nf) * _F_TWO23))
 
 
@@ -332,18 +352,15 @@ def _row_scratch(maxn, D):
     """One worker's scratch, shared by both passes (inlined, so the arrays are the caller's own
     allocations: returned from a call, LLVM could not tell them from the backward's gradient
     table, which cost the backward ~15-20%): the current tile's packed parameters
-    (TP [k, 8] float32, TQ [5, k] float64, TC [k, D] float64), the current row's list as
-    structure-of-arrays (rows [mx, ½a, b·dy, ½c·dy², dy, o, β] float32, rcol [D, j] float64,
-    ridx = tile-list position of row entry j), the culling flags and the α tables [σ, G, α]."""
+    (TP [k, 8] float32, TQ [5, k] float64, TC [k, D] float64), the current row's list (ridx =
+    tile-list position of row entry j), the culling flags and the α tables [σ, G, α]."""
     TP = np.empty((maxn, N_PARAMS), np.float32)
     TQ = np.empty((5, maxn), np.float64)
     TC = np.empty((maxn, D), np.float64)
-    rows = np.empty((7, maxn + SCAN), np.float32)
-    rcol = np.empty((D, maxn + SCAN), np.float64)
     ridx = np.empty(maxn + SCAN, np.int64)
     keep = np.empty(SCAN, np.int64)
     tab = np.empty((3, CHUNK, TILE), np.float32)
-    return TP, TQ, TC, rows, rcol, ridx, keep, tab
+    return TP, TQ, TC, ridx, keep, tab
 
 
 @njit(cache=True, nogil=True)
@@ -366,104 +383,122 @@ def _extend_row(S, kpos, m, target, n, packed, start, ids, P, Q, colors, fy, xlo
     `kpos` and append the entries whose σ ≤ S ellipse meets the pixel centres x ∈ [xlo, xhi] of
     row y = fy (exact, padded by 0.01 px, float64), until the row list holds ≥ `target` entries
     or the tile list ends. Pixels usually stop long before the end of the list, so most of it is
-    never scanned. Branch-free passes: keep flags (vectorised), index compaction, gather of the
-    row's structure-of-arrays. The tile's parameters are packed lazily too (`packed` entries so
-    far, shared by its rows). Returns the new (kpos, m, packed)."""
-    TP, TQ, TC, rows, rcol, ridx, keep, _tab = S
-    tqx = TQ[0]
-    tqy = TQ[1]
-    tqu = TQ[2]
-    tqf = TQ[3]
-    tqh = TQ[4]
-    m0 = m
+    never scanned. Branch-free passes: keep flags (vectorised), then index compaction into ridx.
+    The tile's parameters are packed lazily too (`packed` entries so far, shared by its rows).
+    Returns the new (kpos, m, packed)."""
+    TP, TQ, TC, ridx, keep, _tab = S
     while m < target and kpos < n:
         kend = min(n, kpos + SCAN)
         if kend > packed:
             _pack_tile(start, packed, kend, ids, P, Q, colors, TP, TQ, TC)
             packed = kend
         for k in range(kpos, kend):
-            dy = tqy[k] - fy
-            xc = tqx[k] + tqu[k] * dy
-            hh = tqh[k] - tqf[k] * dy * dy
+            dy = TQ[1, k] - fy
+            xc = TQ[0, k] + TQ[2, k] * dy
+            hh = TQ[4, k] - TQ[3, k] * dy * dy
             d = max(max(xlo - xc, xc - xhi) - 0.01, 0.0)
             keep[k - kpos] = np.int64((hh >= 0.0) & (d * d <= hh))
         for k in range(kpos, kend):
             ridx[m] = k
             m += keep[k - kpos]
         kpos = kend
-    fy32 = np.float32(fy)
-    rmx = rows[0]; ra = rows[1]; rbd = rows[2]; rq = rows[3]; rdy = rows[4]; ro = rows[5]; rbeta = rows[6]
-    D = rcol.shape[0]
-    for j in range(m0, m):
-        k = ridx[j]
-        dy32 = TP[k, 1] - fy32
-        rmx[j] = TP[k, 0]
-        ra[j] = _F_HALF * TP[k, 2]
-        rbd[j] = TP[k, 3] * dy32
-        rq[j] = _F_HALF * TP[k, 4] * dy32 * dy32
-        rdy[j] = dy32
-        ro[j] = TP[k, 5]
-        rbeta[j] = TP[k, 7]
-        for ch in range(D):
-            rcol[ch, j] = TC[k, ch]
     return kpos, m, packed
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _alpha_table(S, s0, nb, x0f, use_shape, aux):
-    """α of row entries s0 .. s0+nb-1 at the TILE pixel centres x0f + 0..15 of the row, into
-    tab[2][j, x]; α is stored as 0 where it is skipped (σ < 0 or α < 1/255), so both passes
+def _alpha_table(S, s0, nb, x0f, fy32, use_shape, aux):
+    """α of row entries s0 .. s0+nb-1 at the TILE pixel centres x0f + 0..15 of row fy32, into
+    tab[2, j, x]; α is stored as 0 where it is skipped (σ < 0 or α < 1/255), so both passes
     take identical skip decisions from the same table. With `aux` (backward) also σ and G(σ)
-    into tab[0], tab[1]. The inner loop over pixels has no array loads, so LLVM vectorises it
-    without alias checks."""
-    rows = S[3]
-    tab = S[7]
-    rmx = rows[0]; ra = rows[1]; rbd = rows[2]; rq = rows[3]; ro = rows[5]; rbeta = rows[6]
-    tsg = tab[0]; tvis = tab[1]; tal = tab[2]
+    into tab[0], tab[1]. Each entry's parameters are read once from the tile's packed table
+    (σ(dx) = dx·(½a·dx + b·dy) + ½c·dy², in FMA steps); the inner loop over pixels has no
+    array loads, so LLVM vectorises it without alias checks. No array views are taken here:
+    in a per-block function each one costs a reference-count call pair."""
+    TP = S[0]
+    ridx = S[3]
+    tab = S[5]
     for j in range(nb):
-        mx = rmx[s0 + j]
-        ha = ra[s0 + j]
-        bd = rbd[s0 + j]
-        q = rq[s0 + j]
-        o = ro[s0 + j]
+        k = ridx[s0 + j]
+        dy = TP[k, 1] - fy32
+        mx = TP[k, 0]
+        ha = _F_HALF * TP[k, 2]
+        bd = TP[k, 3] * dy
+        q = _F_HALF * TP[k, 4] * dy * dy
+        o = TP[k, 5]
         if use_shape:
-            hb = 0.5 * np.float64(rbeta[s0 + j])
+            hb = 0.5 * np.float64(TP[k, 7])
             for x in range(TILE):
                 dx = mx - (x0f + np.float32(x))
-                s = dx * (ha * dx + bd) + q
-                tsg[j, x] = s
-                tvis[j, x] = np.float32(np.float64(s) ** hb) if s > _F_ZERO else _F_ZERO
+                s = fma_f32(dx, fma_f32(ha, dx, bd), q)
+                tab[0, j, x] = s
+                tab[1, j, x] = np.float32(np.float64(s) ** hb) if s > _F_ZERO else _F_ZERO
             for x in range(TILE):
-                v = exp_neg_f32(tvis[j, x])
-                tvis[j, x] = v
+                v = exp_neg_f32(tab[1, j, x])
+                tab[1, j, x] = v
                 a = min(_F_ALPHA_MAX, o * v)
-                tal[j, x] = a if (tsg[j, x] >= _F_ZERO) & (a >= _F_ALPHA_MIN) else _F_ZERO
+                tab[2, j, x] = a if (tab[0, j, x] >= _F_ZERO) & (a >= _F_ALPHA_MIN) else _F_ZERO
         elif aux:
             for x in range(TILE):
                 dx = mx - (x0f + np.float32(x))
-                s = dx * (ha * dx + bd) + q
-                tsg[j, x] = s
+                s = fma_f32(dx, fma_f32(ha, dx, bd), q)
+                tab[0, j, x] = s
                 v = exp_neg_f32(s)
-                tvis[j, x] = v
+                tab[1, j, x] = v
                 a = min(_F_ALPHA_MAX, o * v)
-                tal[j, x] = a if (s >= _F_ZERO) & (a >= _F_ALPHA_MIN) else _F_ZERO
+                tab[2, j, x] = a if (s >= _F_ZERO) & (a >= _F_ALPHA_MIN) else _F_ZERO
         else:
             for x in range(TILE):
                 dx = mx - (x0f + np.float32(x))
-                s = dx * (ha * dx + bd) + q
+                s = fma_f32(dx, fma_f32(ha, dx, bd), q)
                 a = min(_F_ALPHA_MAX, o * exp_neg_f32(s))
-                tal[j, x] = a if (s >= _F_ZERO) & (a >= _F_ALPHA_MIN) else _F_ZERO
+                tab[2, j, x] = a if (s >= _F_ZERO) & (a >= _F_ALPHA_MIN) else _F_ZERO
+
+
+# The forward's per-row pixel state `st` [6 + D, TILE] float64, 16 pixels per row. Float64 like
+# the backward's walk, so stop decisions at T = 1e-4 and 1 - T of nearly transparent pixels do
+# not hinge on float32 rounding; one array, so LLVM sees fixed offsets of one base and
+# vectorises the pixel loops without alias checks.
+_S_T = 0      # transmittance; 0 once the pixel has stopped (a live pixel always has T > 1e-4)
+_S_TSTOP = 1  # transmittance at the stop
+_S_LAST = 2   # row-list index of the last contributing entry (-1: none)
+_S_STOP = 3   # row-list index the pixel stopped before (NO_STOP: never)
+_S_W = 4      # this entry's compositing weight α·T (general-D path)
+_S_C = 5      # colour accumulators, D rows
+NO_STOP = 2.0 ** 40  # larger than any row list; (j - NO_STOP) stays exact in float64
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _composite_pixel(st, tab, jj, x, jf):
+    """Composite table entry jj (row-list index jf) into pixel x's state; returns its weight
+    α·T. Branch-free (flags as 0/1 values, so LLVM emits blends, not masked stores, and the
+    calling pixel loop vectorises): a pixel whose transmittance would fall to ≤ 1e-4 stops
+    before the entry; its T is parked in _S_TSTOP and set to 0, which makes every later step a
+    no-op for it (a live pixel always has T > 1e-4)."""
+    al = np.float64(tab[2, jj, x])
+    tr = st[_S_T, x]
+    nt = tr * (1.0 - al)
+    okf = np.float64(nt > T_MIN)  # 0 for stopped pixels too (their T is 0)
+    stopf = np.float64(tr > 0.0) - okf
+    ae = al * okf
+    st[_S_T, x] = nt * okf
+    st[_S_TSTOP, x] = st[_S_TSTOP, x] + (tr - st[_S_TSTOP, x]) * stopf
+    st[_S_STOP, x] = st[_S_STOP, x] + (jf - st[_S_STOP, x]) * stopf
+    lx = st[_S_LAST, x]
+    st[_S_LAST, x] = lx + (jf - lx) * np.float64(ae > 0.0)
+    return ae * tr
 
 
 @njit(cache=True, parallel=True, nogil=True)
 def rasterize_forward(offsets, ids, P, Q, colors, use_shape, background, width, height, woff, wtiles,
-                      out_color, out_trans, out_last, out_evals, out_tile_evals):
-    """Composite every tile, row by row: α tables for CHUNK row-list entries × the row's pixels,
-    then each still-active pixel composites those entries in depth order. Skipped entries have
-    α = 0 in the table, which leaves transmittance and colour bit-identical, so the per-pixel
-    loop's only branch is the (once per pixel) early stop.
+                      out_color, out_trans, out_alpha, out_last, out_evals, out_tile_evals):
+    """Composite every tile, row by row: α tables for CHUNK row-list entries × the row's 16
+    pixels, then those entries composited into all 16 pixels at once, in depth order (the pixel
+    loop vectorises). Skipped entries have α = 0 in the table, which leaves
+    transmittance and colour unchanged. A row ends when all its pixels have stopped or its
+    list is exhausted.
 
-    Writes colour (H,W,D), final transmittance, the row-list index of the last contributing
+    Writes colour (H,W,D), final transmittance, accumulated α (Σ α·T; = 1 - T up to rounding,
+    but accurate for nearly transparent pixels), the row-list index of the last contributing
     Gaussian (-1 if none) for the backward pass, and two pair counts for the benchmark:
     `out_evals` = row-list entries the pixel evaluated up to its stop (culled entries are not
     counted), `out_tile_evals` = entries of the tile's depth-sorted list up to the same stop
@@ -474,14 +509,10 @@ def rasterize_forward(offsets, ids, P, Q, colors, use_shape, background, width, 
     n_workers = woff.shape[0] - 1
     for w in prange(n_workers):
         S = _row_scratch(maxn, D)
-        rcol = S[4]
-        ridx = S[5]
-        tal = S[7][2]
-        acc = np.empty((TILE, D), np.float64)
-        ptrans = np.empty(TILE, np.float64)
-        plast = np.empty(TILE, np.int64)
-        pevals = np.empty(TILE, np.int64)
-        ptevals = np.empty(TILE, np.int64)
+        TC = S[2]
+        ridx = S[3]
+        tab = S[5]
+        st = np.empty((_S_C + D, TILE), np.float64)
         for ti in range(woff[w], woff[w + 1]):
             t = wtiles[ti]
             start = offsets[t]
@@ -491,14 +522,16 @@ def rasterize_forward(offsets, ids, P, Q, colors, use_shape, background, width, 
             npx = tx1 - tx0 + 1
             x0f = np.float32(tx0 + 0.5)
             for py in range(ty0, ty1 + 1):
+                fy32 = np.float32(py + 0.5)
                 kpos = 0
                 m = 0
                 for x in range(TILE):
-                    ptrans[x] = 1.0
-                    plast[x] = -1
-                    pevals[x] = -1
+                    st[_S_T, x] = 1.0 if x < npx else 0.0  # columns past the image: inert
+                    st[_S_TSTOP, x] = 1.0
+                    st[_S_LAST, x] = -1.0
+                    st[_S_STOP, x] = NO_STOP
                     for ch in range(D):
-                        acc[x, ch] = 0.0
+                        st[_S_C + ch, x] = 0.0
                 active = npx
                 s0 = 0
                 while active > 0:
@@ -507,58 +540,42 @@ def rasterize_forward(offsets, ids, P, Q, colors, use_shape, background, width, 
                     if m <= s0:
                         break
                     nb = min(CHUNK, m - s0)
-                    _alpha_table(S, s0, nb, x0f, use_shape, False)
-                    for x in range(npx):
-                        if pevals[x] >= 0:
-                            continue
-                        trans = ptrans[x]
-                        last = plast[x]
-                        stop = -1
-                        if D == 3:
-                            rc0 = rcol[0]; rc1 = rcol[1]; rc2 = rcol[2]
-                            c0 = acc[x, 0]; c1 = acc[x, 1]; c2 = acc[x, 2]
-                            for j in range(nb):
-                                alpha = np.float64(tal[j, x])
-                                next_t = trans * (1.0 - alpha)
-                                if next_t <= T_MIN:
-                                    stop = j
-                                    break
-                                wgt = alpha * trans
-                                c0 += wgt * rc0[s0 + j]
-                                c1 += wgt * rc1[s0 + j]
-                                c2 += wgt * rc2[s0 + j]
-                                trans = next_t
-                                last = s0 + j if alpha > 0.0 else last
-                            acc[x, 0] = c0; acc[x, 1] = c1; acc[x, 2] = c2
+                    _alpha_table(S, s0, nb, x0f, fy32, use_shape, False)
+                    for jj in range(nb):
+                        k = ridx[s0 + jj]
+                        jf = np.float64(s0 + jj)
+                        if D == 3:  # RGB: one pixel loop (split in two, LLVM no longer vectorises it)
+                            c0 = TC[k, 0]
+                            c1 = TC[k, 1]
+                            c2 = TC[k, 2]
+                            for x in range(TILE):
+                                wg = _composite_pixel(st, tab, jj, x, jf)
+                                st[_S_C, x] += wg * c0
+                                st[_S_C + 1, x] += wg * c1
+                                st[_S_C + 2, x] += wg * c2
                         else:
-                            for j in range(nb):
-                                alpha = np.float64(tal[j, x])
-                                next_t = trans * (1.0 - alpha)
-                                if next_t <= T_MIN:
-                                    stop = j
-                                    break
-                                wgt = alpha * trans
-                                for ch in range(D):
-                                    acc[x, ch] += wgt * rcol[ch, s0 + j]
-                                trans = next_t
-                                last = s0 + j if alpha > 0.0 else last
-                        if stop >= 0:
-                            pevals[x] = s0 + stop + 1
-                            ptevals[x] = ridx[s0 + stop] + 1
-                            active -= 1
-                        ptrans[x] = trans
-                        plast[x] = last
+                            for x in range(TILE):
+                                st[_S_W, x] = _composite_pixel(st, tab, jj, x, jf)
+                            for ch in range(D):
+                                col = TC[k, ch]
+                                for x in range(TILE):
+                                    st[_S_C + ch, x] += st[_S_W, x] * col
+                    active = 0
+                    for x in range(npx):
+                        active += st[_S_T, x] > 0.0
                     s0 += nb
                 for x in range(npx):
                     px = tx0 + x
-                    trans = ptrans[x]
+                    stop = np.int64(st[_S_STOP, x])
+                    stopped = stop < m
+                    trans = st[_S_TSTOP, x] if stopped else st[_S_T, x]
                     for ch in range(D):
-                        out_color[py, px, ch] = acc[x, ch] + trans * background[ch]
+                        out_color[py, px, ch] = np.float64(st[_S_C + ch, x]) + trans * background[ch]
                     out_trans[py, px] = trans
-                    out_last[py, px] = plast[x]
-                    stopped = pevals[x] >= 0
-                    out_evals[py, px] = pevals[x] if stopped else m
-                    out_tile_evals[py, px] = ptevals[x] if stopped else n
+                    out_alpha[py, px] = 1.0 - trans
+                    out_last[py, px] = np.int64(st[_S_LAST, x])
+                    out_evals[py, px] = stop + 1 if stopped else m
+                    out_tile_evals[py, px] = ridx[stop] + 1 if stopped else n
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -580,11 +597,9 @@ def rasterize_backward(offsets, ids, P, Q, colors, use_shape, background, width,
     for w in prange(n_workers):
         S = _row_scratch(maxn, D)
         TP = S[0]
-        rows = S[3]
-        rcol = S[4]
-        ridx = S[5]
-        tab = S[7]
-        rmx = rows[0]; rdy = rows[4]; ro = rows[5]; rbeta = rows[6]
+        TC = S[2]
+        ridx = S[3]
+        tab = S[5]
         tsg = tab[0]; tvis = tab[1]; tal = tab[2]
         G = np.empty((maxn, NQ), np.float64)
         behind = np.empty((TILE, D), np.float64)
@@ -604,6 +619,7 @@ def rasterize_backward(offsets, ids, P, Q, colors, use_shape, background, width,
             npx = tx1 - tx0 + 1
             x0f = np.float32(tx0 + 0.5)
             for py in range(ty0, ty1 + 1):
+                fy32 = np.float32(py + 0.5)
                 jmax = -1
                 for x in range(npx):
                     jmax = max(jmax, np.int64(out_last[py, tx0 + x]))
@@ -630,7 +646,7 @@ def rasterize_backward(offsets, ids, P, Q, colors, use_shape, background, width,
                 while e0 > 0:
                     s0 = max(0, e0 - CHUNK)
                     nb = e0 - s0
-                    _alpha_table(S, s0, nb, x0f, use_shape, True)
+                    _alpha_table(S, s0, nb, x0f, fy32, use_shape, True)
                     for x in range(npx):
                         jl = plast[x]
                         if jl < s0:
@@ -652,13 +668,13 @@ def rasterize_backward(offsets, ids, P, Q, colors, use_shape, background, width,
                             v_alpha = 0.0
                             for ch in range(D):
                                 gc = gcol[x, ch]
-                                ck = rcol[ch, j]
+                                ck = TC[k, ch]
                                 G[k, 10 + ch] += wgt * gc
                                 v_alpha += gc * (ck * t_i - behind[x, ch] * inv_om)
                                 behind[x, ch] += ck * wgt
                             v_alpha += g_alpha_term * inv_om
                             trans = t_i
-                            o32 = ro[j]
+                            o32 = TP[k, 5]
                             v32 = tvis[jj, x]
                             if o32 * v32 > _F_ALPHA_MAX:
                                 continue
@@ -668,7 +684,7 @@ def rasterize_backward(offsets, ids, P, Q, colors, use_shape, background, width,
                             v_vis = o * v_alpha
                             if use_shape:
                                 sigma = np.float64(tsg[jj, x])
-                                beta = np.float64(rbeta[j])
+                                beta = np.float64(TP[k, 7])
                                 if sigma > 1e-12:
                                     powv = sigma ** (0.5 * beta)
                                     v_sigma = -v_vis * vv * 0.5 * beta * powv / sigma
@@ -677,8 +693,8 @@ def rasterize_backward(offsets, ids, P, Q, colors, use_shape, background, width,
                                     v_sigma = 0.0
                             else:
                                 v_sigma = -v_vis * vv
-                            dx = np.float64(rmx[j] - fx32)
-                            dy = np.float64(rdy[j])
+                            dx = np.float64(TP[k, 0] - fx32)
+                            dy = np.float64(TP[k, 1] - fy32)
                             a = np.float64(TP[k, 2])
                             b = np.float64(TP[k, 3])
                             c = np.float64(TP[k, 4])
