@@ -29,6 +29,7 @@ import argparse
 import statistics
 import time
 
+import splatlab  # noqa: F401  (first: sets the OpenMP wait policy before torch loads)
 import numpy as np
 import torch
 

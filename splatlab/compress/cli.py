@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="significant bits of the 16-bit log-positions, 9..16 (default 12; use 14-16 for scenes "
                          "spanning tens of metres)")
     ap.add_argument("--sh-palette", type=int, help="SH palette entries (default 2^floor(log2(N/64)), 256..65536)")
+    ap.add_argument("--keep-invisible", action="store_true",
+                    help="keep splats with opacity < 1/255 (default: drop them, no rasterizer draws them; "
+                         "never dropped with --order keep)")
     ap.add_argument("--plas-only", action="store_true",
                     help="always write the PLAS layout (default: also try Morton order and keep the smaller file)")
     ap.add_argument("--sog-iterations", type=int, default=10, help="SH palette k-means iterations (default 10)")
@@ -64,6 +67,7 @@ def compress_main(argv: list[str] | None = None) -> int:
                                sh_threshold=args.sh_threshold, plas_threshold=args.plas_threshold,
                                plas_time_budget=args.plas_budget, plas_init=args.plas_init,
                                sh_iterations=args.sog_iterations, means_bits=args.means_bits,
+                               drop_invisible=not args.keep_invisible,
                                sh_palette=args.sh_palette, morton_fallback=not args.plas_only, seed=args.seed, verbose=args.verbose)
         report = compress(args.input, args.out, opts, scene_dir=args.scene, downscale=args.downscale,
                           max_views=args.max_views, report_path=args.report)

@@ -470,21 +470,22 @@ NO_STOP = 2.0 ** 40  # larger than any row list; (j - NO_STOP) stays exact in fl
 @njit(cache=True, nogil=True, inline="always")
 def _composite_pixel(st, tab, jj, x, jf):
     """Composite table entry jj (row-list index jf) into pixel x's state; returns its weight
-    α·T. Branch-free (flags as 0/1 values, so LLVM emits blends, not masked stores, and the
-    calling pixel loop vectorises): a pixel whose transmittance would fall to ≤ 1e-4 stops
+    α·T. Branch-free: flags are 0/1 values chosen by selects (LLVM emits and-masks; a bool cast
+    to float64 costs five instructions, a conditional store a masked store), so the calling
+    pixel loop vectorises: a pixel whose transmittance would fall to ≤ 1e-4 stops
     before the entry; its T is parked in _S_TSTOP and set to 0, which makes every later step a
     no-op for it (a live pixel always has T > 1e-4)."""
     al = np.float64(tab[2, jj, x])
     tr = st[_S_T, x]
     nt = tr * (1.0 - al)
-    okf = np.float64(nt > T_MIN)  # 0 for stopped pixels too (their T is 0)
-    stopf = np.float64(tr > 0.0) - okf
+    okf = 1.0 if nt > T_MIN else 0.0  # 0 for stopped pixels too (their T is 0)
+    stopf = (1.0 if tr > 0.0 else 0.0) - okf
     ae = al * okf
     st[_S_T, x] = nt * okf
     st[_S_TSTOP, x] = st[_S_TSTOP, x] + (tr - st[_S_TSTOP, x]) * stopf
     st[_S_STOP, x] = st[_S_STOP, x] + (jf - st[_S_STOP, x]) * stopf
     lx = st[_S_LAST, x]
-    st[_S_LAST, x] = lx + (jf - lx) * np.float64(ae > 0.0)
+    st[_S_LAST, x] = lx + (jf - lx) * (1.0 if ae > 0.0 else 0.0)
     return ae * tr
 
 
