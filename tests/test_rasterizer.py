@@ -250,6 +250,19 @@ def test_nan_input_is_a_clear_error(field):
         rasterize(*params, vm, K, W, H, backend="cpu")
 
 
+def test_finite_check_survives_an_overflowing_sum():
+    """The NaN/inf check sums each tensor first; finite values whose sum overflows must still pass,
+    and an inf hidden among them must still be caught."""
+    params = scene(seed=12)
+    vm, K = cameras()
+    params[4] = params[4].clone()
+    params[4][:4] = 3e38  # sum overflows to inf, every value is finite
+    rasterize(*params, vm, K, W, H, backend="cpu")
+    params[4][4, 0] = float("inf")
+    with pytest.raises(ValueError, match="colors"):
+        rasterize(*params, vm, K, W, H, backend="cpu")
+
+
 def test_bad_arguments_are_clear_errors():
     params = scene()
     vm, K = cameras()

@@ -54,7 +54,9 @@ def _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, 
     if backgrounds is not None:
         tensors["backgrounds"] = backgrounds
     for name, t in tensors.items():
-        if not torch.isfinite(t).all():
+        # A sum is finite only if every element is (inf/NaN propagate); it is ~10x cheaper than an
+        # element-wise isfinite mask, and an overflowing sum of finite values falls back to the mask.
+        if not torch.isfinite(t.detach().sum()) and not torch.isfinite(t).all():
             raise ValueError(f"rasterize: {name} contains NaN or inf values")
 
 
