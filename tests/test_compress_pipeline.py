@@ -79,6 +79,21 @@ def test_sh_pruning(tmp_path):
     assert sh_band_energy(SceneArrays.from_gaussians(scene(sh=0.0))) == [0.0, 0.0, 0.0]
 
 
+def test_invisible_splats_dropped(tmp_path):
+    g = scene(n=400)
+    g.params["opacities"].data[:100] = -8.0  # sigmoid < 1/255: no rasterizer draws these
+    p = tmp_path / "inv.ply"
+    write_splats(p, g)
+    rep = compress(p, tmp_path / "a.sog", CompressOptions(order="morton", sh_iterations=2))
+    assert rep["count_in"] == 400 and rep["count"] == 300 and rep["dropped_invisible"] == 100
+    assert len(read_sog_arrays(tmp_path / "a.sog")) == 300
+    for opts in (CompressOptions(order="morton", sh_iterations=2, drop_invisible=False),
+                 CompressOptions(order="keep", sh_iterations=2)):  # keep: a trained grid must not shift
+        rep = compress(p, tmp_path / "b.sog", opts)
+        assert rep["count"] == 400 and rep["dropped_invisible"] == 0
+        assert len(read_sog_arrays(tmp_path / "b.sog")) == 400
+
+
 def test_cli_report_and_eval(tmp_path, capsys):
     p = tmp_path / "s.splat"
     gen = torch.Generator().manual_seed(0)

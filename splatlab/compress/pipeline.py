@@ -57,7 +57,7 @@ class CompressOptions:
     sh_iterations: int = 10
     sh_palette: int | None = None  # SH palette entries (None: compress_sh_palette_size(N))
     means_bits: int = 12  # significant bits of the 16-bit log-positions (see io.sog.quantize_sog)
-    drop_invisible: bool = True  # drop splats with opacity < 1/255 (never drawn; see drop_invisible)
+    drop_invisible: bool = True  # drop splats with opacity < 1/255 (never drawn; see invisible_mask)
     webp_effort: int = 4
     seed: int = 0
     verbose: bool = False
