@@ -154,6 +154,23 @@ def test_compressed_ply_within_quantisation_bound(tmp_path, degree, n):
         assert_within("SH", np.abs(h.shN - t.shN), bound)
 
 
+def test_compressed_ply_leaves_out_zero_sh_bands(tmp_path):
+    """8-bit SH over [-4, 4] cannot store 0, so an all-zero top band is not written (it would
+    decode as +1/64 everywhere); the bands below it keep their bound."""
+    g = make_scene(300, 3, seed=5)
+    g.params["shN"].data[:, 8:] = 0.0  # band 3 never trained
+    p = tmp_path / "z.compressed.ply"
+    write_splats(p, g)
+    h = arrays(read_splats(p))
+    t = arrays(g).take(morton_order(g["means"]))
+    assert h.sh_degree == 2
+    b = np.trunc((t.shN[:, :8] / 8 + 0.5) * 256)
+    assert_within("SH", np.abs(h.shN - t.shN[:, :8]), np.where((b <= 0) | (b >= 255), 8 / 256, 4 / 256) + 1e-6)
+    g.params["shN"].data[:] = 0.0
+    write_splats(p, g)
+    assert read_splats(p).sh_degree == 0
+
+
 def test_compressed_ply_structure(tmp_path):
     from plyfile import PlyData
     n = 700

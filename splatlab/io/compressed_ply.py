@@ -11,7 +11,7 @@ import math
 import numpy as np
 from plyfile import PlyData, PlyElement
 
-from splatlab.gaussians import Gaussians, sh_degree_from_bases
+from splatlab.gaussians import Gaussians, num_sh_bases, sh_degree_from_bases
 
 from ._common import (SH_C0, SceneArrays, SplatFormatError, as_arrays, atomic_write, check_finite, check_writable,
                       check_order, logit, morton_order, normalize_quats, quantize_unorm, sigmoid)
@@ -139,8 +139,15 @@ def write_compressed_ply(path, gaussians: Gaussians | SceneArrays, *, order=None
     vert["packed_scale"], vert["packed_color"] = packed_scale, packed_color
     elements = [PlyElement.describe(chunk, "chunk"), PlyElement.describe(vert, "vertex")]
     k = s.shN.shape[1]
+    # Trailing SH bands that are exactly zero (band 3 after fewer than 3 x sh_degree_interval
+    # training steps) are left out: 8 bits over [-4, 4] have no code for 0 (bucket centres are
+    # +-1/64), so each zero would decode as +1/64, a colour bias on every splat (garden: -0.89 dB).
+    deg = sh_degree_from_bases(k + 1) if k else 0
+    while deg > 0 and not np.any(s.shN[:, num_sh_bases(deg - 1) - 1:num_sh_bases(deg) - 1]):
+        deg -= 1
+    k = num_sh_bases(deg) - 1
     if k:
-        rest = sh_to_bytes(s.shN.transpose(0, 2, 1).reshape(n, 3 * k))
+        rest = sh_to_bytes(s.shN[:, :k].transpose(0, 2, 1).reshape(n, 3 * k))
         sh = np.empty(n, dtype=[(f"f_rest_{i}", "u1") for i in range(3 * k)])
         for i in range(3 * k):
             sh[f"f_rest_{i}"] = rest[:, i]
