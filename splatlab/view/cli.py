@@ -71,9 +71,9 @@ def serve_static(path: str, host: str, port: int) -> int:
         srv = StaticViewerServer(path, host, port, quiet=True)
     except (OSError, FileNotFoundError) as err:
         return _error(_one_line(err))
-    print(f"splatlab view: {src.label}: {len(src.gaussians):,} Gaussians", flush=True)
-    print(f"splatlab view: open {srv.url}", flush=True)
-    try:
+    try:  # from here on Ctrl+C must close the server, even if it lands while we are still printing
+        print(f"splatlab view: {src.label}: {len(src.gaussians):,} Gaussians", flush=True)
+        print(f"splatlab view: open {srv.url}", flush=True)
         srv.serve_forever()
     except KeyboardInterrupt:
         pass
@@ -108,22 +108,25 @@ def view_main(argv: list[str] | None = None) -> int:
         server = viser.ViserServer(host=args.host, port=args.port, label="splatlab", verbose=False)
     except OSError as err:
         return _error(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}")
-    app = ViewerApp(server, sources, out_dir=args.out, max_resolution=args.max_res, max_cameras=args.max_cameras,
-                    display=DISPLAY_SERVER if args.renderer == "server" else DISPLAY_BROWSER)
-    for label, source in zip(app.labels, sources):
-        g = source.gaussians
-        cams = f", {len(source.cameras)} dataset cameras" if source.cameras is not None else ""
-        print(f"splatlab view: {label}: {len(g):,} Gaussians, SH degree {g.sh_degree}{cams}", flush=True)
-        for note in source.notes:
-            print(f"splatlab view: note: {label}: {note}" if len(sources) > 1 else f"splatlab view: note: {note}",
-                  flush=True)
-    print(f"splatlab view: open http://{args.host}:{server.get_port()}  (Ctrl+C to stop)", flush=True)
-    try:
+    app = None
+    try:  # from here on Ctrl+C must stop the server threads, wherever it lands (else the process hangs)
+        app = ViewerApp(server, sources, out_dir=args.out, max_resolution=args.max_res,
+                        max_cameras=args.max_cameras,
+                        display=DISPLAY_SERVER if args.renderer == "server" else DISPLAY_BROWSER)
+        for label, source in zip(app.labels, sources):
+            g = source.gaussians
+            cams = f", {len(source.cameras)} dataset cameras" if source.cameras is not None else ""
+            print(f"splatlab view: {label}: {len(g):,} Gaussians, SH degree {g.sh_degree}{cams}", flush=True)
+            for note in source.notes:
+                print(f"splatlab view: note: {label}: {note}" if len(sources) > 1 else f"splatlab view: note: {note}",
+                      flush=True)
+        print(f"splatlab view: open http://{args.host}:{server.get_port()}  (Ctrl+C to stop)", flush=True)
         while True:
             time.sleep(1.0)
     except KeyboardInterrupt:
         pass
     finally:
-        app.stop()
+        if app is not None:
+            app.stop()
         server.stop()
     return 0
