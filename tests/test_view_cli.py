@@ -190,9 +190,13 @@ def test_cli_opens_several_inputs(tmp_path):
     pytest.importorskip("viser")
     for name, seed in (("a.ply", 0), ("b.spz", 1)):
         write_splats(tmp_path / name, textured_sphere(200, seed=seed))
+    # A job started in the background by a non-interactive shell (as CI runners may) inherits
+    # SIGINT as *ignored*, and Python then never raises KeyboardInterrupt. Give the viewer the
+    # disposition of a terminal, where the Ctrl+C this test stands for comes from.
     proc = subprocess.Popen([sys.executable, "-m", "splatlab", "view", str(tmp_path / "a.ply"), str(tmp_path / "b.spz"),
                              "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines = []
     try:
         deadline = time.time() + 60
