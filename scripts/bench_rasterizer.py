@@ -80,9 +80,9 @@ def forward_kernel(params, vm, K, size, sh_degree, repeats: int) -> tuple[float,
     evals = int(cpu_backend.last_forward_evals.astype(np.int64).sum())
     tile_evals = int(cpu_backend.last_forward_tile_evals.astype(np.int64).sum())
     args = cpu_backend.last_forward_kernel_args
-    outs = tuple(np.empty_like(a) for a in args[-6:])  # don't overwrite the forward's outputs
-    kernel_t = time_it(lambda: kernels.rasterize_forward(*args[:-6], *outs), repeats)
-    assert np.array_equal(outs[4], args[-2]), "kernel re-run disagrees with the forward"
+    outs = tuple(np.empty_like(a) for a in args[-5:])  # don't overwrite the forward's outputs
+    kernel_t = time_it(lambda: kernels.rasterize_forward(*args[:-5], *outs), repeats)
+    assert np.array_equal(outs[3], args[-2]), "kernel re-run disagrees with the forward"
     return kernel_t, evals, tile_evals
 
 

@@ -32,6 +32,7 @@ from splatlab.gaussians import Gaussians, num_sh_bases
 from splatlab.io import read_splats, sog_texture_size, write_splats
 from splatlab.io._common import SceneArrays, SplatFormatError, as_arrays, atomic_write_bytes, morton_order, sigmoid
 from splatlab.io.sog import layout_sog, quantize_sog, write_sog_files
+from splatlab.render.projection import ALPHA_MIN
 
 from .plas import morton_grid_init, neighbour_distance, plas_sort, sort_keys
 
@@ -65,8 +66,6 @@ class CompressOptions:
 
 # ---------------------------------------------------------------------------------------------
 # invisible splats
-
-ALPHA_MIN = 1.0 / 255.0  # = splatlab.render.projection.ALPHA_MIN
 
 
 def invisible_mask(scene: SceneArrays) -> np.ndarray:

@@ -33,7 +33,6 @@ class RasterizeToPixels(torch.autograd.Function):
         use_shape = shapes is not None and shapes.numel() > 0
         out_color = np.empty((C, height, width, D), np.float32)
         out_trans = np.empty((C, height, width), np.float64)
-        out_alpha = np.empty((C, height, width), np.float32)
         out_last = np.empty((C, height, width), np.int32)
         out_evals = np.empty((C, height, width), np.int32)
         out_tile_evals = np.empty((C, height, width), np.int32)
@@ -48,14 +47,14 @@ class RasterizeToPixels(torch.autograd.Function):
             offsets, ids = kernels.bin_gaussians(m2, _np(radii[i], np.int32), _np(depths[i]), width, height)
             woff, wtiles = kernels.schedule_tiles(offsets, n_workers, width, height)
             args = (offsets, ids, P, Q, col, use_shape, bg_np[i], width, height, woff, wtiles,
-                    out_color[i], out_trans[i], out_alpha[i], out_last[i], out_evals[i], out_tile_evals[i])
+                    out_color[i], out_trans[i], out_last[i], out_evals[i], out_tile_evals[i])
             kernels.rasterize_forward(*args)
             last_forward_kernel_args = args
             cams.append((P, Q, col, offsets, ids, woff, wtiles))
         ctx.saved = (cams, bg_np, out_trans, out_last, use_shape, width, height, absgrad, N, D)
         last_forward_evals = out_evals
         last_forward_tile_evals = out_tile_evals
-        alphas = torch.from_numpy(out_alpha)[..., None]
+        alphas = torch.from_numpy(1.0 - out_trans).float()[..., None]
         return torch.from_numpy(out_color), alphas
 
     @staticmethod

@@ -18,7 +18,7 @@ Layout and scheduling:
   * A row's 16 pixels walk its list together in blocks of CHUNK entries: σ, G and α of a block
     are computed by a branch-free loop LLVM vectorises (float32, FMA polynomial exp with
     exponent-bit scaling, relative error ~1e-7), then the block is composited into all 16
-    pixels at once (float32 state, branch-free blends, vectorised), until every pixel of the
+    pixels at once (float64 state, branch-free blends, vectorised), until every pixel of the
     row has stopped.
 The backward pass rebuilds the identical row lists and α values (same functions, explicit FMA
 rather than optimiser contraction), so its skip decisions are bit-identical to the forward's;
@@ -454,7 +454,7 @@ def _alpha_table(S, s0, nb, x0f, fy32, use_shape, aux):
                 tab[2, j, x] = a if (s >= _F_ZERO) & (a >= _F_ALPHA_MIN) else _F_ZERO
 
 
-# The forward's per-row pixel state `st` [6 + D, TILE] float64, 16 pixels per row. Float64 like
+# The forward's per-row pixel state `st` [5 + D, TILE] float64, 16 pixels per row. Float64 like
 # the backward's walk, so stop decisions at T = 1e-4 and 1 - T of nearly transparent pixels do
 # not hinge on float32 rounding; one array, so LLVM sees fixed offsets of one base and
 # vectorises the pixel loops without alias checks.
@@ -491,15 +491,14 @@ def _composite_pixel(st, tab, jj, x, jf):
 
 @njit(cache=True, parallel=True, nogil=True)
 def rasterize_forward(offsets, ids, P, Q, colors, use_shape, background, width, height, woff, wtiles,
-                      out_color, out_trans, out_alpha, out_last, out_evals, out_tile_evals):
+                      out_color, out_trans, out_last, out_evals, out_tile_evals):
     """Composite every tile, row by row: α tables for CHUNK row-list entries × the row's 16
     pixels, then those entries composited into all 16 pixels at once, in depth order (the pixel
     loop vectorises). Skipped entries have α = 0 in the table, which leaves
     transmittance and colour unchanged. A row ends when all its pixels have stopped or its
     list is exhausted.
 
-    Writes colour (H,W,D), final transmittance, accumulated α (Σ α·T; = 1 - T up to rounding,
-    but accurate for nearly transparent pixels), the row-list index of the last contributing
+    Writes colour (H,W,D), final transmittance, the row-list index of the last contributing
     Gaussian (-1 if none) for the backward pass, and two pair counts for the benchmark:
     `out_evals` = row-list entries the pixel evaluated up to its stop (culled entries are not
     counted), `out_tile_evals` = entries of the tile's depth-sorted list up to the same stop
@@ -571,9 +570,8 @@ def rasterize_forward(offsets, ids, P, Q, colors, use_shape, background, width, 
                     stopped = stop < m
                     trans = st[_S_TSTOP, x] if stopped else st[_S_T, x]
                     for ch in range(D):
-                        out_color[py, px, ch] = np.float64(st[_S_C + ch, x]) + trans * background[ch]
+                        out_color[py, px, ch] = st[_S_C + ch, x] + trans * background[ch]
                     out_trans[py, px] = trans
-                    out_alpha[py, px] = 1.0 - trans
                     out_last[py, px] = np.int64(st[_S_LAST, x])
                     out_evals[py, px] = stop + 1 if stopped else m
                     out_tile_evals[py, px] = ridx[stop] + 1 if stopped else n
