@@ -46,7 +46,7 @@ def test_round_trip_within_quantisation(tmp_path, ply):
     assert np.array_equal(np.sort(idx), np.arange(len(orig)))
     o = orig.take(idx)
     t = lambda v: np.sign(v) * np.log1p(np.abs(v))  # noqa: E731
-    q = 2 ** (16 - CompressOptions().means_bits)  # positions rounded to multiples of q of 65535
+    q = 2 ** (16 - rep["means_bits"])  # positions rounded to multiples of q of 65535
     step = (np.array(meta["means"]["maxs"]) - np.array(meta["means"]["mins"])) / 65535
     assert (np.abs(t(dec.means) - t(o.means)) <= step * (q - 1 if q > 1 else 0.5) + 1e-6).all()
     qo, qd = normalize_quats(o.quats), normalize_quats(dec.quats)

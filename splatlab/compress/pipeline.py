@@ -34,10 +34,12 @@ from splatlab.io._common import SceneArrays, SplatFormatError, as_arrays, atomic
 from splatlab.io.sog import layout_sog, quantize_sog, write_sog_files
 from splatlab.render.projection import ALPHA_MIN
 
+from .importance import least_visible, splat_importance
 from .plas import morton_grid_init, neighbour_distance, plas_sort, sort_keys
 
 __all__ = ["CompressOptions", "compress", "compress_scene", "sh_band_energy", "choose_sh_degree", "sog_sizes",
-           "evaluate_scene", "psnr", "ssim", "format_report", "ply_size"]
+           "evaluate_scene", "training_importance", "training_scene_of", "psnr", "ssim", "format_report",
+           "ply_size"]
 
 SH_ATTRS = {"means": ("means_l.webp", "means_u.webp"), "quats": ("quats.webp",), "scales": ("scales.webp",),
             "sh0+opacity": ("sh0.webp",), "shN": ("shN_centroids.webp", "shN_labels.webp"), "meta": ("meta.json",)}
@@ -57,8 +59,12 @@ class CompressOptions:
     morton_fallback: bool = True  # order "plas": also lay out in Morton order, keep the smaller file
     sh_iterations: int = 10
     sh_palette: int | None = None  # SH palette entries (None: compress_sh_palette_size(N))
-    means_bits: int = 12  # significant bits of the 16-bit log-positions (see io.sog.quantize_sog)
+    means_bits: int | None = None  # significant bits of the 16-bit log-positions (None: auto_means_bits)
     drop_invisible: bool = True  # drop splats with opacity < 1/255 (never drawn; see invisible_mask)
+    # with training views (`importance`): drop the least-seen splats carrying this share of the
+    # total blending weight, and weight the codebooks and SH palette by what each splat shows
+    prune_fraction: float = 1e-3
+    weighted_codebooks: bool = True
     webp_effort: int = 4
     seed: int = 0
     verbose: bool = False
@@ -75,6 +81,28 @@ def invisible_mask(scene: SceneArrays) -> np.ndarray:
     Training leaves many of them (pruning stops at refine_stop, opacity resets push them down):
     garden 3,828 of 39,873, stilllife 2,886 of 37,721."""
     return sigmoid(scene.opacities.astype(np.float64)) < ALPHA_MIN
+
+
+# ---------------------------------------------------------------------------------------------
+# position precision
+
+MEANS_STEP = 2.0 ** -10  # target step of the log-positions t = sign(v) ln(1 + |v|)
+
+
+def auto_means_bits(means: np.ndarray, lo: int = 12, hi: int = 16) -> int:
+    """Significant bits of SOG's 16-bit log-positions so that the per-axis step in t stays below
+    MEANS_STEP: about 0.1% of a position's distance from the origin outside the unit sphere, 0.001
+    units inside it. The texture spans each axis' full t range, so a scene with far background
+    splats needs more bits for the same step: garden (t range 12.8) gets 14, robot (1.6) and
+    stilllife (2.8) the floor of 12 (on robot 12 instead of 14 bits cost 0.008 dB)."""
+    m = np.asarray(means, dtype=np.float64)
+    if m.shape[0] == 0:
+        return lo
+    t = np.sign(m) * np.log1p(np.abs(m))
+    span = float((t.max(0) - t.min(0)).max())
+    if span <= 0:
+        return lo
+    return int(np.clip(math.ceil(math.log2(span / MEANS_STEP)), lo, hi))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,13 +246,17 @@ def compare_renders(ref: list, test: list) -> tuple[float, float]:
             float(np.mean([ssim(a, b) for a, b in zip(test, ref)])))
 
 
-def evaluate_scene(original: Gaussians, decoded: Gaussians, scene_dir, downscale: int = 1,
-                   max_views: int | None = None) -> dict:
-    """PSNR/SSIM on the dataset's held-out views: decoded vs original renders, and each vs the
-    ground-truth images."""
+def load_dataset(scene_dir, downscale: int = 1):
     from splatlab.data import load_scene
 
-    scene = load_scene(scene_dir, downscale=downscale)
+    return load_scene(scene_dir, downscale=downscale)
+
+
+def evaluate_scene(original: Gaussians, decoded: Gaussians, scene_dir, downscale: int = 1,
+                   max_views: int | None = None, dataset=None) -> dict:
+    """PSNR/SSIM on the dataset's held-out views: decoded vs original renders, and each vs the
+    ground-truth images. `dataset`: an already loaded `scene_dir`."""
+    scene = dataset if dataset is not None else load_dataset(scene_dir, downscale)
     views = scene.test if len(scene.test) else scene.train
     split = "test" if len(scene.test) else "train"
     n = len(views) if max_views is None else min(len(views), max_views)
@@ -244,6 +276,42 @@ def evaluate_scene(original: Gaussians, decoded: Gaussians, scene_dir, downscale
             "psnr_compressed_vs_original": p_cr, "ssim_compressed_vs_original": s_cr,
             "psnr_original_vs_gt": p_og, "ssim_original_vs_gt": s_og,
             "psnr_compressed_vs_gt": p_cg, "ssim_compressed_vs_gt": s_cg}
+
+
+def training_importance(gaussians: Gaussians, dataset, progress: bool = False) -> np.ndarray:
+    """`splat_importance` over the dataset's training views (never its test views)."""
+    cams = dataset.train.cameras
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(dataset.train), unit="view", desc="importance", dynamic_ncols=True, leave=False)
+
+    def step(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    try:
+        return splat_importance(gaussians, cams.viewmats, cams.Ks, cams.width, cams.height,
+                                progress=step if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def training_scene_of(input_path) -> tuple[str, int] | None:
+    """(scene folder, downscale) recorded in the `metrics.json` that `splatlab train` writes next to
+    its point_cloud.ply, when that folder still exists."""
+    import json
+
+    meta = os.path.join(os.path.dirname(os.path.abspath(os.fspath(input_path))), "metrics.json")
+    try:
+        with open(meta) as fh:
+            cfg = json.load(fh).get("config", {})
+        scene, downscale = cfg.get("scene"), int(cfg.get("downscale", 1) or 1)
+    except (OSError, ValueError, AttributeError, TypeError):
+        return None
+    if isinstance(scene, str) and os.path.isdir(scene):
+        return scene, max(1, downscale)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,20 +348,40 @@ def sort_order(scene: SceneArrays, opts: CompressOptions) -> tuple[np.ndarray, d
     return order, info
 
 
-def compress_scene(scene: SceneArrays, out, opts: CompressOptions | None = None) -> dict:
-    """Sort and write `scene` as SOG v2 at `out`; returns the report (without evaluation)."""
+_WEIGHT_FLOOR = 0.01  # codebook weight of a splat the training views never show, in mean weights
+
+
+def compress_scene(scene: SceneArrays, out, opts: CompressOptions | None = None,
+                   importance: np.ndarray | None = None) -> dict:
+    """Sort and write `scene` as SOG v2 at `out`; returns the report (without evaluation).
+    `importance` (per splat, from `splat_importance` on the training views) enables pruning of the
+    least-seen splats and importance-weighted codebooks (see CompressOptions)."""
     opts = opts or CompressOptions()
     if len(scene) == 0:
         raise SplatFormatError(out, "cannot compress an empty scene (0 splats)")
-    report: dict = {"count": len(scene), "count_in": len(scene), "sh_degree_in": scene.sh_degree, "dropped_invisible": 0}
+    if importance is not None:
+        importance = np.asarray(importance, dtype=np.float64)
+        if importance.shape != (len(scene),):
+            raise ValueError(f"importance has {importance.shape[0]} values for {len(scene)} splats")
+    report: dict = {"count": len(scene), "count_in": len(scene), "sh_degree_in": scene.sh_degree,
+                    "dropped_invisible": 0, "dropped_unseen": 0}
     notes = []
-    if opts.drop_invisible and opts.order != "keep":  # "keep": removing rows would shift a trained grid
-        inv = invisible_mask(scene)
-        if inv.any() and not inv.all():
-            scene = scene.take(np.flatnonzero(~inv))
-            report["count"] = len(scene)
-            report["dropped_invisible"] = int(inv.sum())
-            notes.append(f"dropped {int(inv.sum()):,} splats with opacity < 1/255 (never drawn)")
+    if opts.order != "keep":  # "keep": removing rows would shift a trained grid
+        inv = invisible_mask(scene) if opts.drop_invisible else np.zeros(len(scene), dtype=bool)
+        unseen = np.zeros(len(scene), dtype=bool)
+        if importance is not None and opts.prune_fraction > 0:
+            unseen = least_visible(importance, opts.prune_fraction) & ~inv
+        drop = inv | unseen
+        if drop.any() and not drop.all():
+            keep = np.flatnonzero(~drop)
+            scene = scene.take(keep)
+            importance = None if importance is None else importance[keep]
+            report.update(count=len(scene), dropped_invisible=int(inv.sum()), dropped_unseen=int(unseen.sum()))
+            if inv.any():
+                notes.append(f"dropped {int(inv.sum()):,} splats with opacity < 1/255 (never drawn)")
+            if unseen.any():
+                notes.append(f"dropped {int(unseen.sum()):,} least-seen splats carrying < {opts.prune_fraction:g} "
+                             f"of the training views' blending weight")
     deg, sh_notes = choose_sh_degree(scene, opts)
     notes += sh_notes
     if deg < scene.sh_degree:
@@ -309,7 +397,14 @@ def compress_scene(scene: SceneArrays, out, opts: CompressOptions | None = None)
     report.update(info)
     t0 = time.perf_counter()
     pal = opts.sh_palette or compress_sh_palette_size(len(scene))
-    qz = quantize_sog(scene, sh_iterations=opts.sh_iterations, sh_palette=pal, means_bits=opts.means_bits, path=out)
+    weights = None
+    if importance is not None and opts.weighted_codebooks and importance.sum() > 0:
+        weights = importance + _WEIGHT_FLOOR * importance.mean()  # unseen splats still count a little
+    bits = opts.means_bits if opts.means_bits is not None else auto_means_bits(scene.means)
+    report["means_bits"] = bits
+    report["sh_palette"] = pal
+    qz = quantize_sog(scene, sh_iterations=opts.sh_iterations, sh_palette=pal, means_bits=bits,
+                      weights=weights, path=out)
     cache: dict = {}
     files = layout_sog(qz, order, webp_effort=opts.webp_effort, path=out, fixed_cache=cache)
     report["order_used"] = opts.order
@@ -332,8 +427,13 @@ def compress_scene(scene: SceneArrays, out, opts: CompressOptions | None = None)
 
 
 def compress(input_path, out, opts: CompressOptions | None = None, scene_dir=None, *, downscale: int = 1,
-             max_views: int | None = None, report_path=None) -> dict:
-    """Read a splat file, write a PLAS-sorted .sog, and report sizes (and quality with `scene_dir`)."""
+             max_views: int | None = None, report_path=None, auto_scene: bool = True,
+             progress: bool = False) -> dict:
+    """Read a splat file, write a PLAS-sorted .sog, and report sizes (and quality with `scene_dir`).
+
+    The training views of `scene_dir` (or, with `auto_scene`, of the scene named in a `metrics.json`
+    beside the input, as `splatlab train` writes it) give each splat's importance, which prunes the
+    least-seen splats and weights the codebooks (see CompressOptions)."""
     opts = opts or CompressOptions()
     t0 = time.perf_counter()
     out = os.fspath(out)
@@ -351,7 +451,25 @@ def compress(input_path, out, opts: CompressOptions | None = None, scene_dir=Non
     report = {"input": in_path, "output": out,
               "input_bytes": os.path.getsize(in_path) if os.path.isfile(in_path) else None}
     report["ply_bytes"] = report["input_bytes"] if in_is_ply else ply_size(scene)
-    report.update(compress_scene(scene, out, opts))
+    dataset, importance = None, None
+    wants_importance = opts.order != "keep" and (opts.prune_fraction > 0 or opts.weighted_codebooks)
+    views_dir, views_downscale = scene_dir, downscale
+    if views_dir is None and wants_importance and auto_scene:
+        found = training_scene_of(in_path)
+        if found is not None:
+            views_dir, views_downscale = found
+            report["importance_scene_auto"] = True
+    if views_dir is not None:
+        dataset = load_dataset(views_dir, views_downscale)
+    if dataset is not None and wants_importance and len(dataset.train):
+        t1 = time.perf_counter()
+        importance = training_importance(original, dataset, progress=progress)
+        report["importance"] = {"scene": os.fspath(views_dir), "views": len(dataset.train),
+                                "seconds": time.perf_counter() - t1}
+    report.update(compress_scene(scene, out, opts, importance=importance))
+    if report.get("importance_scene_auto"):
+        report["notes"].insert(0, f"importance from the training views of {views_dir} (named in the input's "
+                                  f"metrics.json; --no-importance to skip)")
     total = report["sizes"]["total"]
     report["ratio_vs_ply"] = report["ply_bytes"] / total if total else None
     report["bytes_per_splat"] = total / report["count"]
@@ -359,7 +477,8 @@ def compress(input_path, out, opts: CompressOptions | None = None, scene_dir=Non
     if scene_dir is not None:
         from splatlab.io.sog import read_sog
         decoded = read_sog(out)
-        report["eval"] = evaluate_scene(original, decoded, scene_dir, downscale=downscale, max_views=max_views)
+        report["eval"] = evaluate_scene(original, decoded, scene_dir, downscale=downscale, max_views=max_views,
+                                        dataset=dataset if views_dir == scene_dir else None)
     if report_path is not None:
         import json
         atomic_write_bytes(report_path, json.dumps(_jsonable(report), indent=2).encode())
@@ -389,6 +508,9 @@ def format_report(r: dict) -> str:
              f"{r['sh_degree_out']}, grid {r['grid'][0]}x{r['grid'][1]}"]
     for note in r.get("notes", []):
         lines.append(f"  note: {note}")
+    imp = r.get("importance")
+    if imp:
+        lines.append(f"  importance: {imp['views']} training views of {imp['scene']}, {imp['seconds']:.1f} s")
     lines.append(f"  sort: neighbour distance {r['neighbour_distance']:.4f} "
                  f"(Morton layout {r['neighbour_distance_morton']:.4f}), {r['sort_seconds']:.1f} s")
     if "candidate_bytes" in r:
