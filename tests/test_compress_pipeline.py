@@ -136,3 +136,18 @@ def test_cli_errors_are_one_line(tmp_path, capsys, ply, case):
     assert rc == 1 and err.startswith("splatlab compress: error:") and "\n" not in err, err
     if case != "bad_scene":
         assert not os.path.exists(out)
+
+
+def test_auto_means_bits_from_the_log_span():
+    from splatlab.compress.pipeline import auto_means_bits
+
+    def span(t):  # positions whose log-space t = sign(v) ln(1 + |v|) spans [-t/2, t/2] on x
+        v = np.expm1(t / 2)
+        return np.array([[-v, 0, 0], [v, 0, 0]])
+
+    assert auto_means_bits(span(2.0)) == 12  # 2 * 1024 steps -> 11 bits, floor 12
+    assert auto_means_bits(span(12.8)) == 14  # garden: 13,107 steps of 1/1024
+    assert auto_means_bits(span(16.0)) == 14  # exactly 2^14 steps
+    assert auto_means_bits(span(16.5)) == 15
+    assert auto_means_bits(span(200.0)) == 16  # capped
+    assert auto_means_bits(np.zeros((5, 3))) == 12
