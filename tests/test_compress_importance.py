@@ -151,3 +151,23 @@ def test_compress_without_views_neither_prunes_nor_weights(tmp_path):
     write_splats(p, splats(300))
     rep = compress(p, tmp_path / "s.sog", CompressOptions(order="morton", sh_iterations=2))
     assert rep["dropped_unseen"] == 0 and "importance" not in rep
+
+
+def test_compress_finds_the_training_views_of_a_run_folder(tmp_path):
+    import os
+    robot = os.path.join(os.path.dirname(__file__), "..", "scenes", "robot")
+    run = tmp_path / "run"
+    run.mkdir()
+    write_splats(run / "point_cloud.ply", splats(300))
+    (run / "metrics.json").write_text(json.dumps({"config": {"scene": robot, "downscale": 8}}))
+    opts = CompressOptions(order="morton", sh_iterations=2, prune_fraction=0.05)
+    rep = compress(run / "point_cloud.ply", tmp_path / "a.sog", opts)
+    assert rep["importance"]["views"] > 10 and rep["dropped_unseen"] > 0
+    assert any("metrics.json" in n for n in rep["notes"])
+    off = compress(run / "point_cloud.ply", tmp_path / "b.sog", opts, auto_scene=False)
+    assert "importance" not in off and off["dropped_unseen"] == 0
+    empty = tmp_path / "empty_scene"
+    empty.mkdir()  # exists but holds no dataset: compress still works, and says why
+    (run / "metrics.json").write_text(json.dumps({"config": {"scene": str(empty)}}))
+    rep = compress(run / "point_cloud.ply", tmp_path / "c.sog", opts)
+    assert "importance" not in rep and any("could not load" in n for n in rep["notes"])

@@ -451,25 +451,10 @@ def compress(input_path, out, opts: CompressOptions | None = None, scene_dir=Non
     report = {"input": in_path, "output": out,
               "input_bytes": os.path.getsize(in_path) if os.path.isfile(in_path) else None}
     report["ply_bytes"] = report["input_bytes"] if in_is_ply else ply_size(scene)
-    dataset, importance = None, None
-    wants_importance = opts.order != "keep" and (opts.prune_fraction > 0 or opts.weighted_codebooks)
-    views_dir, views_downscale = scene_dir, downscale
-    if views_dir is None and wants_importance and auto_scene:
-        found = training_scene_of(in_path)
-        if found is not None:
-            views_dir, views_downscale = found
-            report["importance_scene_auto"] = True
-    if views_dir is not None:
-        dataset = load_dataset(views_dir, views_downscale)
-    if dataset is not None and wants_importance and len(dataset.train):
-        t1 = time.perf_counter()
-        importance = training_importance(original, dataset, progress=progress)
-        report["importance"] = {"scene": os.fspath(views_dir), "views": len(dataset.train),
-                                "seconds": time.perf_counter() - t1}
+    dataset, importance, notes = _training_views_importance(original, in_path, scene_dir, downscale, opts,
+                                                            auto_scene, progress, report)
     report.update(compress_scene(scene, out, opts, importance=importance))
-    if report.get("importance_scene_auto"):
-        report["notes"].insert(0, f"importance from the training views of {views_dir} (named in the input's "
-                                  f"metrics.json; --no-importance to skip)")
+    report["notes"][:0] = notes
     total = report["sizes"]["total"]
     report["ratio_vs_ply"] = report["ply_bytes"] / total if total else None
     report["bytes_per_splat"] = total / report["count"]
@@ -478,11 +463,39 @@ def compress(input_path, out, opts: CompressOptions | None = None, scene_dir=Non
         from splatlab.io.sog import read_sog
         decoded = read_sog(out)
         report["eval"] = evaluate_scene(original, decoded, scene_dir, downscale=downscale, max_views=max_views,
-                                        dataset=dataset if views_dir == scene_dir else None)
+                                        dataset=dataset)
     if report_path is not None:
         import json
         atomic_write_bytes(report_path, json.dumps(_jsonable(report), indent=2).encode())
     return report
+
+
+def _training_views_importance(original: Gaussians, in_path: str, scene_dir, downscale: int, opts: CompressOptions,
+                               auto_scene: bool, progress: bool, report: dict):
+    """(dataset of `scene_dir` or None, importance or None, notes). Without `scene_dir` the scene
+    named in the input's metrics.json is used for importance only; if it cannot be loaded, the
+    file is compressed without importance (a note says why) rather than failing."""
+    wants = opts.order != "keep" and (opts.prune_fraction > 0 or opts.weighted_codebooks)
+    notes: list[str] = []
+    dataset = load_dataset(scene_dir, downscale) if scene_dir is not None else None
+    views, source = dataset, scene_dir
+    if views is None and wants and auto_scene:
+        found = training_scene_of(in_path)
+        if found is not None:
+            from splatlab.data import DatasetError
+            try:
+                views, source = load_dataset(*found), found[0]
+                notes.append(f"importance from the training views of {found[0]} (named in the input's "
+                             f"metrics.json; --no-importance to skip)")
+            except (DatasetError, OSError, ValueError) as e:
+                notes.append(f"could not load {found[0]} (named in the input's metrics.json) for importance: "
+                             f"{' '.join(str(e).split())}; compressed without it")
+    if views is None or not wants or not len(views.train):
+        return dataset, None, notes
+    t0 = time.perf_counter()
+    importance = training_importance(original, views, progress=progress)
+    report["importance"] = {"scene": os.fspath(source), "views": len(views.train), "seconds": time.perf_counter() - t0}
+    return dataset, importance, notes
 
 
 def _is_plain_ply(path) -> bool:
