@@ -35,11 +35,12 @@ def splat_importance(gaussians: Gaussians, viewmats: torch.Tensor, Ks: torch.Ten
     C = int(viewmats.shape[0])
     with torch.enable_grad():
         for s in range(0, C, max(1, int(batch))):
-            vm, K = viewmats[s:s + batch].float(), Ks[s:s + batch].float()
-            ones = torch.ones(n, 1, dtype=means.dtype, requires_grad=True)
+            vm = viewmats[s:s + batch].to(device=means.device, dtype=torch.float32)
+            K = Ks[s:s + batch].to(device=means.device, dtype=torch.float32)
+            ones = torch.ones(n, 1, dtype=means.dtype, device=means.device, requires_grad=True)
             img, _, _ = rasterize(means, quats, scales, opacities, ones, vm, K, width, height)
             (grad,) = torch.autograd.grad(img.sum(), ones)
-            total += grad[:, 0].double()
+            total += grad[:, 0].detach().double().cpu()
             if progress is not None:
                 progress(min(C, s + batch), C)
     return total.numpy()
