@@ -30,6 +30,11 @@ Options (`TrainConfig.method_options`; on the command line `--method-option key=
     lambda          overall smoothness weight (default 1)
     w_<field>       per-field weight, e.g. w_quats=10 w_opacities=1 w_scales=0 w_sh0=0
     sort_keys       comma-separated PLAS keys (default means,sh0,scales)
+    layout          grid order: plas (PLAS on sort_keys) or morton (Morton order of the positions,
+                    the order `splatlab compress` also tries; positions compress best in it)
+    space           what is smoothed: raw (raw parameters) or encoded (what the SOG file stores,
+                    in 8-bit code steps; see `splatlab.compress.smoothness`)
+    delta           Huber delta (in the units of `space`; default 1)
     plas_threshold  PLAS stop threshold (default 1e-4)
     verbose         print prune / sort reports (default false)
 
@@ -50,6 +55,7 @@ from torch import Tensor, nn
 
 from splatlab.densify import ops
 from splatlab.gaussians import CORE_FIELDS, Gaussians
+from splatlab.io._common import morton_order
 
 from .smoothness import SOGTraining, SortedGrid, smoothness_loss
 
@@ -58,7 +64,10 @@ __all__ = ["SOGOptions", "SOGState", "SOGController", "parse_options", "reorder_
 
 _DEFAULT_WEIGHTS = {"quats": 10.0, "opacities": 1.0}
 _SCALAR_KEYS = {"grid": int, "grid_multiple": int, "start": int, "sort_every": int, "sort_stop": int,
-                "lambda": float, "plas_threshold": float, "verbose": bool, "sort_keys": str}
+                "lambda": float, "plas_threshold": float, "verbose": bool, "sort_keys": str,
+                "layout": str, "space": str, "delta": float}
+_LAYOUTS = ("plas", "morton")
+_SPACES = ("raw", "encoded")
 
 
 @dataclass
@@ -73,6 +82,9 @@ class SOGOptions:
     sort_keys: tuple[str, ...] = ("means", "sh0", "scales")
     plas_threshold: float = 1e-4
     verbose: bool = False
+    layout: str = "plas"
+    space: str = "raw"
+    huber_delta: float = 1.0
 
     def start_step(self, cfg) -> int:
         if self.start is not None:
@@ -89,7 +101,8 @@ class SOGOptions:
     def training(self, side: int, seed: int = 0) -> SOGTraining:
         return SOGTraining(grid_side=side, sort_every=self.sort_every, sort_keys=self.sort_keys,
                            loss_weights=dict(self.weights), smoothness_lambda=self.smoothness_lambda,
-                           plas_threshold=self.plas_threshold, seed=seed)
+                           plas_threshold=self.plas_threshold, seed=seed, space=self.space,
+                           huber_delta=self.huber_delta)
 
 
 def _as_bool(v) -> bool:
@@ -136,6 +149,16 @@ def parse_options(method_options: dict[str, Any] | None) -> SOGOptions:
                 o.sort_keys = tuple(k.strip() for k in str(value).split(",") if k.strip())
             elif key == "lambda":
                 o.smoothness_lambda = float(value)
+            elif key in ("layout", "space"):
+                v = str(value).strip().lower()
+                allowed = _LAYOUTS if key == "layout" else _SPACES
+                if v not in allowed:
+                    raise ValueError(f"expected one of {', '.join(allowed)}")
+                setattr(o, key, v)
+            elif key == "delta":
+                o.huber_delta = float(value)
+                if not o.huber_delta > 0:
+                    raise ValueError("must be > 0")
             else:
                 f = float(value)
                 if f != int(f):
@@ -157,6 +180,11 @@ def parse_options(method_options: dict[str, Any] | None) -> SOGOptions:
     unknown = [k for k, w in o.weights.items() if w and k not in CORE_FIELDS]
     if unknown:
         raise ValueError(f"sog smoothness weight for unknown field(s) {unknown} ({', '.join(CORE_FIELDS)})")
+    if o.space == "encoded":
+        from .smoothness import ENCODED_STEPS
+        no_code = [k for k, w in o.weights.items() if w and k not in ENCODED_STEPS]
+        if no_code:
+            raise ValueError(f"sog space=encoded has no encoded form for {no_code} ({', '.join(ENCODED_STEPS)})")
     bad = [k for k in o.sort_keys if k not in ("means", "sh0", "scales", "opacities", "quats", "shN")]
     if bad or not o.sort_keys:
         raise ValueError(f"sog sort_keys: unknown {bad} (means, sh0, scales, opacities, quats, shN)")
@@ -283,7 +311,7 @@ class SOGController:
 
     def sort(self, gaussians, optimizers, step: int, cfg, opts: SOGOptions | None = None, warm: bool = True,
              report: bool = True) -> dict:
-        """PLAS-sort the current rows on the k x k grid and permute rows + optimizer state into
+        """Sort the current rows on the k x k grid (PLAS, or Morton with layout=morton) and permute rows + optimizer state into
         grid order. Returns a report (with the applied `order`)."""
         opts = opts or self.options(cfg)
         k = self.state.side
@@ -292,13 +320,16 @@ class SOGController:
             raise RuntimeError(f"sog: {n} Gaussians do not fill the {k}x{k} grid")
         t0 = time.perf_counter()
         seed = (int(cfg.seed) * 1_000_003 + int(step)) % (2 ** 31)
-        if warm:  # rows are already in grid order: start from it with a smaller radius
+        if opts.layout == "morton":  # texel i = i-th point along the Morton curve (row-major k x k)
+            order = morton_order(gaussians.params["means"].detach().cpu().numpy())
+        elif warm:  # rows are already in grid order: start from it with a smaller radius
             grid = SortedGrid(torch.arange(n), k, k, opts.training(k, seed=seed))
             res = grid.resort(gaussians, warm=True)
         else:
             grid = SortedGrid.build(gaussians, opts.training(k, seed=seed))
             res = grid.last_result
-        order = np.asarray(res.order)
+        if opts.layout != "morton":
+            order = np.asarray(res.order)
         reorder_rows(gaussians, optimizers, order)
         rep = {"step": step, "event": "resort" if warm else "sort", "seconds": time.perf_counter() - t0,
                "moved": int((order != np.arange(n)).sum()), "order": order}
