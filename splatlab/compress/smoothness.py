@@ -60,6 +60,7 @@ class SOGTraining:
     blur_taps: int = 5
     huber_delta: float = 1.0  # in the units of `space` (encoded: code steps)
     space: str = "raw"  # "raw" parameters or "encoded" (what the SOG file stores, in code steps)
+    quat_isotropy: bool = False  # weight each quaternion's term by min/max scale (rotation matters less)
     resort_radius_fraction: float = 0.125  # warm re-sorts start at this fraction of the grid side
     plas_threshold: float = 1e-4
     seed: int = 0
@@ -237,6 +238,11 @@ def smoothness_loss(gaussians, grid: SortedGrid, config: SOGTraining | None = No
         if encoded and name == "quats":  # q and -q are the same rotation: compare with the nearer sign
             flip = F.huber_loss(-img, target, reduction="none", delta=cfg.huber_delta)
             hub = torch.minimum(hub.sum(1, keepdim=True), flip.sum(1, keepdim=True))
+        if name == "quats" and cfg.quat_isotropy:  # a near-isotropic splat looks the same at any rotation
+            with torch.no_grad():
+                ls = gaussians.params["scales"].detach()
+                iso = torch.exp(ls.min(-1).values - ls.max(-1).values)  # s_min / s_max, in (0, 1]
+            hub = hub * grid.image(iso[:, None])
         if not full:
             hub = hub * mask
         total = total + float(weight) * hub.sum() / (used * img.shape[1])  # mean over texels and channels

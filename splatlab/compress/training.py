@@ -35,6 +35,7 @@ Options (`TrainConfig.method_options`; on the command line `--method-option key=
     space           what is smoothed: raw (raw parameters) or encoded (what the SOG file stores,
                     in 8-bit code steps; see `splatlab.compress.smoothness`)
     delta           Huber delta (in the units of `space`; default 1)
+    iso             weight each quaternion's term by its splat's min/max scale (default false)
     plas_threshold  PLAS stop threshold (default 1e-4)
     verbose         print prune / sort reports (default false)
 
@@ -65,7 +66,7 @@ __all__ = ["SOGOptions", "SOGState", "SOGController", "parse_options", "reorder_
 _DEFAULT_WEIGHTS = {"quats": 10.0, "opacities": 1.0}
 _SCALAR_KEYS = {"grid": int, "grid_multiple": int, "start": int, "sort_every": int, "sort_stop": int,
                 "lambda": float, "plas_threshold": float, "verbose": bool, "sort_keys": str,
-                "layout": str, "space": str, "delta": float}
+                "layout": str, "space": str, "delta": float, "iso": bool}
 _LAYOUTS = ("plas", "morton")
 _SPACES = ("raw", "encoded")
 
@@ -85,6 +86,7 @@ class SOGOptions:
     layout: str = "plas"
     space: str = "raw"
     huber_delta: float = 1.0
+    quat_isotropy: bool = False
 
     def start_step(self, cfg) -> int:
         if self.start is not None:
@@ -102,7 +104,7 @@ class SOGOptions:
         return SOGTraining(grid_side=side, sort_every=self.sort_every, sort_keys=self.sort_keys,
                            loss_weights=dict(self.weights), smoothness_lambda=self.smoothness_lambda,
                            plas_threshold=self.plas_threshold, seed=seed, space=self.space,
-                           huber_delta=self.huber_delta)
+                           huber_delta=self.huber_delta, quat_isotropy=self.quat_isotropy)
 
 
 def _as_bool(v) -> bool:
@@ -145,6 +147,8 @@ def parse_options(method_options: dict[str, Any] | None) -> SOGOptions:
                 raise ValueError("needs a value")
             if key == "verbose":
                 o.verbose = _as_bool(value)
+            elif key == "iso":
+                o.quat_isotropy = _as_bool(value)
             elif key == "sort_keys":
                 o.sort_keys = tuple(k.strip() for k in str(value).split(",") if k.strip())
             elif key == "lambda":
