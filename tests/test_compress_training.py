@@ -31,6 +31,7 @@ STOP_AT = 50  # between the grid step and the first re-sort
 def args(scene_dir, out, *extra):
     return [str(scene_dir), "--out", str(out), "--iterations", str(ITERS), "--method", "sog",
             "--method-option", f"sort_every={SORT_EVERY}", "--method-option", "sog-w-opacities=1",
+            "--method-option", "layout=plas",  # these tests check the PLAS grid; Morton: see below
             "--init-points", "300", "--grad-threshold", "1e-3", "--refine-start", "10", "--refine-every", "10",
             "--refine-stop", str(GRID_STEP), "--reset-every", "1000", "--sh-degree", "1", "--eval-every", "0",
             "--save-every", "0", "--max-eval-views", "2", "--seed", "3", "--no-progress", *extra]
@@ -56,8 +57,9 @@ def straight(scene_dir, tmp_path_factory):
 def test_options_parse():
     o = parse_options({"sog-grid": "64", "sort_every": 500, "w_scales": "0.5", "lambda": 2})
     assert (o.grid, o.sort_every, o.smoothness_lambda) == (64, 500, 2.0)
-    assert o.weights == {"quats": 10.0, "opacities": 1.0, "scales": 0.5}
-    assert parse_options({}).weights == {"quats": 10.0, "opacities": 1.0}
+    assert o.weights == {"quats": 1.0, "scales": 0.5}
+    d = parse_options({})
+    assert (d.weights, d.layout, d.space, d.sort_every) == ({"quats": 1.0}, "morton", "encoded", 100)
     with pytest.raises(ValueError):
         parse_options({"gird": 3})
     with pytest.raises(ValueError):

@@ -1,16 +1,22 @@
 """Self-Organizing-Gaussians training, as used by the `sog` training method.
 
-    splatlab train scenes/robot --method sog [--method-option grid=256] [--method-option sort_every=1000]
+    splatlab train scenes/robot --method sog [--method-option grid=256] [--method-option lambda=3e-5]
 
 The run follows the normal 3DGS recipe until the *grid step* (default: when densification stops,
 `refine_stop`, or half-way when densification would run to the end). At the grid step the model
-is pruned to the k^2 highest-opacity Gaussians, PLAS-sorted onto a k x k grid and its rows (and
-every per-row optimizer state, via `splatlab.densify.ops.update_rows`) are *physically permuted
-into grid order*: row i is texel (i % k, i // k). From then on every step adds the grid-smoothness
-loss (`smoothness_loss`, weights rotation 10 / opacity 1 / others 0, lambda 1) and every
-`sort_every` steps the grid is re-sorted (warm start) and rows + optimizer state are permuted
-again. The final `point_cloud.ply` is therefore in grid order; `splatlab compress --order keep`
-writes the SOG without re-sorting.
+is pruned to the k^2 highest-opacity Gaussians, laid out on a k x k grid and its rows (and every
+per-row optimizer state, via `splatlab.densify.ops.update_rows`) are *physically permuted into
+grid order*: row i is texel (i % k, i // k). From then on every step adds the grid-smoothness loss
+(`smoothness_loss`) and every `sort_every` steps the grid is re-sorted and rows + optimizer state
+are permuted again. The final `point_cloud.ply` is therefore in grid order; `splatlab compress
+--order keep` writes the SOG without re-sorting.
+
+Defaults (measured on robot, see splatlab/compress/README.md, "Smoothness loss"): the grid is the
+Morton order of the positions (the order `splatlab compress` writes when it is smaller, and the one
+in which positions compress best), re-sorted every 100 steps, and the loss smooths only the
+quaternions as the SOG file stores them (unit, sign-canonical, in 8-bit code steps; `space=encoded`)
+with lambda 3e-5. The paper's settings are
+`layout=plas space=raw w_quats=10 w_opacities=1 lambda=1 sort_every=1000`.
 
 The only state besides the Gaussians is the grid side k (a buffer of `SOGState`, saved in
 checkpoints as a method module), so `--stop-at` / `--resume` continue exactly.
@@ -25,15 +31,15 @@ Options (`TrainConfig.method_options`; on the command line `--method-option key=
     grid            grid side k (default: from the count at the grid step, see above)
     grid_multiple   k is rounded down to a multiple of this when derived (default 4)
     start           grid step: prune + first sort (default refine_stop, or iterations // 2)
-    sort_every      re-sort interval in steps (default 1000; 0 = never re-sort)
+    sort_every      re-sort interval in steps (default 100; 0 = never re-sort)
     sort_stop       no re-sorts after this step (default: to the end)
-    lambda          overall smoothness weight (default 1)
-    w_<field>       per-field weight, e.g. w_quats=10 w_opacities=1 w_scales=0 w_sh0=0
+    lambda          overall smoothness weight (default 3e-5)
+    w_<field>       per-field weight (default w_quats=1 only), e.g. w_opacities=1 w_scales=0 w_sh0=0
     sort_keys       comma-separated PLAS keys (default means,sh0,scales)
-    layout          grid order: plas (PLAS on sort_keys) or morton (Morton order of the positions,
-                    the order `splatlab compress` also tries; positions compress best in it)
-    space           what is smoothed: raw (raw parameters) or encoded (what the SOG file stores,
-                    in 8-bit code steps; see `splatlab.compress.smoothness`)
+    layout          grid order: morton (default; Morton order of the positions) or plas (PLAS on
+                    sort_keys)
+    space           what is smoothed: encoded (default; what the SOG file stores, in 8-bit code
+                    steps, see `splatlab.compress.smoothness`) or raw (raw parameters)
     delta           Huber delta (in the units of `space`; default 1)
     iso             weight each quaternion's term by its splat's min/max scale (default false)
     plas_threshold  PLAS stop threshold (default 1e-4)
@@ -63,7 +69,7 @@ from .smoothness import SOGTraining, SortedGrid, smoothness_loss
 __all__ = ["SOGOptions", "SOGState", "SOGController", "parse_options", "reorder_rows", "prune_to_grid",
            "grid_side_for"]
 
-_DEFAULT_WEIGHTS = {"quats": 10.0, "opacities": 1.0}
+_DEFAULT_WEIGHTS = {"quats": 1.0}
 _SCALAR_KEYS = {"grid": int, "grid_multiple": int, "start": int, "sort_every": int, "sort_stop": int,
                 "lambda": float, "plas_threshold": float, "verbose": bool, "sort_keys": str,
                 "layout": str, "space": str, "delta": float, "iso": bool}
@@ -76,15 +82,15 @@ class SOGOptions:
     grid: int | None = None
     grid_multiple: int = 4
     start: int | None = None
-    sort_every: int = 1000
+    sort_every: int = 100
     sort_stop: int | None = None
-    smoothness_lambda: float = 1.0
+    smoothness_lambda: float = 3e-5
     weights: dict[str, float] = field(default_factory=lambda: dict(_DEFAULT_WEIGHTS))
     sort_keys: tuple[str, ...] = ("means", "sh0", "scales")
     plas_threshold: float = 1e-4
     verbose: bool = False
-    layout: str = "plas"
-    space: str = "raw"
+    layout: str = "morton"
+    space: str = "encoded"
     huber_delta: float = 1.0
     quat_isotropy: bool = False
 
