@@ -14,6 +14,7 @@ from splatlab.compress.training import grid_side_for, parse_options, reorder_row
 from splatlab.densify.ops import check_aligned
 from splatlab.gaussians import Gaussians
 from splatlab.io import read_splats
+from splatlab.io._common import morton_order
 from splatlab.train import train_main
 from splatlab.train.checkpoint import find_checkpoint, load_checkpoint
 from splatlab.train.cli import build_parser, config_from_args
@@ -30,6 +31,7 @@ STOP_AT = 50  # between the grid step and the first re-sort
 def args(scene_dir, out, *extra):
     return [str(scene_dir), "--out", str(out), "--iterations", str(ITERS), "--method", "sog",
             "--method-option", f"sort_every={SORT_EVERY}", "--method-option", "sog-w-opacities=1",
+            "--method-option", "layout=plas",  # these tests check the PLAS grid; Morton: see below
             "--init-points", "300", "--grad-threshold", "1e-3", "--refine-start", "10", "--refine-every", "10",
             "--refine-stop", str(GRID_STEP), "--reset-every", "1000", "--sh-degree", "1", "--eval-every", "0",
             "--save-every", "0", "--max-eval-views", "2", "--seed", "3", "--no-progress", *extra]
@@ -55,14 +57,20 @@ def straight(scene_dir, tmp_path_factory):
 def test_options_parse():
     o = parse_options({"sog-grid": "64", "sort_every": 500, "w_scales": "0.5", "lambda": 2})
     assert (o.grid, o.sort_every, o.smoothness_lambda) == (64, 500, 2.0)
-    assert o.weights == {"quats": 10.0, "opacities": 1.0, "scales": 0.5}
-    assert parse_options({}).weights == {"quats": 10.0, "opacities": 1.0}
+    assert o.weights == {"quats": 1.0, "scales": 0.5}
+    d = parse_options({})
+    assert (d.weights, d.layout, d.space, d.sort_every) == ({"quats": 1.0}, "morton", "encoded", 100)
     with pytest.raises(ValueError):
         parse_options({"gird": 3})
     with pytest.raises(ValueError):
         parse_options({"w_bogus": 1})
     assert grid_side_for(300) == 16 and grid_side_for(300, multiple=1) == 17 and grid_side_for(300, 10) == 10
     assert grid_side_for(100, 12) == 8  # 12^2 does not fit: derived
+    o = parse_options({"layout": "Morton", "space": "encoded", "delta": "2", "w_sh0": 1})
+    assert (o.layout, o.space, o.huber_delta, o.weights["sh0"]) == ("morton", "encoded", 2.0, 1.0)
+    for bad in ({"layout": "hilbert"}, {"space": "log"}, {"delta": 0}, {"space": "encoded", "w_means": 1}):
+        with pytest.raises(ValueError):
+            parse_options(bad)
 
 
 def test_bad_method_option_is_a_usage_error(scene_dir, tmp_path, capsys):
@@ -119,6 +127,17 @@ def test_optimizer_state_follows_rows(straight):
     for name, p in g.params.items():
         assert torch.equal(p.detach(), shuffled[name][0][order]), name
         assert torch.equal(adam.state[p]["exp_avg"], shuffled[name][1][order]), name
+
+
+def test_morton_layout_puts_rows_in_morton_order(straight):
+    trainer, _ = straight
+    g, opts = trainer.gaussians, trainer.optimizers
+    reorder_rows(g, opts, torch.randperm(len(g), generator=torch.Generator().manual_seed(1)))
+    rep = trainer.method.controller.sort(g, opts, ITERS, trainer.cfg, parse_options({"layout": "morton"}),
+                                         report=False)
+    assert rep["moved"] > 0
+    check_aligned(g, opts)
+    np.testing.assert_array_equal(morton_order(g.params["means"]), np.arange(len(g)))
 
 
 def test_final_grid_is_smoother_than_random(straight):

@@ -14,6 +14,12 @@ The loss lays every attribute with a non-zero weight out as a (C, H, W) image in
 blurs it with a 5-tap Gaussian (sigma 3; x circular, y reflect padding) and takes the Huber
 distance to the blurred, *detached* image, averaged over the used texels; the weighted sum over
 attributes is multiplied by `smoothness_lambda`.  Gradients flow into the Gaussian parameters.
+
+`space="raw"` smooths the raw parameters (the paper).  `space="encoded"` smooths what the SOG
+encoder stores, in units of its 8-bit step (`encoded_values`): unit quaternions with the
+encoder's sign (largest component positive), 255 * sigmoid(opacity), and log-scales / sh0 divided
+by a typical spacing of their 256-entry codebooks.  The quaternion term is sign-invariant (the
+loss of q and -q is the same), so blurring neighbours cannot pull a quaternion through zero.
 """
 from __future__ import annotations
 
@@ -27,7 +33,15 @@ from torch import Tensor
 
 from .plas import PLASResult, grid_shape_for, plas_sort, sort_keys
 
-__all__ = ["SOGTraining", "SortedGrid", "smoothness_loss", "grid_images", "blur_grid"]
+__all__ = ["SOGTraining", "SortedGrid", "smoothness_loss", "grid_images", "blur_grid", "encoded_values",
+           "ENCODED_STEPS"]
+
+# Size of one 8-bit code step of the SOG encoder, per attribute, in the attribute's own units.
+# quats: the smallest three components c are stored as 255 * (c * sqrt2 / 2 + 0.5).  opacities:
+# 255 * sigmoid.  scales (log) and sh0: 256-entry 1-D k-means codebooks; 0.02 is the median spacing
+# per splat measured on robot (0.018 / 0.019), i.e. a typical code step, not an exact one.
+ENCODED_STEPS: dict[str, float] = {"quats": math.sqrt(2.0) / 255.0, "opacities": 1.0 / 255.0,
+                                   "scales": 0.02, "sh0": 0.02}
 
 
 @dataclass
@@ -44,7 +58,9 @@ class SOGTraining:
     smoothness_lambda: float = 1.0
     blur_sigma: float = 3.0
     blur_taps: int = 5
-    huber_delta: float = 1.0
+    huber_delta: float = 1.0  # in the units of `space` (encoded: code steps)
+    space: str = "raw"  # "raw" parameters or "encoded" (what the SOG file stores, in code steps)
+    quat_isotropy: bool = False  # weight each quaternion's term by min/max scale (rotation matters less)
     resort_radius_fraction: float = 0.125  # warm re-sorts start at this fraction of the grid side
     plas_threshold: float = 1e-4
     seed: int = 0
@@ -168,12 +184,32 @@ def grid_images(gaussians, grid: SortedGrid, names) -> dict[str, Tensor]:
     return {name: grid.image(gaussians.params[name]) for name in names}
 
 
+def encoded_values(name: str, p: Tensor) -> Tensor:
+    """(N, C) values of raw parameter `name` as the SOG encoder sees them, in code steps.
+
+    quats: normalised and sign-flipped like the encoder (largest |component| positive; the flip is
+    piecewise constant, so gradients flow through the normalisation only)."""
+    if name == "quats":
+        q = p / p.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        with torch.no_grad():
+            big = q.gather(-1, q.abs().argmax(-1, keepdim=True))
+            sign = torch.where(big < 0, -1.0, 1.0).to(q.dtype)
+        return q * sign / ENCODED_STEPS["quats"]
+    if name == "opacities":
+        return torch.sigmoid(p).reshape(p.shape[0], -1) / ENCODED_STEPS["opacities"]
+    if name in ENCODED_STEPS:
+        return p.reshape(p.shape[0], -1) / ENCODED_STEPS[name]
+    raise KeyError(f"no encoded form for field {name!r} (encoded: {', '.join(ENCODED_STEPS)})")
+
+
 def smoothness_loss(gaussians, grid: SortedGrid, config: SOGTraining | None = None, *,
                     weights: dict[str, float] | None = None) -> Tensor:
     """lambda * sum_a w_a * mean Huber(I_a, blur(I_a).detach()) over the used texels.
 
     `weights` (attribute -> weight) overrides `config.loss_weights`; attributes are raw parameters
-    (`means`, `quats`, `scales`, `opacities`, `sh0`, `shN`, or an extra field).
+    (`means`, `quats`, `scales`, `opacities`, `sh0`, `shN`, or an extra field), or with
+    `config.space == "encoded"` their `encoded_values` (quats, opacities, scales, sh0).  Encoded
+    quats compare min over the sign of q, which makes the term invariant under q -> -q.
     """
     cfg = config or grid.config
     w = cfg.loss_weights if weights is None else weights
@@ -192,15 +228,24 @@ def smoothness_loss(gaussians, grid: SortedGrid, config: SOGTraining | None = No
         p = gaussians.params[name]
         if p.reshape(p.shape[0], -1).shape[1] == 0:
             continue
-        img = grid.image(p)
+        encoded = cfg.space == "encoded"
+        img = grid.image(encoded_values(name, p) if encoded else p)
         with torch.no_grad():
             target = blur_grid(img, cfg.blur_sigma, cfg.blur_taps)  # empty texels are 0 in img
             if not full:
                 target = target / mblur
         hub = F.huber_loss(img, target, reduction="none", delta=cfg.huber_delta)
+        if encoded and name == "quats":  # q and -q are the same rotation: compare with the nearer sign
+            flip = F.huber_loss(-img, target, reduction="none", delta=cfg.huber_delta)
+            hub = torch.minimum(hub.sum(1, keepdim=True), flip.sum(1, keepdim=True))
+        if name == "quats" and cfg.quat_isotropy:  # a near-isotropic splat looks the same at any rotation
+            with torch.no_grad():
+                ls = gaussians.params["scales"].detach()
+                iso = torch.exp(ls.min(-1).values - ls.max(-1).values)  # s_min / s_max, in (0, 1]
+            hub = hub * grid.image(iso[:, None])
         if not full:
             hub = hub * mask
-        total = total + float(weight) * hub.sum() / (used * img.shape[1])
+        total = total + float(weight) * hub.sum() / (used * img.shape[1])  # mean over texels and channels
     return cfg.smoothness_lambda * total
 
 

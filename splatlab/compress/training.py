@@ -1,16 +1,22 @@
 """Self-Organizing-Gaussians training, as used by the `sog` training method.
 
-    splatlab train scenes/robot --method sog [--method-option grid=256] [--method-option sort_every=1000]
+    splatlab train scenes/robot --method sog [--method-option grid=256] [--method-option lambda=3e-5]
 
 The run follows the normal 3DGS recipe until the *grid step* (default: when densification stops,
 `refine_stop`, or half-way when densification would run to the end). At the grid step the model
-is pruned to the k^2 highest-opacity Gaussians, PLAS-sorted onto a k x k grid and its rows (and
-every per-row optimizer state, via `splatlab.densify.ops.update_rows`) are *physically permuted
-into grid order*: row i is texel (i % k, i // k). From then on every step adds the grid-smoothness
-loss (`smoothness_loss`, weights rotation 10 / opacity 1 / others 0, lambda 1) and every
-`sort_every` steps the grid is re-sorted (warm start) and rows + optimizer state are permuted
-again. The final `point_cloud.ply` is therefore in grid order; `splatlab compress --order keep`
-writes the SOG without re-sorting.
+is pruned to the k^2 highest-opacity Gaussians, laid out on a k x k grid and its rows (and every
+per-row optimizer state, via `splatlab.densify.ops.update_rows`) are *physically permuted into
+grid order*: row i is texel (i % k, i // k). From then on every step adds the grid-smoothness loss
+(`smoothness_loss`) and every `sort_every` steps the grid is re-sorted and rows + optimizer state
+are permuted again. The final `point_cloud.ply` is therefore in grid order; `splatlab compress
+--order keep` writes the SOG without re-sorting.
+
+Defaults (measured on robot, see splatlab/compress/README.md, "Smoothness loss"): the grid is the
+Morton order of the positions (the order `splatlab compress` writes when it is smaller, and the one
+in which positions compress best), re-sorted every 100 steps, and the loss smooths only the
+quaternions as the SOG file stores them (unit, sign-canonical, in 8-bit code steps; `space=encoded`)
+with lambda 3e-5. The paper's settings are
+`layout=plas space=raw w_quats=10 w_opacities=1 lambda=1 sort_every=1000`.
 
 The only state besides the Gaussians is the grid side k (a buffer of `SOGState`, saved in
 checkpoints as a method module), so `--stop-at` / `--resume` continue exactly.
@@ -25,11 +31,17 @@ Options (`TrainConfig.method_options`; on the command line `--method-option key=
     grid            grid side k (default: from the count at the grid step, see above)
     grid_multiple   k is rounded down to a multiple of this when derived (default 4)
     start           grid step: prune + first sort (default refine_stop, or iterations // 2)
-    sort_every      re-sort interval in steps (default 1000; 0 = never re-sort)
+    sort_every      re-sort interval in steps (default 100; 0 = never re-sort)
     sort_stop       no re-sorts after this step (default: to the end)
-    lambda          overall smoothness weight (default 1)
-    w_<field>       per-field weight, e.g. w_quats=10 w_opacities=1 w_scales=0 w_sh0=0
+    lambda          overall smoothness weight (default 3e-5)
+    w_<field>       per-field weight (default w_quats=1 only), e.g. w_opacities=1 w_scales=0 w_sh0=0
     sort_keys       comma-separated PLAS keys (default means,sh0,scales)
+    layout          grid order: morton (default; Morton order of the positions) or plas (PLAS on
+                    sort_keys)
+    space           what is smoothed: encoded (default; what the SOG file stores, in 8-bit code
+                    steps, see `splatlab.compress.smoothness`) or raw (raw parameters)
+    delta           Huber delta (in the units of `space`; default 1)
+    iso             weight each quaternion's term by its splat's min/max scale (default false)
     plas_threshold  PLAS stop threshold (default 1e-4)
     verbose         print prune / sort reports (default false)
 
@@ -50,15 +62,19 @@ from torch import Tensor, nn
 
 from splatlab.densify import ops
 from splatlab.gaussians import CORE_FIELDS, Gaussians
+from splatlab.io._common import morton_order
 
 from .smoothness import SOGTraining, SortedGrid, smoothness_loss
 
 __all__ = ["SOGOptions", "SOGState", "SOGController", "parse_options", "reorder_rows", "prune_to_grid",
            "grid_side_for"]
 
-_DEFAULT_WEIGHTS = {"quats": 10.0, "opacities": 1.0}
+_DEFAULT_WEIGHTS = {"quats": 1.0}
 _SCALAR_KEYS = {"grid": int, "grid_multiple": int, "start": int, "sort_every": int, "sort_stop": int,
-                "lambda": float, "plas_threshold": float, "verbose": bool, "sort_keys": str}
+                "lambda": float, "plas_threshold": float, "verbose": bool, "sort_keys": str,
+                "layout": str, "space": str, "delta": float, "iso": bool}
+_LAYOUTS = ("plas", "morton")
+_SPACES = ("raw", "encoded")
 
 
 @dataclass
@@ -66,13 +82,17 @@ class SOGOptions:
     grid: int | None = None
     grid_multiple: int = 4
     start: int | None = None
-    sort_every: int = 1000
+    sort_every: int = 100
     sort_stop: int | None = None
-    smoothness_lambda: float = 1.0
+    smoothness_lambda: float = 3e-5
     weights: dict[str, float] = field(default_factory=lambda: dict(_DEFAULT_WEIGHTS))
     sort_keys: tuple[str, ...] = ("means", "sh0", "scales")
     plas_threshold: float = 1e-4
     verbose: bool = False
+    layout: str = "morton"
+    space: str = "encoded"
+    huber_delta: float = 1.0
+    quat_isotropy: bool = False
 
     def start_step(self, cfg) -> int:
         if self.start is not None:
@@ -89,7 +109,8 @@ class SOGOptions:
     def training(self, side: int, seed: int = 0) -> SOGTraining:
         return SOGTraining(grid_side=side, sort_every=self.sort_every, sort_keys=self.sort_keys,
                            loss_weights=dict(self.weights), smoothness_lambda=self.smoothness_lambda,
-                           plas_threshold=self.plas_threshold, seed=seed)
+                           plas_threshold=self.plas_threshold, seed=seed, space=self.space,
+                           huber_delta=self.huber_delta, quat_isotropy=self.quat_isotropy)
 
 
 def _as_bool(v) -> bool:
@@ -132,10 +153,22 @@ def parse_options(method_options: dict[str, Any] | None) -> SOGOptions:
                 raise ValueError("needs a value")
             if key == "verbose":
                 o.verbose = _as_bool(value)
+            elif key == "iso":
+                o.quat_isotropy = _as_bool(value)
             elif key == "sort_keys":
                 o.sort_keys = tuple(k.strip() for k in str(value).split(",") if k.strip())
             elif key == "lambda":
                 o.smoothness_lambda = float(value)
+            elif key in ("layout", "space"):
+                v = str(value).strip().lower()
+                allowed = _LAYOUTS if key == "layout" else _SPACES
+                if v not in allowed:
+                    raise ValueError(f"expected one of {', '.join(allowed)}")
+                setattr(o, key, v)
+            elif key == "delta":
+                o.huber_delta = float(value)
+                if not o.huber_delta > 0:
+                    raise ValueError("must be > 0")
             else:
                 f = float(value)
                 if f != int(f):
@@ -157,6 +190,11 @@ def parse_options(method_options: dict[str, Any] | None) -> SOGOptions:
     unknown = [k for k, w in o.weights.items() if w and k not in CORE_FIELDS]
     if unknown:
         raise ValueError(f"sog smoothness weight for unknown field(s) {unknown} ({', '.join(CORE_FIELDS)})")
+    if o.space == "encoded":
+        from .smoothness import ENCODED_STEPS
+        no_code = [k for k, w in o.weights.items() if w and k not in ENCODED_STEPS]
+        if no_code:
+            raise ValueError(f"sog space=encoded has no encoded form for {no_code} ({', '.join(ENCODED_STEPS)})")
     bad = [k for k in o.sort_keys if k not in ("means", "sh0", "scales", "opacities", "quats", "shN")]
     if bad or not o.sort_keys:
         raise ValueError(f"sog sort_keys: unknown {bad} (means, sh0, scales, opacities, quats, shN)")
@@ -283,7 +321,7 @@ class SOGController:
 
     def sort(self, gaussians, optimizers, step: int, cfg, opts: SOGOptions | None = None, warm: bool = True,
              report: bool = True) -> dict:
-        """PLAS-sort the current rows on the k x k grid and permute rows + optimizer state into
+        """Sort the current rows on the k x k grid (PLAS, or Morton with layout=morton) and permute rows + optimizer state into
         grid order. Returns a report (with the applied `order`)."""
         opts = opts or self.options(cfg)
         k = self.state.side
@@ -292,13 +330,16 @@ class SOGController:
             raise RuntimeError(f"sog: {n} Gaussians do not fill the {k}x{k} grid")
         t0 = time.perf_counter()
         seed = (int(cfg.seed) * 1_000_003 + int(step)) % (2 ** 31)
-        if warm:  # rows are already in grid order: start from it with a smaller radius
+        if opts.layout == "morton":  # texel i = i-th point along the Morton curve (row-major k x k)
+            order = morton_order(gaussians.params["means"].detach().cpu().numpy())
+        elif warm:  # rows are already in grid order: start from it with a smaller radius
             grid = SortedGrid(torch.arange(n), k, k, opts.training(k, seed=seed))
             res = grid.resort(gaussians, warm=True)
         else:
             grid = SortedGrid.build(gaussians, opts.training(k, seed=seed))
             res = grid.last_result
-        order = np.asarray(res.order)
+        if opts.layout != "morton":
+            order = np.asarray(res.order)
         reorder_rows(gaussians, optimizers, order)
         rep = {"step": step, "event": "resort" if warm else "sort", "seconds": time.perf_counter() - t0,
                "moved": int((order != np.arange(n)).sum()), "order": order}

@@ -92,8 +92,9 @@ class GaussianSplatting(Method):
 @register_method("sog")
 class SelfOrganizingGaussians(Method):
     """Self-Organizing Gaussians: the 3DGS recipe, then (at the grid step, default when densification
-    stops) prune to k^2 Gaussians, PLAS-sort them onto a k x k grid (rows and Adam state permuted
-    into grid order), add the grid-smoothness loss every step and re-sort every `sort_every` steps.
+    stops) prune to k^2 Gaussians, lay them out on a k x k grid (default Morton order of the
+    positions; `layout=plas` for the paper's PLAS sort; rows and Adam state permuted into grid
+    order), add the grid-smoothness loss every step and re-sort every `sort_every` steps.
     Options (`--method-option key=value`) and details: `splatlab.compress.training`."""
 
     def __init__(self) -> None:
