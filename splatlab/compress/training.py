@@ -321,8 +321,9 @@ class SOGController:
 
     def sort(self, gaussians, optimizers, step: int, cfg, opts: SOGOptions | None = None, warm: bool = True,
              report: bool = True) -> dict:
-        """Sort the current rows on the k x k grid (PLAS, or Morton with layout=morton) and permute rows + optimizer state into
-        grid order. Returns a report (with the applied `order`)."""
+        """Sort the current rows on the k x k grid (Morton order of the positions, or PLAS with
+        layout=plas) and permute rows + optimizer state into grid order. Returns a report (with the
+        applied `order`)."""
         opts = opts or self.options(cfg)
         k = self.state.side
         n = len(gaussians)
@@ -334,12 +335,9 @@ class SOGController:
             order = morton_order(gaussians.params["means"].detach().cpu().numpy())
         elif warm:  # rows are already in grid order: start from it with a smaller radius
             grid = SortedGrid(torch.arange(n), k, k, opts.training(k, seed=seed))
-            res = grid.resort(gaussians, warm=True)
+            order = np.asarray(grid.resort(gaussians, warm=True).order)
         else:
-            grid = SortedGrid.build(gaussians, opts.training(k, seed=seed))
-            res = grid.last_result
-        if opts.layout != "morton":
-            order = np.asarray(res.order)
+            order = np.asarray(SortedGrid.build(gaussians, opts.training(k, seed=seed)).last_result.order)
         reorder_rows(gaussians, optimizers, order)
         rep = {"step": step, "event": "resort" if warm else "sort", "seconds": time.perf_counter() - t0,
                "moved": int((order != np.arange(n)).sum()), "order": order}
