@@ -61,7 +61,7 @@ def compress_main(argv: list[str] | None = None) -> int:
     prog = "splatlab compress"
     if args.sh_threshold < 0 or (args.plas_budget is not None and args.plas_budget <= 0) or args.downscale < 1 \
             or (args.max_views is not None and args.max_views < 1) or args.sog_iterations < 1 \
-            or not 9 <= (args.means_bits or 12) <= 16 or not 0 <= args.prune_fraction < 1:
+            or (args.means_bits is not None and not 9 <= args.means_bits <= 16) or not 0 <= args.prune_fraction < 1:
         print(f"{prog}: error: --sh-threshold must be >= 0, --plas-budget > 0, --downscale/--max-views/"
               f"--sog-iterations >= 1, --means-bits 9..16, --prune-fraction in [0, 1)", file=sys.stderr)
         return 2
