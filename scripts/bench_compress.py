@@ -123,7 +123,6 @@ def bench_formats(args, tmp: str) -> None:
     measure("splatlab compress .sog", os.path.join(tmp, "compress.sog"), sog_compress)
     measure(".spz", os.path.join(tmp, "a.spz"), lambda p: write_splats(p, g))
     measure(".splat", os.path.join(tmp, "a.splat"), lambda p: write_splats(p, g))
-    ext_timeout = None
     if not args.skip_external and os.path.exists(EXTERNAL):
         ours = next(r[6] for r in rows if r[0] == "splatlab compress .sog")
         # default: long enough to tell whether ours is >= 10x faster (a timeout proves a lower bound)

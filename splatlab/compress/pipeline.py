@@ -451,8 +451,10 @@ def compress(input_path, out, opts: CompressOptions | None = None, scene_dir=Non
     report = {"input": in_path, "output": out,
               "input_bytes": os.path.getsize(in_path) if os.path.isfile(in_path) else None}
     report["ply_bytes"] = report["input_bytes"] if in_is_ply else ply_size(scene)
-    dataset, importance, notes = _training_views_importance(original, in_path, scene_dir, downscale, opts,
-                                                            auto_scene, progress, report)
+    dataset, importance, info, notes = _training_views_importance(original, in_path, scene_dir, downscale, opts,
+                                                                  auto_scene, progress)
+    if info:
+        report["importance"] = info
     report.update(compress_scene(scene, out, opts, importance=importance))
     report["notes"][:0] = notes
     total = report["sizes"]["total"]
@@ -471,8 +473,8 @@ def compress(input_path, out, opts: CompressOptions | None = None, scene_dir=Non
 
 
 def _training_views_importance(original: Gaussians, in_path: str, scene_dir, downscale: int, opts: CompressOptions,
-                               auto_scene: bool, progress: bool, report: dict):
-    """(dataset of `scene_dir` or None, importance or None, notes). Without `scene_dir` the scene
+                               auto_scene: bool, progress: bool):
+    """(dataset of `scene_dir` or None, importance or None, {scene, views, seconds} or None, notes). Without `scene_dir` the scene
     named in the input's metrics.json is used for importance only; if it cannot be loaded, the
     file is compressed without importance (a note says why) rather than failing."""
     wants = opts.order != "keep" and (opts.prune_fraction > 0 or opts.weighted_codebooks)
@@ -491,11 +493,11 @@ def _training_views_importance(original: Gaussians, in_path: str, scene_dir, dow
                 notes.append(f"could not load {found[0]} (named in the input's metrics.json) for importance: "
                              f"{' '.join(str(e).split())}; compressed without it")
     if views is None or not wants or not len(views.train):
-        return dataset, None, notes
+        return dataset, None, None, notes
     t0 = time.perf_counter()
     importance = training_importance(original, views, progress=progress)
-    report["importance"] = {"scene": os.fspath(source), "views": len(views.train), "seconds": time.perf_counter() - t0}
-    return dataset, importance, notes
+    info = {"scene": os.fspath(source), "views": len(views.train), "seconds": time.perf_counter() - t0}
+    return dataset, importance, info, notes
 
 
 def _is_plain_ply(path) -> bool:

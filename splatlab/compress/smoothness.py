@@ -220,6 +220,7 @@ def smoothness_loss(gaussians, grid: SortedGrid, config: SOGTraining | None = No
     if not full:
         mblur = blur_grid(mask, cfg.blur_sigma, cfg.blur_taps).clamp_min(1e-8)
     used = float(len(grid))
+    encoded = cfg.space == "encoded"
     for name, weight in w.items():
         if not weight:
             continue
@@ -228,7 +229,6 @@ def smoothness_loss(gaussians, grid: SortedGrid, config: SOGTraining | None = No
         p = gaussians.params[name]
         if p.reshape(p.shape[0], -1).shape[1] == 0:
             continue
-        encoded = cfg.space == "encoded"
         img = grid.image(encoded_values(name, p) if encoded else p)
         with torch.no_grad():
             target = blur_grid(img, cfg.blur_sigma, cfg.blur_taps)  # empty texels are 0 in img

@@ -64,7 +64,7 @@ from splatlab.densify import ops
 from splatlab.gaussians import CORE_FIELDS, Gaussians
 from splatlab.io._common import morton_order
 
-from .smoothness import SOGTraining, SortedGrid, smoothness_loss
+from .smoothness import ENCODED_STEPS, SOGTraining, SortedGrid, smoothness_loss
 
 __all__ = ["SOGOptions", "SOGState", "SOGController", "parse_options", "reorder_rows", "prune_to_grid",
            "grid_side_for"]
@@ -191,7 +191,6 @@ def parse_options(method_options: dict[str, Any] | None) -> SOGOptions:
     if unknown:
         raise ValueError(f"sog smoothness weight for unknown field(s) {unknown} ({', '.join(CORE_FIELDS)})")
     if o.space == "encoded":
-        from .smoothness import ENCODED_STEPS
         no_code = [k for k, w in o.weights.items() if w and k not in ENCODED_STEPS]
         if no_code:
             raise ValueError(f"sog space=encoded has no encoded form for {no_code} ({', '.join(ENCODED_STEPS)})")
