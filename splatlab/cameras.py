@@ -13,10 +13,20 @@ from torch import Tensor
 
 @dataclass
 class Cameras:
+    """C pinhole cameras sharing one image size.
+
+    `image_ids` index the images of the split the cameras came from (per-view learned parameters
+    such as deblurring's view embedding key on them; None for novel views), `camera_ids` the
+    physical camera (multi-view video), `times` the capture time in seconds (None: static scene).
+    """
+
     viewmats: Tensor  # (C, 4, 4) world-to-camera
     Ks: Tensor  # (C, 3, 3) pinhole intrinsics in pixels
     width: int
     height: int
+    image_ids: Tensor | None = None  # (C,) long
+    camera_ids: Tensor | None = None  # (C,) long
+    times: Tensor | None = None  # (C,) float
 
     def __post_init__(self) -> None:
         if self.viewmats.ndim == 2:
@@ -27,17 +37,38 @@ class Cameras:
             raise ValueError("Cameras need viewmats (C,4,4) and Ks (C,3,3)")
         if self.viewmats.shape[0] != self.Ks.shape[0]:
             raise ValueError("viewmats and Ks disagree on the number of cameras")
+        c = self.viewmats.shape[0]
+        for name in ("image_ids", "camera_ids", "times"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            value = torch.as_tensor(value, dtype=torch.float32 if name == "times" else torch.long).reshape(-1)
+            if value.shape[0] != c:
+                raise ValueError(f"Cameras: {name} has {value.shape[0]} entries for {c} cameras")
+            setattr(self, name, value)
 
     def __len__(self) -> int:
         return self.viewmats.shape[0]
 
+    def _pick(self, value: Tensor | None, index) -> Tensor | None:
+        return None if value is None else value[index]
+
     def __getitem__(self, index) -> "Cameras":
         if isinstance(index, int):
             index = slice(index, index + 1)
-        return Cameras(self.viewmats[index], self.Ks[index], self.width, self.height)
+        return Cameras(self.viewmats[index], self.Ks[index], self.width, self.height,
+                       self._pick(self.image_ids, index), self._pick(self.camera_ids, index),
+                       self._pick(self.times, index))
 
     def to(self, device) -> "Cameras":
-        return Cameras(self.viewmats.to(device), self.Ks.to(device), self.width, self.height)
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Cameras(self.viewmats.to(device), self.Ks.to(device), self.width, self.height,
+                       move(self.image_ids), move(self.camera_ids), move(self.times))
+
+    def with_ids(self, image_ids: Tensor | None = None) -> "Cameras":
+        """The same cameras tagged with image ids (default 0..C-1: the split's own indices)."""
+        ids = torch.arange(len(self)) if image_ids is None else image_ids
+        return Cameras(self.viewmats, self.Ks, self.width, self.height, ids, self.camera_ids, self.times)
 
     @property
     def camtoworlds(self) -> Tensor:
@@ -51,7 +82,8 @@ class Cameras:
         """Same cameras at an image size scaled by `factor` (intrinsics follow)."""
         Ks = self.Ks.clone()
         Ks[:, :2, :] *= factor
-        return Cameras(self.viewmats, Ks, max(1, round(self.width * factor)), max(1, round(self.height * factor)))
+        return Cameras(self.viewmats, Ks, max(1, round(self.width * factor)), max(1, round(self.height * factor)),
+                       self.image_ids, self.camera_ids, self.times)
 
 
 def intrinsics(fx: float, fy: float, cx: float, cy: float) -> Tensor:

@@ -8,13 +8,32 @@ part in selection, concatenation, optimizer groups and checkpoints exactly like 
 from __future__ import annotations
 
 import math
-from typing import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
 
 SH_C0 = 0.28209479177387814
 CORE_FIELDS = ("means", "quats", "scales", "opacities", "sh0", "shN")
+
+
+@dataclass
+class MethodSpec:
+    """Which training method made a scene and with what options: enough to render it that method's
+    way after a round trip through a checkpoint or a `.ply` (see `splatlab.methods`)."""
+
+    name: str = "gs3d"
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "options": dict(self.options)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "MethodSpec | None":
+        if not d:
+            return None
+        return cls(str(d.get("name", "gs3d")), dict(d.get("options") or {}))
 
 
 def num_sh_bases(degree: int) -> int:
@@ -52,8 +71,11 @@ class Gaussians(nn.Module):
         sh0: Tensor,
         shN: Tensor | None = None,
         extras: Mapping[str, Tensor] | None = None,
+        method: MethodSpec | None = None,
     ) -> None:
         super().__init__()
+        #: the method whose render this scene expects (None: plain 3DGS); not a parameter
+        self.method = method
         n = means.shape[0]
         if shN is None:
             shN = means.new_zeros((n, 0, 3))
@@ -82,10 +104,10 @@ class Gaussians(nn.Module):
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
-    def from_fields(cls, fields: Mapping[str, Tensor]) -> "Gaussians":
+    def from_fields(cls, fields: Mapping[str, Tensor], method: MethodSpec | None = None) -> "Gaussians":
         extras = {k: v for k, v in fields.items() if k not in CORE_FIELDS}
         return cls(fields["means"], fields["quats"], fields["scales"], fields["opacities"],
-                   fields["sh0"], fields.get("shN"), extras)
+                   fields["sh0"], fields.get("shN"), extras, method)
 
     @classmethod
     def from_points(
@@ -154,7 +176,7 @@ class Gaussians(nn.Module):
 
     def subset(self, index: Tensor) -> "Gaussians":
         """A new model with the rows selected by a boolean mask or index tensor."""
-        return Gaussians.from_fields({k: v.detach()[index] for k, v in self.params.items()})
+        return Gaussians.from_fields({k: v.detach()[index] for k, v in self.params.items()}, self.method)
 
     def detached_fields(self) -> dict[str, Tensor]:
         return {k: v.detach() for k, v in self.params.items()}
@@ -178,4 +200,5 @@ class Gaussians(nn.Module):
     @staticmethod
     def concat(parts: list["Gaussians"]) -> "Gaussians":
         names = list(parts[0].params.keys())
-        return Gaussians.from_fields({k: torch.cat([p.params[k].detach() for p in parts]) for k in names})
+        return Gaussians.from_fields({k: torch.cat([p.params[k].detach() for p in parts]) for k in names},
+                                     parts[0].method)

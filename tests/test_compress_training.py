@@ -10,7 +10,8 @@ import torch
 
 from splatlab.compress.pipeline import CompressOptions, compress
 from splatlab.compress.smoothness import SOGTraining, SortedGrid, smoothness_loss
-from splatlab.compress.training import grid_side_for, parse_options, reorder_rows
+from splatlab.methods import coerce_options
+from splatlab.methods.sog import SOGConfig, grid_side_for, reorder_rows
 from splatlab.densify.ops import check_aligned
 from splatlab.gaussians import Gaussians
 from splatlab.io import read_splats
@@ -26,6 +27,10 @@ ITERS = 100
 GRID_STEP = 40  # = --refine-stop: prune + first sort after this step
 SORT_EVERY = 20  # re-sorts after steps 60 and 80
 STOP_AT = 50  # between the grid step and the first re-sort
+
+
+def parse_options(options: dict) -> SOGConfig:
+    return coerce_options("sog", SOGConfig, options)
 
 
 def args(scene_dir, out, *extra):
@@ -75,7 +80,8 @@ def test_options_parse():
 
 def test_bad_method_option_is_a_usage_error(scene_dir, tmp_path, capsys):
     assert train_main(args(scene_dir, tmp_path / "bad", "--method-option", "nonsense=1")) == 2
-    assert "unknown sog method option" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown option 'nonsense' for method 'sog'" in err and "sort_every" in err and len(err.splitlines()) == 1
     assert train_main(args(scene_dir, tmp_path / "bad2", "--method-option", "novalue")) == 2
 
 

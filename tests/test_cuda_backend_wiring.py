@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import types
 
-import torch
 
 from splatlab.render import rasterize
 from splatlab.render.cuda import rasterize_cuda

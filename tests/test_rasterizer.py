@@ -2,7 +2,6 @@
 dense every-Gaussian-at-every-pixel compositor with autograd, and finite differences."""
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -178,7 +177,6 @@ def test_finite_differences_spot_check():
     eps = 1e-5
     checked = 0
     for which in range(5):
-        flat = params[which].reshape(-1)
         grad = leaves[which].grad.reshape(-1)
         for idx in torch.argsort(grad.abs(), descending=True)[:3].tolist():
             plus = [p.clone() for p in params]

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from splatlab.train import TrainConfig, run_training, train_main
+from splatlab.train import train_main
 from splatlab.train.checkpoint import find_checkpoint, load_checkpoint
 from splatlab.train.outputs import is_complete
 from splatlab.train.trainer import Trainer

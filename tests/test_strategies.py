@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 
 from splatlab.densify import DefaultStrategy, MCMCStrategy, Strategy, ops, relocation_update

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from splatlab.io import read_splats
 from splatlab.train import TrainConfig, run_training

@@ -79,7 +79,7 @@ def test_render_modes_and_filters():
     assert len(RenderSet.build(g, ViewFilter(max_scale=0.01))) == 0
     half = RenderSet.build(g, ViewFilter(crop_min=(0, -2, -2), crop_max=(2, 2, 2)))
     assert 0 < len(half) < len(g) and bool((half.means[:, 0] >= 0).all())
-    assert RenderSet.build(g, ViewFilter(sh_degree_cap=0)).sh.shape[1] == 1
+    assert RenderSet.build(g, ViewFilter(sh_degree_cap=0)).sh_degree == 0
 
 
 def test_camera_path_frames(tmp_path):

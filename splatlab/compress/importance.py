@@ -23,22 +23,25 @@ __all__ = ["splat_importance", "least_visible"]
 def splat_importance(gaussians: Gaussians, viewmats: torch.Tensor, Ks: torch.Tensor, width: int, height: int,
                      *, batch: int = 4, progress=None) -> np.ndarray:
     """(N,) float64: every splat's summed blending weight alpha * T over all pixels of the C views
-    (`viewmats` (C, 4, 4) world-to-camera, `Ks` (C, 3, 3)). `progress(done, total)` is called per batch."""
-    from splatlab.render import rasterize
+    (`viewmats` (C, 4, 4) world-to-camera, `Ks` (C, 3, 3)). `progress(done, total)` is called per batch.
+    Rendered through the one render path, so a method's own kernels (e.g. GES shapes) count."""
+    from splatlab.cameras import Cameras
+    from splatlab.render import render
 
     n = len(gaussians)
     total = torch.zeros(n, dtype=torch.float64)
     if n == 0:
         return total.numpy()
-    means, quats = gaussians.means.detach(), gaussians.quats.detach()
-    scales, opacities = gaussians.scales.detach(), gaussians.opacities.detach()
+    means = gaussians.means.detach()
     C = int(viewmats.shape[0])
+    frozen = Gaussians.from_fields(gaussians.detached_fields(), gaussians.method)
+    frozen.requires_grad_(False)  # constants: only the colours carry a gradient
     with torch.enable_grad():
         for s in range(0, C, max(1, int(batch))):
             vm = viewmats[s:s + batch].to(device=means.device, dtype=torch.float32)
             K = Ks[s:s + batch].to(device=means.device, dtype=torch.float32)
             ones = torch.ones(n, 1, dtype=means.dtype, device=means.device, requires_grad=True)
-            img, _, _ = rasterize(means, quats, scales, opacities, ones, vm, K, width, height)
+            img = render(frozen, Cameras(vm, K, width, height), colors=ones).images
             (grad,) = torch.autograd.grad(img.sum(), ones)
             total += grad[:, 0].detach().double().cpu()
             if progress is not None:

@@ -26,12 +26,13 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from splatlab.gaussians import Gaussians, num_sh_bases
 from splatlab.io import read_splats, sog_texture_size, write_splats
 from splatlab.io._common import SceneArrays, SplatFormatError, as_arrays, atomic_write_bytes, morton_order, sigmoid
 from splatlab.io.sog import layout_sog, quantize_sog, write_sog_files
+from splatlab.metrics import psnr
+from splatlab.metrics import ssim_metric as ssim
 from splatlab.render.projection import ALPHA_MIN
 
 from .importance import least_visible, splat_importance
@@ -201,43 +202,17 @@ def ply_size(scene: SceneArrays) -> int:
 # metrics and evaluation
 
 
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = torch.mean((a.clamp(0, 1) - b.clamp(0, 1)) ** 2).item()
-    return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor, size: int = 11, sigma: float = 1.5) -> float:
-    """Mean SSIM of two (H, W, 3) images in [0, 1] (Gaussian window, valid region)."""
-    x = a.clamp(0, 1).permute(2, 0, 1)[None].double()
-    y = b.clamp(0, 1).permute(2, 0, 1)[None].double()
-    size = min(size, x.shape[-1], x.shape[-2])
-    t = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
-    g = torch.exp(-(t ** 2) / (2 * sigma ** 2))
-    g = g / g.sum()
-    k = (g[:, None] * g[None, :]).expand(3, 1, size, size)
-
-    def f(z):
-        return F.conv2d(z, k, groups=3)
-
-    mx, my = f(x), f(y)
-    sxx, syy, sxy = f(x * x) - mx ** 2, f(y * y) - my ** 2, f(x * y) - mx * my
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    m = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx ** 2 + my ** 2 + c1) * (sxx + syy + c2))
-    return float(m.mean())
-
-
 @torch.no_grad()
 def render_views(g: Gaussians, viewmats: torch.Tensor, Ks: torch.Tensor, width: int, height: int,
                  background: torch.Tensor) -> list[torch.Tensor]:
-    from splatlab.render import rasterize
+    """One evaluation render per camera through the one render path (the scene's own method)."""
+    from splatlab.cameras import Cameras
+    from splatlab.render import render
 
-    deg = g.sh_degree
     out = []
     for i in range(viewmats.shape[0]):
-        img, _, _ = rasterize(g.means.detach(), g.quats.detach(), g.scales.detach(), g.opacities.detach(),
-                              g.sh_coeffs.detach(), viewmats[i:i + 1], Ks[i:i + 1], width, height,
-                              sh_degree=deg, backgrounds=background.reshape(1, 3))
-        out.append(img[0].clamp(0, 1))
+        res = render(g, Cameras(viewmats[i:i + 1], Ks[i:i + 1], width, height), background=background.reshape(3))
+        out.append(res.images[0].clamp(0, 1))
     return out
 
 
@@ -444,7 +419,8 @@ def compress(input_path, out, opts: CompressOptions | None = None, scene_dir=Non
     if not (low.endswith(".sog") or low.endswith(".json") or os.path.isdir(out) or out.endswith("/")):
         raise SplatFormatError(out, "output must be a .sog file, a meta.json path or a folder")
     original = read_splats(input_path)
-    scene = as_arrays(original)
+    from splatlab.render import method_of
+    scene = as_arrays(method_of(original).plain_gaussians(original))  # SOG draws Gaussian kernels only
     in_path = os.fspath(input_path)
     in_is_ply = os.path.isfile(in_path) and in_path.lower().endswith(".ply") and not in_path.lower().endswith(
         ".compressed.ply") and _is_plain_ply(in_path)

@@ -241,7 +241,6 @@ def _conv_rows(src, dst, k, C):
     interleaved C-channel texels. Per L1-sized chunk of a row, tap by tap: the inner loop is a
     contiguous, vectorisable axpy on a private accumulator."""
     H, WC = src.shape
-    W = WC // C
     r = (k.shape[0] - 1) // 2
     S = 512
     for y in prange(H):

@@ -193,7 +193,8 @@ class Views:
     def subset(self, indices: Sequence[int]) -> "Views":
         idx = list(indices)
         t = torch.as_tensor(idx, dtype=torch.long)
-        cams = Cameras(self.cameras.viewmats[t], self.cameras.Ks[t], self.width, self.height)
+        # image ids number the images of the new split (what per-view parameters are indexed by)
+        cams = Cameras(self.cameras.viewmats[t], self.cameras.Ks[t], self.width, self.height).with_ids()
         return Views(cams, [self.paths[i] for i in idx], [self.names[i] for i in idx],
                      None if self.distortion is None else self.distortion[t],
                      self.background, self.cache, self.cache_dir)
@@ -372,7 +373,7 @@ def build_views(paths: Sequence[Path], names: Sequence[str], viewmats: Tensor, K
                     f"images have different sizes: {sources[i]} is {tw}x{th} but {sources[0]} is {w0}x{h0}")
     else:
         w0, h0 = 1, 1
-    cams = Cameras(viewmats.float().reshape(-1, 4, 4), Ks.reshape(-1, 3, 3), int(w0), int(h0))
+    cams = Cameras(viewmats.float().reshape(-1, 4, 4), Ks.reshape(-1, 3, 3), int(w0), int(h0)).with_ids()
     if distortion is not None and not bool(torch.any(distortion != 0)):
         distortion = None
     return Views(cams, list(sources), list(names), distortion, as_background(background), cache, cache_dir)

@@ -54,7 +54,7 @@ class DefaultStrategy(BaseStrategy):
     def accumulate(self, gaussians, state, step, meta) -> None:
         if step >= self.refine_stop:
             return
-        grads = meta.absgrad if self.absgrad else meta.means2d.grad
+        grads = meta.absgrad if self.absgrad else meta.grad2d
         if grads is None:
             raise RuntimeError("DefaultStrategy needs the 2D-mean gradient: call step_post_backward after "
                                "backward()" + (" and render with absgrad=True" if self.absgrad else ""))

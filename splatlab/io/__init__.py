@@ -130,6 +130,12 @@ def read_splats(path, *, format: str | None = None, **opts) -> Gaussians:
 
 
 def write_splats(path, gaussians: Gaussians, *, format: str | None = None, **opts) -> None:
-    """Write `gaussians` in the format named by `format` or by the path's extension (atomically)."""
+    """Write `gaussians` in the format named by `format` or by the path's extension (atomically).
+
+    Only the INRIA `.ply` carries a method's extra fields and name; every other format gets the
+    method's closest plain-3DGS version (`Method.plain_gaussians`, e.g. GES shapes baked into scales)."""
     f = get_format(format) if format else detect_format(path, for_write=True)
+    if f.name != "ply" and isinstance(gaussians, Gaussians) and (gaussians.method is not None or gaussians.extra_names()):
+        from splatlab.render import method_of
+        gaussians = method_of(gaussians).plain_gaussians(gaussians)
     f.write(os.fspath(path), gaussians, **opts)

@@ -11,7 +11,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from splatlab.gaussians import SH_C0, Gaussians, num_sh_bases, sh_degree_from_bases
+from splatlab.gaussians import SH_C0, Gaussians, MethodSpec, num_sh_bases, sh_degree_from_bases
 
 __all__ = [
     "SH_C0", "SplatFormatError", "SceneArrays", "atomic_write", "atomic_write_bytes",
@@ -43,6 +43,7 @@ class SceneArrays:
     sh0: np.ndarray  # (N, 3)
     shN: np.ndarray  # (N, K, 3)
     extras: dict[str, np.ndarray] = field(default_factory=dict)
+    method: MethodSpec | None = None  # the method whose render the scene expects (see splatlab.methods)
 
     def __len__(self) -> int:
         return self.means.shape[0]
@@ -63,6 +64,7 @@ class SceneArrays:
             sh0=np.ascontiguousarray(f["sh0"].reshape(n, 3)),
             shN=np.ascontiguousarray(f["shN"].reshape(n, -1, 3)),
             extras={k: v for k, v in f.items() if k not in ("means", "quats", "scales", "opacities", "sh0", "shN")},
+            method=g.method,
         )
 
     def to_gaussians(self) -> Gaussians:
@@ -71,19 +73,19 @@ class SceneArrays:
         return Gaussians(
             t(self.means.reshape(n, 3)), t(self.quats.reshape(n, 4)), t(self.scales.reshape(n, 3)),
             t(self.opacities.reshape(n)), t(self.sh0.reshape(n, 1, 3)), t(self.shN.reshape(n, -1, 3)),
-            {k: t(v) for k, v in self.extras.items()},
+            {k: t(v) for k, v in self.extras.items()}, self.method,
         )
 
     def take(self, order: np.ndarray) -> "SceneArrays":
         return SceneArrays(
             self.means[order], self.quats[order], self.scales[order], self.opacities[order],
-            self.sh0[order], self.shN[order], {k: v[order] for k, v in self.extras.items()},
+            self.sh0[order], self.shN[order], {k: v[order] for k, v in self.extras.items()}, self.method,
         )
 
     def truncate_sh(self, degree: int) -> "SceneArrays":
         k = num_sh_bases(degree) - 1
         return SceneArrays(self.means, self.quats, self.scales, self.opacities, self.sh0,
-                           self.shN[:, :k], dict(self.extras))
+                           self.shN[:, :k], dict(self.extras), self.method)
 
 
 def as_arrays(gaussians: Gaussians | SceneArrays) -> SceneArrays:

@@ -15,7 +15,7 @@ from splatlab.gaussians import Gaussians, num_sh_bases, sh_degree_from_bases
 
 from ._common import (SH_C0, SceneArrays, SplatFormatError, as_arrays, atomic_write, check_finite, check_writable,
                       check_order, logit, morton_order, normalize_quats, quantize_unorm, sigmoid)
-from .ply import PlyHeader, read_header, read_plydata
+from ._plyheader import PlyHeader, read_header, read_plydata
 
 CHUNK = 256
 SCALE_CLAMP = 20.0

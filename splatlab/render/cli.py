@@ -11,9 +11,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..cameras import intrinsics_from_fov, orbit
+from ..cameras import Cameras, intrinsics_from_fov, orbit
 from ..gaussians import Gaussians
-from .api import rasterize
+from .path import render
 
 
 def auto_orbit(gaussians: Gaussians, n_views: int, width: int, height: int, fov_deg: float = 50.0,
@@ -30,11 +30,11 @@ def auto_orbit(gaussians: Gaussians, n_views: int, width: int, height: int, fov_
 
 
 def render_views(gaussians: Gaussians, viewmats, Ks, width: int, height: int, background=(0.0, 0.0, 0.0)):
+    """(C, H, W, 3) evaluation renders through the one render path (the scene's own method)."""
     with torch.no_grad():
-        img, _, _ = rasterize(gaussians.means, gaussians.quats, gaussians.scales, gaussians.opacities,
-                              gaussians.sh_coeffs, viewmats, Ks, width, height, sh_degree=gaussians.sh_degree,
-                              backgrounds=torch.tensor(background, dtype=torch.float32))
-    return img.clamp(0, 1)
+        out = render(gaussians, Cameras(viewmats, Ks, width, height),
+                     background=torch.tensor(background, dtype=torch.float32))
+    return out.images.clamp(0, 1)
 
 
 def save_png(image: torch.Tensor, path: str) -> None:

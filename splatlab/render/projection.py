@@ -6,7 +6,6 @@ of the dense reference renderer, and is tested against gsplat's `_torch_impl`.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch

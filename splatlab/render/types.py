@@ -35,6 +35,11 @@ class RenderMeta:
         return (self.radii > 0).all(dim=-1)
 
     @property
+    def grad2d(self) -> Tensor | None:
+        """∂L/∂means2d (C,N,2) after backward (None before)."""
+        return self.means2d.grad
+
+    @property
     def n_cameras(self) -> int:
         return self.means2d.shape[0]
 

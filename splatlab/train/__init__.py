@@ -6,7 +6,7 @@
 """
 from .cli import train_main
 from .config import TrainConfig
-from .methods import METHODS, Method, register_method
-from .trainer import Trainer, run_training
+from .launch import run_training
+from .trainer import Trainer
 
-__all__ = ["TrainConfig", "Trainer", "run_training", "train_main", "METHODS", "Method", "register_method"]
+__all__ = ["TrainConfig", "Trainer", "run_training", "train_main"]

@@ -60,6 +60,12 @@ def _method_option(text: str) -> tuple[str, object]:
     return key, value
 
 
+def _method_names() -> str:
+    from splatlab.methods import available_methods
+
+    return ", ".join(available_methods())
+
+
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     S = argparse.SUPPRESS
     p = _Parser(prog=prog, argument_default=S,
@@ -70,9 +76,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--resolution", "--downscale", dest="downscale", type=int,
                    help="image downscale factor 1, 2, 4, 8 (uses images_N/ when present)")
     p.add_argument("--strategy", help="densification: default (ADC) or mcmc")
-    p.add_argument("--method", help="training method (registered: 3dgs, sog)")
+    p.add_argument("--method", help=f"training method (registered: {_method_names()}; default gs3d); "
+                                    "`splatlab train --list-methods` shows each with its options")
     p.add_argument("--method-option", dest="method_options", type=_method_option, action="append",
                    metavar="KEY=VALUE", help="method setting, repeatable (e.g. --method sog --method-option grid=256)")
+    p.add_argument("--list-methods", dest="list_methods", action="store_true",
+                   help="print the registered methods and their options, then exit")
     p.add_argument("--seed", type=int)
     p.add_argument("--batch-size", dest="batch_size", type=int, help="cameras per step (total over processes)")
     p.add_argument("--eval-every", dest="eval_every", type=int, help="test PSNR every N steps (0: only at the end)")
@@ -125,7 +134,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict | None
         cfg.resume = str(path)
         cfg.out = str(ckpt_io.run_dir_of(path))
         for k, v in given.items():
-            if k in ("resume", "scene"):
+            if k in ("resume", "scene", "list_methods"):
                 continue
             if k == "method_options":
                 v = {**cfg.method_options, **dict(v)}
@@ -135,6 +144,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict | None
         raise ArgumentError("the following arguments are required: scene (or --resume)")
     cfg = TrainConfig()
     for k, v in given.items():
+        if k == "list_methods":
+            continue
         setattr(cfg, k, dict(v) if k == "method_options" else v)
     cfg.scene = str(Path(cfg.scene).resolve()) if Path(cfg.scene).exists() else cfg.scene
     return cfg, None
@@ -146,10 +157,12 @@ def train_main(argv=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if getattr(args, "list_methods", False):
+            from splatlab.methods import methods_help
+            print(methods_help())
+            return 0
         cfg, ck = config_from_args(args)
         cfg.validate()
-        from .methods import get_method
-        get_method(cfg.method).validate_options(cfg)
     except ArgumentError as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
@@ -162,7 +175,7 @@ def train_main(argv=None) -> int:
     if ck is not None and int(ck["step"]) >= cfg.iterations:
         print(f"{PROG}: error: {cfg.resume} is already at step {ck['step']} of {cfg.iterations}", file=sys.stderr)
         return 1
-    from .trainer import run_training
+    from .launch import run_training
     try:
         result = run_training(cfg, checkpoint=ck)
     except DatasetError as exc:

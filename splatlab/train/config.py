@@ -10,7 +10,7 @@ from typing import Any
 class TrainConfig:
     scene: str = ""
     out: str | None = None  # default outputs/<scene>/<timestamp>
-    method: str = "3dgs"
+    method: str = "gs3d"
     strategy: str = "default"  # default | mcmc
     iterations: int = 30_000
     downscale: int = 1
@@ -84,8 +84,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         from splatlab.densify import STRATEGIES
-
-        from .methods import METHODS
+        from splatlab.methods import make_method
 
         def need(ok: bool, msg: str) -> None:
             if not ok:
@@ -94,7 +93,6 @@ class TrainConfig:
         need(self.iterations >= 1, f"--iterations must be >= 1, got {self.iterations}")
         need(self.downscale >= 1, f"--resolution/--downscale must be >= 1, got {self.downscale}")
         need(self.strategy in STRATEGIES, f"unknown --strategy {self.strategy!r} (choose {', '.join(STRATEGIES)})")
-        need(self.method in METHODS, f"unknown --method {self.method!r} (choose {', '.join(METHODS)})")
         need(0 <= self.sh_degree <= 4, f"--sh-degree must be in 0..4, got {self.sh_degree}")
         need(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
         need(self.nproc >= 1, f"--nproc must be >= 1, got {self.nproc}")
@@ -105,6 +103,7 @@ class TrainConfig:
         need(len(self.background) == 3 and all(0.0 <= v <= 1.0 for v in self.background),
              "--background must be 3 values in [0, 1]")
         need(self.init_num_points >= 1, "--init-points must be >= 1")
+        make_method(self.method, self.method_options)  # unknown method or bad option: ValueError listing the valid ones
 
     def make_strategy(self):
         from splatlab.densify import DefaultStrategy, MCMCStrategy

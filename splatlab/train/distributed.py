@@ -8,13 +8,11 @@ and strategy state are broadcast so every rank keeps an identical model. Per-ste
 randomness (MCMC noise) is seeded from the step, so it is identical on every rank without
 communication.
 
-`launch(cfg, out)` spawns `cfg.nproc` processes on localhost with torch.multiprocessing.
+`splatlab.train.launch` spawns the processes; this module holds only the collective operations
+(so the trainer can use them without importing the launcher that imports the trainer).
 """
 from __future__ import annotations
 
-import os
-import socket
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -121,62 +119,3 @@ def max_param_diff(gaussians, rank: int) -> float:
         diff = (flat - ref).abs().max().reshape(1) if flat.numel() else torch.zeros(1)
     dist.all_reduce(diff, op=dist.ReduceOp.MAX)
     return float(diff.item())
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _worker(rank: int, world: int, cfg_dict: dict, out: str, port: int) -> None:
-    from .config import TrainConfig
-    from .trainer import Trainer, prepare_scene  # noqa: F401
-
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    try:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-        try:
-            import numba
-            numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, (os.cpu_count() or 1) // world)))
-        except Exception:
-            pass
-        cfg = TrainConfig.from_dict(cfg_dict)
-        if rank != 0:
-            cfg.progress = False
-        from splatlab.data import load_scene
-        scene = load_scene(cfg.scene, downscale=cfg.downscale, background=cfg.background,
-                           cache_images=cfg.cache_images)
-        Trainer(cfg, scene, out, rank=rank, world=world).run()
-    finally:
-        dist.destroy_process_group()
-
-
-def launch(cfg, out: Path) -> dict[str, Any]:
-    """Train in `cfg.nproc` local processes; returns what rank 0 wrote (metrics.json if finished)."""
-    import json
-
-    import torch.multiprocessing as mp
-
-    from .outputs import METRICS
-
-    port = _free_port()
-    # split the cores between ranks before the children import torch/numba (oversubscribed
-    # OpenMP/numba pools spin and slow every rank down by orders of magnitude)
-    threads = str(max(1, (os.cpu_count() or 1) // cfg.nproc))
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")}
-    for k, v in saved.items():
-        if v is None:
-            os.environ[k] = threads
-    try:
-        mp.spawn(_worker, args=(cfg.nproc, cfg.to_dict(), str(out), port), nprocs=cfg.nproc, join=True)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-    metrics_path = Path(out) / METRICS
-    if metrics_path.is_file():
-        metrics = json.loads(metrics_path.read_text())
-        return {"status": "finished", "step": metrics.get("steps"), "out": str(out), "metrics": metrics}
-    return {"status": "stopped", "out": str(out)}

@@ -1,6 +1,6 @@
 """One training loop for every method and strategy.
 
-    result = run_training(TrainConfig(scene="scenes/robot", iterations=3000, downscale=4))
+    result = run_training(TrainConfig(scene="scenes/robot", iterations=3000, downscale=4))  # splatlab.train
 
 Per step: pick `batch_size` training cameras (an epoch-wise shuffle), render them in one
 `rasterize` call, loss = method terms ((1-λ)·L1 + λ·D-SSIM for 3DGS) + strategy regularisers,
@@ -21,16 +21,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from splatlab.cameras import Cameras
 from splatlab.data import SceneData, load_scene
 from splatlab.gaussians import Gaussians
-from splatlab.render import rasterize
+from splatlab.methods import LossInputs, make_method
+from splatlab.metrics import LPIPS, psnr, ssim_metric
+from splatlab.render import RenderOutput, render
 
 from . import checkpoint as ckpt_io
 from . import outputs
 from .config import TrainConfig
 from .init import init_gaussians
-from .methods import LossInputs, get_method
-from .metrics import LPIPS, psnr, ssim_metric
 
 
 # ----------------------------------------------------------------------------------- pieces
@@ -77,7 +78,7 @@ class Trainer:
         self.scene = scene
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.rank, self.world = rank, world
-        self.method = get_method(self.cfg.method)
+        self.method = make_method(self.cfg.method, self.cfg.method_options)
         self.strategy = self.cfg.make_strategy()
         self.history: list[dict] = []
         self.evals: list[dict] = []
@@ -91,6 +92,8 @@ class Trainer:
             self._load(checkpoint)
         else:
             self._fresh()
+        self.method.setup(scene, self.cfg)
+        self.gaussians.method = self.method.spec()  # travels into checkpoints and the .ply
         if self.world > 1:
             from .distributed import broadcast_model
             broadcast_model(self.gaussians, self.optimizers, self.strategy_state, self.rank)
@@ -147,6 +150,7 @@ class Trainer:
             "version": 1,
             "step": self.step,
             "config": self.cfg.to_dict(),
+            "method": self.method.spec().to_dict(),
             "params": {k: v.detach().clone() for k, v in self.gaussians.params.items()},
             "optimizers": {k: opt.state_dict() for k, opt in self.optimizers.items()},
             "method_modules": {k: m.state_dict() for k, m in self.method.modules().items()},
@@ -179,14 +183,12 @@ class Trainer:
     def active_sh_degree(self, step: int) -> int:
         return min(step // max(1, self.cfg.sh_degree_interval), self.gaussians.sh_degree)
 
-    def render(self, viewmats, Ks, step: int, backgrounds, absgrad: bool = False, sh_degree: int | None = None):
-        g = self.gaussians
+    def render(self, cameras: Cameras, step: int, backgrounds, *, training: bool, absgrad: bool = False,
+               sh_degree: int | None = None) -> RenderOutput:
+        """The one render path with this run's method, backend and SH schedule."""
         deg = self.active_sh_degree(step) if sh_degree is None else sh_degree
-        inputs = self.method.render_inputs(g, step, self.cfg)
-        colors = g.sh_coeffs[:, : (deg + 1) ** 2]
-        return rasterize(colors=colors, viewmats=viewmats, Ks=Ks, width=self.scene.width,
-                         height=self.scene.height, sh_degree=deg, backgrounds=backgrounds, absgrad=absgrad,
-                         backend=self.cfg.backend, **inputs)
+        return render(self.gaussians, cameras, method=self.method, training=training, step=step,
+                      sh_degree=deg, background=backgrounds, backend=self.cfg.backend, absgrad=absgrad)
 
     def train_step(self, step: int) -> tuple[float, float]:
         cfg = self.cfg
@@ -196,11 +198,11 @@ class Trainer:
         local = idx[self.rank::self.world]
         local_bgs = None if bgs is None else bgs[self.rank::self.world]
         gt, bg = self._targets(local, local_bgs)
-        cams = self.scene.train.cameras
-        t = torch.as_tensor(local, dtype=torch.long)
-        img, alpha, meta = self.render(cams.viewmats[t], cams.Ks[t], step, bg, absgrad=self.strategy.wants_absgrad)
+        cams = self.scene.train.cameras[torch.as_tensor(local, dtype=torch.long)]
+        out = self.render(cams, step, bg, training=True, absgrad=self.strategy.wants_absgrad)
+        img, alpha, meta = out.images, out.alphas, out.meta
         self.strategy.step_pre_backward(self.gaussians, self.optimizers, self.strategy_state, step, meta)
-        terms = self.method.loss_terms(LossInputs(img, alpha, gt, self.gaussians, step, meta), cfg)
+        terms = self.method.loss_terms(LossInputs(img, alpha, gt, self.gaussians, step, meta, cams), cfg)
         terms.update(self.strategy.loss_terms(self.gaussians, self.strategy_state, step))
         loss = sum(terms.values())
         loss.backward()
@@ -244,10 +246,9 @@ class Trainer:
         if save_dir is not None:
             save_dir.mkdir(parents=True, exist_ok=True)
         for i in idx:
-            img, _, _ = self.render(views.cameras.viewmats[i:i + 1], views.cameras.Ks[i:i + 1], self.step,
-                                    self.scene.background, sh_degree=self.active_sh_degree(self.step))
+            out = self.render(views.cameras[i], self.step, self.scene.background, training=False)
             gt = views.load_image(i)
-            pred = img[0].clamp(0, 1)
+            pred = out.images[0].clamp(0, 1)
             ps.append(psnr(pred, gt))
             ss.append(ssim_metric(pred, gt))
             if lpips is not None and lpips.available:
@@ -402,20 +403,3 @@ def prepare_scene(cfg: TrainConfig) -> SceneData:
         from splatlab.data import DatasetError
         raise DatasetError(f"{cfg.scene}: no training images")
     return scene
-
-
-def run_training(cfg: TrainConfig, scene: SceneData | None = None, checkpoint: dict | None = None) -> dict[str, Any]:
-    """Validate config and data, create the run folder, train (in `cfg.nproc` processes)."""
-    cfg.validate()
-    if scene is None:
-        scene = prepare_scene(cfg)
-    out = Path(cfg.out) if cfg.out else outputs.default_run_dir(cfg.scene)
-    if cfg.resume is None:
-        outputs.create_run_dir(out)
-    else:
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    cfg.out = str(out)
-    if cfg.nproc > 1:
-        from .distributed import launch
-        return launch(cfg, out)
-    return Trainer(cfg, scene, out, checkpoint=checkpoint).run()

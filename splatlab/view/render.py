@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..cameras import Cameras
 from ..gaussians import Gaussians
-from ..render import rasterize
+from ..render import render
 
 RENDER_MODES = ("RGB", "Depth", "Alpha", "Gaussian count")
 
@@ -108,47 +109,60 @@ class ViewFilter:
 
 @dataclass
 class RenderSet:
-    """Activated, detached tensors of the shown Gaussians (computed once per filter/scene change)."""
+    """The shown Gaussians (filtered, detached; computed once per filter/scene change).
 
-    means: torch.Tensor
-    quats: torch.Tensor
-    scales: torch.Tensor
-    opacities: torch.Tensor
-    sh: torch.Tensor  # (N, K, 3)
+    Server-side renders go through the one render path with the scene's method; the browser-side
+    splats (viser draws plain Gaussians) use `plain`, the method's closest plain-3DGS version.
+    """
+
+    gaussians: Gaussians
     sh_degree: int
     total: int = 0  # Gaussians before filtering
     extra: dict = field(default_factory=dict)
+    _plain: Gaussians | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
-        return self.means.shape[0]
+        return len(self.gaussians)
 
     @staticmethod
     def build(g: Gaussians, flt: ViewFilter | None = None) -> "RenderSet":
         flt = flt or ViewFilter()
         with torch.no_grad():
             keep = flt.mask(g)
-            all_ = bool(keep.all())
-            pick = (lambda t: t) if all_ else (lambda t: t[keep])
+            shown = g.subset(keep) if not bool(keep.all()) else Gaussians.from_fields(g.detached_fields(), g.method)
             degree = max(0, min(g.sh_degree, int(flt.sh_degree_cap)))
-            sh = g.sh_coeffs[:, : (degree + 1) ** 2]
-            return RenderSet(pick(g.means.detach()).contiguous(), pick(g.quats.detach()).contiguous(),
-                             pick(g.scales.detach()).contiguous(), pick(g.opacities.detach()).contiguous(),
-                             pick(sh.detach()).contiguous(), degree, len(g))
+            return RenderSet(shown, degree, len(g))
+
+    @property
+    def plain(self) -> Gaussians:
+        if self._plain is None:
+            from ..render import method_of
+            with torch.no_grad():
+                self._plain = method_of(self.gaussians).plain_gaussians(self.gaussians)
+        return self._plain
+
+    @property
+    def means(self) -> torch.Tensor:
+        return self.gaussians.means.detach()
+
+    @property
+    def opacities(self) -> torch.Tensor:
+        return self.plain.opacities.detach()
 
     def covariances(self) -> np.ndarray:
         """(N,3,3) world covariances R diag(s^2) R^T for viser's splat node."""
-        q = self.quats
+        q = self.plain.quats.detach()
         w, x, y, z = q.unbind(-1)
         R = torch.stack([
             1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
             2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
             2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1).reshape(-1, 3, 3)
-        M = R * self.scales[:, None, :]
+        M = R * self.plain.scales.detach()[:, None, :]
         return (M @ M.transpose(1, 2)).numpy().astype(np.float32)
 
     def dc_rgb(self) -> np.ndarray:
         from ..gaussians import SH_C0
-        return (self.sh[:, 0] * SH_C0 + 0.5).clamp(0, 1).numpy().astype(np.float32)
+        return (self.plain.params["sh0"].detach()[:, 0] * SH_C0 + 0.5).clamp(0, 1).numpy().astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------- colour maps
@@ -193,20 +207,17 @@ def render_image(rs: RenderSet, camera: ViewCamera, width: int, height: int, mod
     bg = np.asarray(background, dtype=np.float32)
     if len(rs) == 0:
         return np.broadcast_to(bg, (height, width, 3)).copy()
-    viewmat = camera.viewmat()[None]
-    K = camera.K(width, height)[None]
+    cameras = Cameras(camera.viewmat()[None], camera.K(width, height)[None], width, height)
     with torch.no_grad():
         if mode == "RGB":
-            img, _, _ = rasterize(rs.means, rs.quats, rs.scales, rs.opacities, rs.sh, viewmat, K, width, height,
-                                  sh_degree=rs.sh_degree, backgrounds=torch.from_numpy(bg))
-            return img[0].clamp(0, 1).numpy()
+            out = render(rs.gaussians, cameras, sh_degree=rs.sh_degree, background=torch.from_numpy(bg))
+            return out.images[0].clamp(0, 1).numpy()
         if mode in ("Depth", "Alpha"):
-            img, alpha, _ = rasterize(rs.means, rs.quats, rs.scales, rs.opacities, rs.sh[:, 0], viewmat, K,
-                                      width, height, render_mode="ED")
-            a = alpha[0, ..., 0].numpy()
+            out = render(rs.gaussians, cameras, sh_degree=0, render_mode="ED")
+            a = out.alphas[0, ..., 0].numpy()
             if mode == "Alpha":
                 return np.repeat(a[..., None], 3, axis=-1).astype(np.float32)
-            depth = img[0, ..., 0].numpy()
+            depth = out.images[0, ..., 0].numpy()
             solid = a > 0.5
             if solid.any():
                 lo, hi = np.percentile(depth[solid], [1, 99])
@@ -215,8 +226,7 @@ def render_image(rs: RenderSet, camera: ViewCamera, width: int, height: int, mod
             d = colormap((depth - lo) / max(hi - lo, 1e-6))
             return (d * a[..., None] + bg * (1 - a[..., None])).astype(np.float32)
         if mode == "Gaussian count":
-            _, _, meta = rasterize(rs.means, rs.quats, rs.scales, rs.opacities, rs.sh[:, 0], viewmat, K,
-                                   width, height, render_mode="D")
+            meta = render(rs.gaussians, cameras, sh_degree=0, render_mode="D").meta
             counts = count_per_pixel(meta.means2d[0].numpy(), meta.radii[0].numpy(), width, height)
             hi = max(np.percentile(counts, 99.5), 1.0)
             heat = colormap(np.log1p(counts) / np.log1p(hi))

@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 
 from ..cameras import Cameras
-from ..gaussians import Gaussians
+from ..gaussians import Gaussians, MethodSpec
 
 CHECKPOINT_PREFIX = "step_"
 
@@ -70,10 +70,20 @@ def _latest_checkpoint(run: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def checkpoint_method(payload: dict) -> MethodSpec | None:
+    """The method a checkpoint was trained with (its `method` entry, or its config's for older ones)."""
+    spec = MethodSpec.from_dict(payload.get("method"))
+    if spec is None:
+        config = payload.get("config") or {}
+        if config.get("method"):
+            spec = MethodSpec(str(config["method"]), dict(config.get("method_options") or {}))
+    return spec
+
+
 def read_checkpoint(path: Path) -> tuple[Gaussians, dict]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=False)
-        return Gaussians.from_fields(payload["params"]), payload
+        return Gaussians.from_fields(payload["params"], checkpoint_method(payload)), payload
     except Exception as err:  # torch.load raises many types on truncated / foreign files
         raise ViewerInputError(f"{path}: cannot read checkpoint ({type(err).__name__}: "
                                f"{str(err).splitlines()[0] if str(err) else ''})") from None

@@ -25,8 +25,8 @@ k defaults to the largest multiple of `grid_multiple` (4) whose square fits the 
 textures are a multiple of 4 texels wide, so only then does texel i of the training grid land on
 texel i of the SOG texture.
 
-Options (`TrainConfig.method_options`; on the command line `--method-option key=value`; a
-`sog_` prefix and dashes are accepted, e.g. `sog-grid=64`):
+Options (`SOGConfig`; on the command line `--method-option key=value`; a `sog_` prefix and dashes
+are accepted, e.g. `sog-grid=64`):
 
     grid            grid side k (default: from the count at the grid step, see above)
     grid_multiple   k is rounded down to a multiple of this when derived (default 4)
@@ -34,7 +34,8 @@ Options (`TrainConfig.method_options`; on the command line `--method-option key=
     sort_every      re-sort interval in steps (default 100; 0 = never re-sort)
     sort_stop       no re-sorts after this step (default: to the end)
     lambda          overall smoothness weight (default 3e-5)
-    w_<field>       per-field weight (default w_quats=1 only), e.g. w_opacities=1 w_scales=0 w_sh0=0
+    w_<field>       per-field weight, field in means, quats, scales, opacities, sh0, shN
+                    (default w_quats=1 only), e.g. w_opacities=1 w_scales=0 w_sh0=0
     sort_keys       comma-separated PLAS keys (default means,sh0,scales)
     layout          grid order: morton (default; Morton order of the positions) or plas (PLAS on
                     sort_keys)
@@ -54,45 +55,83 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from splatlab.compress.smoothness import ENCODED_STEPS, SOGTraining, SortedGrid, smoothness_loss
 from splatlab.densify import ops
-from splatlab.gaussians import CORE_FIELDS, Gaussians
+from splatlab.gaussians import Gaussians
 from splatlab.io._common import morton_order
 
-from .smoothness import ENCODED_STEPS, SOGTraining, SortedGrid, smoothness_loss
+from .base import LossInputs, Method, MethodConfig
+from .registry import register_method
 
-__all__ = ["SOGOptions", "SOGState", "SOGController", "parse_options", "reorder_rows", "prune_to_grid",
+__all__ = ["SOGConfig", "SOGState", "SOGController", "SelfOrganizingGaussians", "reorder_rows", "prune_to_grid",
            "grid_side_for"]
 
-_DEFAULT_WEIGHTS = {"quats": 1.0}
-_SCALAR_KEYS = {"grid": int, "grid_multiple": int, "start": int, "sort_every": int, "sort_stop": int,
-                "lambda": float, "plas_threshold": float, "verbose": bool, "sort_keys": str,
-                "layout": str, "space": str, "delta": float, "iso": bool}
-_LAYOUTS = ("plas", "morton")
-_SPACES = ("raw", "encoded")
+SORT_KEY_FIELDS = ("means", "sh0", "scales", "opacities", "quats", "shN")
+
+
+def _alias(default, *names):
+    return field(default=default, metadata={"aliases": names})
 
 
 @dataclass
-class SOGOptions:
+class SOGConfig(MethodConfig):
+    """Self-Organizing Gaussians options (see the module docstring)."""
+
     grid: int | None = None
     grid_multiple: int = 4
     start: int | None = None
     sort_every: int = 100
     sort_stop: int | None = None
-    smoothness_lambda: float = 3e-5
-    weights: dict[str, float] = field(default_factory=lambda: dict(_DEFAULT_WEIGHTS))
+    smoothness_lambda: float = _alias(3e-5, "lambda")
+    w_means: float = _alias(0.0, "w_mean", "w_xyz")
+    w_quats: float = _alias(1.0, "w_quat", "w_rotation", "w_rotations")
+    w_scales: float = _alias(0.0, "w_scale")
+    w_opacities: float = _alias(0.0, "w_opacity")
+    w_sh0: float = 0.0
+    w_shN: float = _alias(0.0, "w_shn")
     sort_keys: tuple[str, ...] = ("means", "sh0", "scales")
     plas_threshold: float = 1e-4
     verbose: bool = False
-    layout: str = "morton"
-    space: str = "encoded"
-    huber_delta: float = 1.0
-    quat_isotropy: bool = False
+    layout: Literal["morton", "plas"] = "morton"
+    space: Literal["encoded", "raw"] = "encoded"
+    huber_delta: float = _alias(1.0, "delta")
+    quat_isotropy: bool = _alias(False, "iso")
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Per-field smoothness weights: quats always first (the summation order of the loss), then
+        the other non-zero ones."""
+        w = {"quats": self.w_quats}
+        for name in ("means", "scales", "opacities", "sh0", "shN"):
+            value = getattr(self, f"w_{name}")
+            if value:
+                w[name] = value
+        return w
+
+    def validate(self) -> None:
+        if self.grid is not None and self.grid < 2:
+            raise ValueError(f"grid must be >= 2, got {self.grid}")
+        if self.grid_multiple < 1:
+            raise ValueError(f"grid_multiple must be >= 1, got {self.grid_multiple}")
+        if self.sort_every < 0 or (self.start is not None and self.start < 0):
+            raise ValueError("sort_every and start must be >= 0")
+        if not self.huber_delta > 0:
+            raise ValueError(f"delta must be > 0, got {self.huber_delta}")
+        if self.smoothness_lambda < 0 or any(w < 0 for w in self.weights.values()):
+            raise ValueError("smoothness weights must be >= 0")
+        if self.space == "encoded":
+            no_code = [k for k, w in self.weights.items() if w and k not in ENCODED_STEPS]
+            if no_code:
+                raise ValueError(f"space=encoded has no encoded form for {no_code} ({', '.join(ENCODED_STEPS)})")
+        bad = [k for k in self.sort_keys if k not in SORT_KEY_FIELDS]
+        if bad or not self.sort_keys:
+            raise ValueError(f"sort_keys: unknown {bad} ({', '.join(SORT_KEY_FIELDS)})")
 
     def start_step(self, cfg) -> int:
         if self.start is not None:
@@ -111,93 +150,6 @@ class SOGOptions:
                            loss_weights=dict(self.weights), smoothness_lambda=self.smoothness_lambda,
                            plas_threshold=self.plas_threshold, seed=seed, space=self.space,
                            huber_delta=self.huber_delta, quat_isotropy=self.quat_isotropy)
-
-
-def _as_bool(v) -> bool:
-    if isinstance(v, str):
-        if v.lower() in ("1", "true", "yes", "on"):
-            return True
-        if v.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"expected true/false, got {v!r}")
-    return bool(v)
-
-
-def _norm_key(key: str) -> str:
-    k = str(key).strip().lower().replace("-", "_")
-    return k[4:] if k.startswith("sog_") else k
-
-
-def parse_options(method_options: dict[str, Any] | None) -> SOGOptions:
-    """`TrainConfig.method_options` -> SOGOptions (ValueError on unknown keys or bad values)."""
-    o = SOGOptions()
-    for raw, value in (method_options or {}).items():
-        key = _norm_key(raw)
-        try:
-            if key.startswith("w_"):
-                name = key[2:]
-                if name == "opacity":
-                    name = "opacities"
-                elif name in ("rotation", "rotations", "quat"):
-                    name = "quats"
-                elif name in ("scale", "mean", "xyz"):
-                    name = {"scale": "scales", "mean": "means", "xyz": "means"}[name]
-                o.weights[name] = float(value)
-                continue
-            if key not in _SCALAR_KEYS:
-                raise KeyError(key)
-            if value is None or (isinstance(value, str) and value.lower() == "none"):
-                if key in ("grid", "start", "sort_stop"):
-                    setattr(o, key, None)
-                    continue
-                raise ValueError("needs a value")
-            if key == "verbose":
-                o.verbose = _as_bool(value)
-            elif key == "iso":
-                o.quat_isotropy = _as_bool(value)
-            elif key == "sort_keys":
-                o.sort_keys = tuple(k.strip() for k in str(value).split(",") if k.strip())
-            elif key == "lambda":
-                o.smoothness_lambda = float(value)
-            elif key in ("layout", "space"):
-                v = str(value).strip().lower()
-                allowed = _LAYOUTS if key == "layout" else _SPACES
-                if v not in allowed:
-                    raise ValueError(f"expected one of {', '.join(allowed)}")
-                setattr(o, key, v)
-            elif key == "delta":
-                o.huber_delta = float(value)
-                if not o.huber_delta > 0:
-                    raise ValueError("must be > 0")
-            else:
-                f = float(value)
-                if f != int(f):
-                    raise ValueError("expected an integer")
-                setattr(o, key, int(f))
-        except KeyError:
-            known = sorted(set(_SCALAR_KEYS) | {"w_<field>"})
-            raise ValueError(f"unknown sog method option {raw!r} (known: {', '.join(known)})") from None
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"sog method option {raw}={value!r}: {exc}") from None
-    if o.grid is not None and o.grid < 2:
-        raise ValueError(f"sog method option grid must be >= 2, got {o.grid}")
-    if o.grid_multiple < 1:
-        raise ValueError(f"sog method option grid_multiple must be >= 1, got {o.grid_multiple}")
-    if o.sort_every < 0 or (o.start is not None and o.start < 0):
-        raise ValueError("sog method options sort_every and start must be >= 0")
-    if o.smoothness_lambda < 0 or any(w < 0 for w in o.weights.values()):
-        raise ValueError("sog smoothness weights must be >= 0")
-    unknown = [k for k, w in o.weights.items() if w and k not in CORE_FIELDS]
-    if unknown:
-        raise ValueError(f"sog smoothness weight for unknown field(s) {unknown} ({', '.join(CORE_FIELDS)})")
-    if o.space == "encoded":
-        no_code = [k for k, w in o.weights.items() if w and k not in ENCODED_STEPS]
-        if no_code:
-            raise ValueError(f"sog space=encoded has no encoded form for {no_code} ({', '.join(ENCODED_STEPS)})")
-    bad = [k for k in o.sort_keys if k not in ("means", "sh0", "scales", "opacities", "quats", "shN")]
-    if bad or not o.sort_keys:
-        raise ValueError(f"sog sort_keys: unknown {bad} (means, sh0, scales, opacities, quats, shN)")
-    return o
 
 
 class SOGState(nn.Module):
@@ -256,22 +208,16 @@ def prune_to_grid(gaussians: Gaussians, optimizers, side: int) -> int:
 
 
 class SOGController:
-    def __init__(self) -> None:
+    def __init__(self, config: "SOGConfig") -> None:
+        self.config = config
         self.state = SOGState()
         self._grid: SortedGrid | None = None
-        self._opts_key = None
-        self._opts: SOGOptions | None = None
         self.reports: list[dict] = []
 
-    def options(self, cfg) -> SOGOptions:
-        key = repr(sorted((str(k), repr(v)) for k, v in (cfg.method_options or {}).items()))
-        if key != self._opts_key:
-            self._opts = parse_options(cfg.method_options)
-            self._opts_key = key
-            self._grid = None
-        return self._opts
+    def options(self, cfg=None) -> "SOGConfig":
+        return self.config
 
-    def identity_grid(self, side: int, opts: SOGOptions) -> SortedGrid:
+    def identity_grid(self, side: int, opts: SOGConfig) -> SortedGrid:
         g = self._grid
         if g is None or g.width != side or len(g) != side * side:
             g = SortedGrid(torch.arange(side * side), side, side, opts.training(side))
@@ -302,7 +248,7 @@ class SOGController:
             self.sort(gaussians, optimizers, step, cfg, opts, warm=True)
 
     # -- pieces -----------------------------------------------------------------------------
-    def build(self, gaussians, optimizers, step: int, cfg, opts: SOGOptions | None = None,
+    def build(self, gaussians, optimizers, step: int, cfg, opts: SOGConfig | None = None,
               side: int | None = None) -> dict:
         """Prune to k^2 and sort from scratch."""
         opts = opts or self.options(cfg)
@@ -318,7 +264,7 @@ class SOGController:
         self._log(rep, opts)
         return rep
 
-    def sort(self, gaussians, optimizers, step: int, cfg, opts: SOGOptions | None = None, warm: bool = True,
+    def sort(self, gaussians, optimizers, step: int, cfg, opts: SOGConfig | None = None, warm: bool = True,
              report: bool = True) -> dict:
         """Sort the current rows on the k x k grid (Morton order of the positions, or PLAS with
         layout=plas) and permute rows + optimizer state into grid order. Returns a report (with the
@@ -344,10 +290,33 @@ class SOGController:
             self._log(rep, opts)
         return rep
 
-    def _log(self, rep: dict, opts: SOGOptions) -> None:
+    def _log(self, rep: dict, opts: SOGConfig) -> None:
         self.reports.append({k: v for k, v in rep.items() if k != "order"})
         del self.reports[:-50]
         if opts.verbose:
             print("sog: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
                                       for k, v in rep.items() if k != "order"))
 
+
+@register_method("sog")
+class SelfOrganizingGaussians(Method):
+    """Self-Organizing Gaussians: 3DGS, then a k x k grid sorted for compression with a smoothness loss."""
+
+    Config = SOGConfig
+
+    def __init__(self, config: SOGConfig | None = None) -> None:
+        super().__init__(config)
+        self.controller = SOGController(self.config)
+
+    def loss_terms(self, x: LossInputs, train_cfg) -> dict[str, Tensor]:
+        terms = super().loss_terms(x, train_cfg)
+        smooth = self.controller.loss(x.gaussians, train_cfg)
+        if smooth is not None:
+            terms["sog_smoothness"] = smooth
+        return terms
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"sog": self.controller.state}
+
+    def after_step(self, gaussians: Gaussians, optimizers, step: int, train_cfg) -> None:
+        self.controller.after_step(gaussians, optimizers, step, train_cfg)

@@ -1,0 +1,124 @@
+"""Image metrics shared by training, evaluation, compression reports and benchmarks: PSNR, SSIM
+(11x11 Gaussian window, sigma 1.5, zero-padded "same" convolution as the 3DGS reference code) and
+LPIPS only when its weights are already on disk. One implementation, so every number splatlab
+prints is comparable.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+C1 = 0.01 ** 2
+C2 = 0.03 ** 2
+
+
+@functools.lru_cache(maxsize=8)
+def _window_1d(size: int, sigma: float, device_str: str, dtype: torch.dtype) -> Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2.0
+    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    return (g / g.sum()).to(device=torch.device(device_str), dtype=dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def _band(n: int, size: int, sigma: float, device_str: str, dtype: torch.dtype) -> Tensor:
+    """(n, n) matrix applying the 1D window with zero padding (a "same" convolution)."""
+    w = _window_1d(size, sigma, "cpu", torch.float32)
+    i = torch.arange(n)
+    d = i[None, :] - i[:, None]
+    inside = d.abs() <= size // 2
+    m = torch.zeros(n, n)
+    m[inside] = w[(d + size // 2)[inside]]
+    return m.to(device=torch.device(device_str), dtype=dtype)
+
+
+MATMUL_MAX = 256  # up to this size two small matmuls beat depthwise conv2d on CPU
+
+
+def gaussian_blur(x: Tensor, size: int, sigma: float) -> Tensor:
+    """Separable Gaussian blur of (B, C, H, W) with zero padding ("same" size)."""
+    h, w_ = x.shape[-2:]
+    if max(h, w_) <= MATMUL_MAX:
+        key = (str(x.device), x.dtype)
+        mh = _band(h, size, sigma, *key)
+        mw = _band(w_, size, sigma, *key)
+        return mh @ x @ mw.T
+    c = x.shape[1]
+    w = _window_1d(size, sigma, str(x.device), x.dtype)
+    k = w.numel()
+    x = F.conv2d(x, w.view(1, 1, 1, k).expand(c, 1, 1, k), padding=(0, k // 2), groups=c)
+    return F.conv2d(x, w.view(1, 1, k, 1).expand(c, 1, k, 1), padding=(k // 2, 0), groups=c)
+
+
+def ssim_map(pred: Tensor, target: Tensor, window_size: int = 11, sigma: float = 1.5) -> Tensor:
+    """Per-pixel SSIM of images laid out (..., H, W, C) (the renderer's layout)."""
+    p = pred.reshape(-1, *pred.shape[-3:]).permute(0, 3, 1, 2)
+    t = target.reshape(-1, *target.shape[-3:]).permute(0, 3, 1, 2)
+    stacked = gaussian_blur(torch.cat([p, t, p * p, t * t, p * t], dim=1), window_size, sigma)
+    mu_p, mu_t, e_pp, e_tt, e_pt = stacked.chunk(5, dim=1)
+    var_p = e_pp - mu_p ** 2
+    var_t = e_tt - mu_t ** 2
+    cov = e_pt - mu_p * mu_t
+    num = (2 * mu_p * mu_t + C1) * (2 * cov + C2)
+    den = (mu_p ** 2 + mu_t ** 2 + C1) * (var_p + var_t + C2)
+    return num / den
+
+
+def ssim(pred: Tensor, target: Tensor, window_size: int = 11) -> Tensor:
+    return ssim_map(pred, target, window_size).mean()
+
+
+LPIPS_SKIPPED = "skipped: no local LPIPS weights"
+
+
+@torch.no_grad()
+def psnr(pred: Tensor, target: Tensor) -> float:
+    mse = torch.mean((pred.clamp(0, 1) - target) ** 2).item()
+    return float("inf") if mse <= 0 else -10.0 * torch.log10(torch.tensor(mse)).item()
+
+
+@torch.no_grad()
+def ssim_metric(pred: Tensor, target: Tensor) -> float:
+    """Mean SSIM of two (H, W, 3) images as a float (the prediction clamped to [0, 1])."""
+    return float(ssim(pred.clamp(0, 1), target).item())
+
+
+def local_lpips_weights() -> Path | None:
+    """A local LPIPS weight file named by $SPLATLAB_LPIPS_WEIGHTS, if it exists (never downloads)."""
+    path = os.environ.get("SPLATLAB_LPIPS_WEIGHTS")
+    if path and Path(path).is_file():
+        return Path(path)
+    return None
+
+
+class LPIPS:
+    """LPIPS via the `lpips` package with weights loaded from disk only; `available` says if usable."""
+
+    def __init__(self) -> None:
+        self.model = None
+        self.reason = LPIPS_SKIPPED
+        weights = local_lpips_weights()
+        if weights is None:
+            return
+        try:  # pragma: no cover - needs the optional package and local weights
+            import lpips  # type: ignore
+            model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False)
+            model.load_state_dict(torch.load(weights, map_location="cpu"), strict=False)
+            self.model = model.eval()
+            self.reason = ""
+        except Exception as exc:  # pragma: no cover
+            self.reason = f"skipped: LPIPS unavailable ({type(exc).__name__})"
+
+    @property
+    def available(self) -> bool:
+        return self.model is not None
+
+    @torch.no_grad()
+    def __call__(self, pred: Tensor, target: Tensor) -> float:  # pragma: no cover
+        p = pred.clamp(0, 1).permute(2, 0, 1)[None] * 2 - 1
+        t = target.permute(2, 0, 1)[None] * 2 - 1
+        return float(self.model(p, t).item())

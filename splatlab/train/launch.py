@@ -1,0 +1,91 @@
+"""Starting a training run: validate, create the run folder, then train in this process or in
+`cfg.nproc` data-parallel processes on localhost (torch.multiprocessing, gloo on CPU).
+
+    result = run_training(TrainConfig(scene="scenes/robot", iterations=3000, downscale=4))
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from splatlab.data import SceneData
+
+from . import outputs
+from .config import TrainConfig
+from .outputs import METRICS
+from .trainer import Trainer, prepare_scene
+
+
+def run_training(cfg: TrainConfig, scene: SceneData | None = None, checkpoint: dict | None = None) -> dict[str, Any]:
+    """Validate config and data, create the run folder, train (in `cfg.nproc` processes)."""
+    cfg.validate()
+    if scene is None:
+        scene = prepare_scene(cfg)
+    out = Path(cfg.out) if cfg.out else outputs.default_run_dir(cfg.scene)
+    if cfg.resume is None:
+        outputs.create_run_dir(out)
+    else:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    cfg.out = str(out)
+    if cfg.nproc > 1:
+        return launch(cfg, out)
+    return Trainer(cfg, scene, out, checkpoint=checkpoint).run()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, cfg_dict: dict, out: str, port: int) -> None:
+
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+        try:
+            import numba
+            numba.set_num_threads(max(1, min(numba.config.NUMBA_NUM_THREADS, (os.cpu_count() or 1) // world)))
+        except Exception:
+            pass
+        cfg = TrainConfig.from_dict(cfg_dict)
+        if rank != 0:
+            cfg.progress = False
+        from splatlab.data import load_scene
+        scene = load_scene(cfg.scene, downscale=cfg.downscale, background=cfg.background,
+                           cache_images=cfg.cache_images)
+        Trainer(cfg, scene, out, rank=rank, world=world).run()
+    finally:
+        dist.destroy_process_group()
+
+
+def launch(cfg, out: Path) -> dict[str, Any]:
+    """Train in `cfg.nproc` local processes; returns what rank 0 wrote (metrics.json if finished)."""
+    import torch.multiprocessing as mp
+
+    port = _free_port()
+    # split the cores between ranks before the children import torch/numba (oversubscribed
+    # OpenMP/numba pools spin and slow every rank down by orders of magnitude)
+    threads = str(max(1, (os.cpu_count() or 1) // cfg.nproc))
+    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "MKL_NUM_THREADS")}
+    for k, v in saved.items():
+        if v is None:
+            os.environ[k] = threads
+    try:
+        mp.spawn(_worker, args=(cfg.nproc, cfg.to_dict(), str(out), port), nprocs=cfg.nproc, join=True)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+    metrics_path = Path(out) / METRICS
+    if metrics_path.is_file():
+        metrics = json.loads(metrics_path.read_text())
+        return {"status": "finished", "step": metrics.get("steps"), "out": str(out), "metrics": metrics}
+    return {"status": "stopped", "out": str(out)}
