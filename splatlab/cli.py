@@ -14,6 +14,7 @@ COMMANDS = {
     "info": ("splatlab.io.cli", "info_main", "print count, SH degree, bounds and size of a splat file"),
     "compress": ("splatlab.compress.cli", "compress_main", "self-organizing grid compression to .sog"),
     "view": ("splatlab.view.cli", "view_main", "browser viewer for splat files and training runs"),
+    "predict": ("splatlab.models.cli", "predict_main", "splats from a learned model (e.g. one photo -> 3D object)"),
 }
 
 
