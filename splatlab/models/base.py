@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,10 +157,11 @@ class FeedForwardModel(nn.Module):
 
     @classmethod
     def shipped_weights(cls) -> Path:
-        """Where the package ships this model's weights (may not exist)."""
-        import splatlab.models as pkg
-
-        return Path(pkg.__file__).parent / cls.name / "weights"
+        """Where the package ships this model's weights (may not exist): `weights/` beside the
+        module that defines the model, i.e. `splatlab/models/<name>/weights/` for built-ins and
+        the plug-in's own package for entry-point models."""
+        module = sys.modules[cls.__module__]
+        return Path(module.__file__).resolve().parent / "weights"
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike | None = None, *, device: str | torch.device = "cpu"):
