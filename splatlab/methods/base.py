@@ -36,11 +36,14 @@ class MethodConfig:
 @dataclass
 class RenderContext:
     """Why a render happens: `training` renders may use training-only effects (blur kernels);
-    `step` is the training step (None outside training); `sh_degree` the SH bands to use."""
+    `step` is the training step (None outside training); `sh_degree` the SH bands to use;
+    `backend` the rasterizer backend the passes will run on ('cpu', 'cuda' or 'reference'), for
+    methods whose kernel one backend can only approximate (GES on CUDA)."""
 
     training: bool
     step: int | None
     sh_degree: int
+    backend: str = "cpu"
 
 
 @dataclass

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..cameras import Cameras, intrinsics_from_fov, orbit
 from ..gaussians import Gaussians
-from .path import render
+from .path import method_of, render
 
 
 def auto_orbit(gaussians: Gaussians, n_views: int, width: int, height: int, fov_deg: float = 50.0,
@@ -71,6 +71,11 @@ def render_main(argv: list[str] | None = None) -> int:
         gaussians = read_splats(args.input)
     except (OSError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    try:
+        method_of(gaussians)  # the method the file names, with its options (validated)
+    except ValueError as err:
+        print(f"error: {args.input}: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
     viewmats, Ks = auto_orbit(gaussians, args.views, args.width, args.height, elevation_deg=args.elevation)
     images = render_views(gaussians, viewmats, Ks, args.width, args.height, tuple(args.background))

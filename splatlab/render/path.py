@@ -20,7 +20,7 @@ from torch import Tensor
 from splatlab.cameras import Cameras
 from splatlab.gaussians import Gaussians
 
-from .api import rasterize
+from .api import rasterize, select_backend
 from .types import RenderMeta, RenderMode
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -134,7 +134,8 @@ def render(gaussians: Gaussians, cameras: Cameras, *, method: "Method | None" = 
     if method is None:
         method = method_of(gaussians)
     degree = gaussians.sh_degree if sh_degree is None else min(int(sh_degree), gaussians.sh_degree)
-    ctx = RenderContext(training=training, step=step, sh_degree=degree)
+    backend = select_backend(backend)
+    ctx = RenderContext(training=training, step=step, sh_degree=degree, backend=backend)
     passes = method.render_passes(gaussians, cameras, ctx)
     if not passes:
         raise ValueError(f"method {method.name!r} returned no render passes")
