@@ -230,3 +230,22 @@ def test_bad_method_option_on_the_command_line(tmp_path, capsys, option):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and option.split("=")[0] in err[0], err
     assert not out.exists()
+
+
+def test_cuda_raster_args_are_the_papers_effective_scale_gaussian():
+    """On CUDA (gsplat draws Gaussians only) GES passes scales·φ with the paper's
+    φ = 2·sigmoid(0.1·shape) and no shapes; on CPU it passes β and the learned scales."""
+    from splatlab.methods import RenderContext
+
+    shapes = torch.tensor([-3.0, 0.0, 2.5, 6.0])
+    g = Gaussians(torch.zeros(4, 3), torch.tensor([[1.0, 0, 0, 0]]).repeat(4, 1), torch.full((4, 3), math.log(0.1)),
+                  torch.zeros(4), torch.zeros(4, 1, 3), extras={"shape": shapes})
+    method = make_method("ges")
+    with torch.no_grad():
+        cuda = method.raster_args(g, _camera(), RenderContext(False, None, 0, backend="cuda"))
+        cpu = method.raster_args(g, _camera(), RenderContext(False, None, 0, backend="cpu"))
+    paper_phi = 2.0 / (1.0 + torch.exp(-0.1 * shapes))
+    assert "shapes" not in cuda
+    torch.testing.assert_close(cuda["scales"], 0.1 * paper_phi[:, None].expand(4, 3), rtol=1e-4, atol=0)
+    torch.testing.assert_close(cpu["scales"], torch.full((4, 3), 0.1))
+    assert cpu["shapes"][1] == pytest.approx(2.0, abs=1e-5) and cpu["shapes"][0] > 2 > cpu["shapes"][2]
