@@ -6,10 +6,12 @@
 
 Blurred captures for deblurring (not committed: scenes/ is at its size budget):
 
-    python scripts/make_scenes.py --only robot --only garden --blur defocus --blur motion --res 128
+    python scripts/make_scenes.py --only robot --only garden --blur defocus --blur motion --res 128 \\
+        --supersample 1 --train-every 5 --test-every 2
 
 writes `.cache/scenes/<scene>-<blur>/` (`--out` to change): the same cameras as the bundled
-scene, training (and val) images blurred, test images sharp, all at `--res` pixels.
+scene (every 5th training camera: 20 of 100; every 2nd test camera: 13 of 25), training images
+blurred, test and val images sharp, all at `--res` pixels.
 
 - `defocus`: a thin lens. Each training image is the average of `BLUR_SAMPLES` renders from points
   of the lens aperture (a disk of radius `aperture` x camera distance, Vogel-spiral samples turned
@@ -74,7 +76,7 @@ BLUR = {
     "object": dict(aperture=0.07, focus_lo=0.15, focus_hi=0.3, shift=0.03, rot_deg=1.2),
     "unbounded": dict(aperture=0.035, focus_lo=0.1, focus_hi=0.3, shift=0.03, rot_deg=1.2),
 }
-BLUR_SAMPLES = 12
+BLUR_SAMPLES = 8
 
 
 # ---------------------------------------------------------------------------
@@ -334,16 +336,20 @@ def blurred_render(rend: "SceneRenderer", c2w: np.ndarray, target: np.ndarray, b
 
 
 def write_blender(tmp: Path, name, cfg, spec, cams, alpha: bool, blur: str | None = None, target=None,
-                  progress: bool = False):
+                  progress: bool = False, train_every: int = 1, test_every: int = 1):
     rend = SceneRenderer(spec, cfg["fov_x"], alpha=alpha)
     blur_rng = np.random.default_rng(5000 + cfg["seed"])
     bcfg = BLUR[cfg["kind"]] if blur else None
     n_img = 0
     try:
         for split, poses in cams.items():
+            if split == "train":  # a subset, spread over the same camera set (blurred captures are slow)
+                poses = poses[::train_every]
             (tmp / split).mkdir(parents=True)
             frames = []
-            blurred = blur is not None and split != "test"  # test views stay sharp
+            if split == "test":
+                poses = poses[::test_every]
+            blurred = blur is not None and split == "train"  # test (and val) views stay sharp
             for i, c2w in enumerate(poses):
                 frame = {"file_path": f"./{split}/r_{i}", "transform_matrix": np.round(c2w, 8).tolist()}
                 if blurred:
@@ -367,7 +373,8 @@ def write_blender(tmp: Path, name, cfg, spec, cams, alpha: bool, blur: str | Non
                 "generator": f"scripts/make_scenes.py --only {name} (pyrender EGL, seed {cfg['seed']})",
             }
             if blur is not None:
-                meta["generator"] += f" --blur {blur} --res {RES}"
+                meta["generator"] += (f" --blur {blur} --res {RES} --supersample {SUPERSAMPLE} --train-every {train_every}"
+                                      f" --test-every {test_every}")
                 meta["blur"] = {"kind": blur if blurred else "none (sharp test views)", "samples": BLUR_SAMPLES,
                                 **bcfg}
             if meta["far"] is None:  # object scene: no far plane, but a tight bounding box
@@ -428,7 +435,8 @@ def triangulate_points(scene_dir: Path) -> None:
     write_points_ply(scene_dir / POINTS_FILE, to_data_coordinates(scene, result.points), result.colors)
 
 
-def make_scene(name: str, blur: str | None = None, out: Path | None = None) -> tuple[int, float]:
+def make_scene(name: str, blur: str | None = None, out: Path | None = None, train_every: int = 1,
+               test_every: int = 1) -> tuple[int, float]:
     cfg = SCENES[name]
     t0 = time.time()
     rng = np.random.default_rng(cfg["seed"])
@@ -446,11 +454,12 @@ def make_scene(name: str, blur: str | None = None, out: Path | None = None) -> t
             raise SystemExit(f"make_scenes: --blur needs an object or unbounded scene, not {name} ({cfg['kind']})")
         if cfg["kind"] == "object":
             cams, target = object_cameras(cfg, cam_rng, spec)
-            n = write_blender(tmp, name, cfg, spec, cams, alpha=True, blur=blur, target=target, progress=blur is not None)
+            n = write_blender(tmp, name, cfg, spec, cams, alpha=True, blur=blur, target=target, progress=blur is not None,
+                              train_every=train_every, test_every=test_every)
         elif cfg["kind"] == "unbounded":
             cams = unbounded_cameras(cfg, cam_rng, spec.scene_center)
             n = write_blender(tmp, name, cfg, spec, cams, alpha=False, blur=blur, target=spec.scene_center,
-                              progress=blur is not None)
+                              progress=blur is not None, train_every=train_every, test_every=test_every)
             bundled = OUT / name / "points3d.ply"
             if blur is not None and bundled.is_file():  # same world frame: reuse the bundled SfM points
                 shutil.copy(bundled, tmp / bundled.name)
@@ -476,7 +485,7 @@ def make_scene(name: str, blur: str | None = None, out: Path | None = None) -> t
 def main(argv=None):
     import signal
 
-    global RES
+    global RES, SUPERSAMPLE
     # turn SIGTERM into SystemExit so the temp folder of the scene in progress is removed
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -486,16 +495,23 @@ def main(argv=None):
     ap.add_argument("--res", type=int, default=RES, help=f"image side in pixels (default {RES})")
     ap.add_argument("--out", type=Path, default=None,
                     help="output folder (default scenes/, or .cache/scenes/ with --blur)")
+    ap.add_argument("--train-every", type=int, default=1,
+                    help="keep every k-th training camera (default 1: all)")
+    ap.add_argument("--test-every", type=int, default=1, help="keep every k-th test camera (default 1: all)")
+    ap.add_argument("--supersample", type=int, default=SUPERSAMPLE,
+                    help=f"render at this multiple of --res and box-filter down (default {SUPERSAMPLE})")
     args = ap.parse_args(argv)
+    if min(args.train_every, args.test_every, args.supersample) < 1:
+        ap.error("--train-every, --test-every and --supersample must be >= 1")
     if args.res < 16:
         ap.error("--res must be >= 16")
-    RES = args.res
+    RES, SUPERSAMPLE = args.res, args.supersample
     names = args.only or list(SCENES)
     out = args.out or (ROOT / ".cache" / "scenes" if args.blur else OUT)
     total = time.time()
     for name in names:
         for blur in args.blur or [None]:
-            n, dt = make_scene(name, blur, out)
+            n, dt = make_scene(name, blur, out, args.train_every, args.test_every)
             folder = out / (name if blur is None else f"{name}-{blur}")
             size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
             print(f"\n{folder.name}: {n} images, {size / 1e6:.1f} MB, {dt:.1f} s", flush=True)
