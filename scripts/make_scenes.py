@@ -6,8 +6,8 @@
 
 Blurred captures for deblurring (not committed: scenes/ is at its size budget):
 
-    python scripts/make_scenes.py --only robot --only garden --blur defocus --blur motion --res 128 \\
-        --supersample 1 --train-every 5 --test-every 2
+    python scripts/make_scenes.py --only robot --only garden --blur defocus --blur motion --blur none \\
+        --res 128 --supersample 1 --train-every 5 --test-every 2
 
 writes `.cache/scenes/<scene>-<blur>/` (`--out` to change): the same cameras as the bundled
 scene (every 5th training camera: 20 of 100; every 2nd test camera: 13 of 25), training images
@@ -349,7 +349,7 @@ def write_blender(tmp: Path, name, cfg, spec, cams, alpha: bool, blur: str | Non
             frames = []
             if split == "test":
                 poses = poses[::test_every]
-            blurred = blur is not None and split == "train"  # test (and val) views stay sharp
+            blurred = blur not in (None, "none") and split == "train"  # test (and val) views stay sharp
             for i, c2w in enumerate(poses):
                 frame = {"file_path": f"./{split}/r_{i}", "transform_matrix": np.round(c2w, 8).tolist()}
                 if blurred:
@@ -375,8 +375,7 @@ def write_blender(tmp: Path, name, cfg, spec, cams, alpha: bool, blur: str | Non
             if blur is not None:
                 meta["generator"] += (f" --blur {blur} --res {RES} --supersample {SUPERSAMPLE} --train-every {train_every}"
                                       f" --test-every {test_every}")
-                meta["blur"] = {"kind": blur if blurred else "none (sharp test views)", "samples": BLUR_SAMPLES,
-                                **bcfg}
+                meta["blur"] = {"kind": blur if blurred else "none (sharp views)", "samples": BLUR_SAMPLES, **bcfg}
             if meta["far"] is None:  # object scene: no far plane, but a tight bounding box
                 del meta["far"]
                 pts = np.concatenate([p.positions for p in spec.parts])
@@ -444,7 +443,7 @@ def make_scene(name: str, blur: str | None = None, out: Path | None = None, trai
     cam_rng = np.random.default_rng(1000 + cfg["seed"])
     out = out or OUT
     out.mkdir(parents=True, exist_ok=True)
-    folder = name if blur is None else f"{name}-{blur}"
+    folder = name if blur is None else f"{name}-{'sharp' if blur == 'none' else blur}"
     tmp = out / f".{folder}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -490,8 +489,9 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", choices=sorted(SCENES), action="append", help="render only this scene (repeatable)")
-    ap.add_argument("--blur", choices=["defocus", "motion"], action="append",
-                    help="write blurred variants <scene>-<blur> (repeatable; training views blurred, test sharp)")
+    ap.add_argument("--blur", choices=["defocus", "motion", "none"], action="append",
+                    help="write blurred variants <scene>-<blur> (repeatable; training views blurred, test sharp; "
+                         "none: <scene>-sharp, the same cameras unblurred, the baseline for deblur on sharp data)")
     ap.add_argument("--res", type=int, default=RES, help=f"image side in pixels (default {RES})")
     ap.add_argument("--out", type=Path, default=None,
                     help="output folder (default scenes/, or .cache/scenes/ with --blur)")
@@ -512,7 +512,7 @@ def main(argv=None):
     for name in names:
         for blur in args.blur or [None]:
             n, dt = make_scene(name, blur, out, args.train_every, args.test_every)
-            folder = out / (name if blur is None else f"{name}-{blur}")
+            folder = out / (name if blur is None else f"{name}-{'sharp' if blur == 'none' else blur}")
             size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
             print(f"\n{folder.name}: {n} images, {size / 1e6:.1f} MB, {dt:.1f} s", flush=True)
     print(f"done in {time.time() - total:.1f} s")
