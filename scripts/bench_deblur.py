@@ -90,6 +90,39 @@ def table(iterations: int) -> str:
     return "\n".join(lines)
 
 
+def evaluate_checkpoints(step: int, iterations: int) -> str:
+    """Test PSNR/SSIM of every run's checkpoint at `step` (runs still going, or stopped early)."""
+    import torch
+
+    from splatlab.train.checkpoint import load_checkpoint
+    from splatlab.train.config import TrainConfig
+    from splatlab.train.trainer import Trainer, prepare_scene
+
+    rows = {}
+    for d in sorted(RUNS.glob(f"*__*__{iterations}")):
+        ck_path = d / "checkpoints" / f"step_{step:07d}.pt"
+        if not ck_path.is_file():
+            continue
+        variant, method, _ = d.name.split("__")
+        ck = load_checkpoint(ck_path)
+        cfg = TrainConfig.from_dict(ck["config"])
+        scene = prepare_scene(cfg)
+        with torch.no_grad():
+            m = Trainer(cfg, scene, None, checkpoint=ck).evaluate(scene.test)
+        rows[(variant, method)] = (m, len(ck["params"]["means"]))
+    lines = [f"checkpoint step {step} of {iterations}", "| variant | method | test PSNR | Δ vs gs3d | test SSIM | Gaussians |",
+             "|" + "---|" * 6]
+    for variant in VARIANTS:
+        base = rows.get((variant, "gs3d"))
+        for method in METHODS:
+            if (variant, method) not in rows:
+                continue
+            m, n = rows[(variant, method)]
+            delta = "" if base is None or method == "gs3d" else f"{m['psnr'] - base[0]['psnr']:+.2f}"
+            lines.append(f"| {variant} | {method} | {m['psnr']:.2f} | {delta} | {m['ssim']:.3f} | {n} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="*", default=VARIANTS)
@@ -101,7 +134,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--table", action="store_true", help="only print the table of finished runs")
+    ap.add_argument("--at-step", type=int, default=None,
+                    help="only evaluate every run's checkpoint at this step (a table at equal steps mid-run)")
     args = ap.parse_args()
+    if args.at_step is not None:
+        print(evaluate_checkpoints(args.at_step, args.iterations))
+        return
     if not args.table:
         import torch
 
