@@ -1,0 +1,272 @@
+"""`deblur`: Deblurring 3D Gaussian splatting (Lee et al., ECCV 2024), for blurred training photos.
+
+    splatlab train .cache/scenes/robot-defocus --method deblur
+    splatlab train .cache/scenes/garden-motion --method deblur --method-option kernel=motion
+
+Training photos are blurred (defocus, camera shake); the scene should come out sharp. A small
+MLP (the *blur kernel*) looks at each Gaussian as one training view saw it and says how that view
+blurred it:
+
+* input: the Gaussian's position (normalised by the scene, sin/cos encoded, `pos_freqs` bands),
+  a learned per-view embedding (keyed on `cameras.image_ids`: one row per training image), the
+  log-scales and the unit quaternion, all detached (the kernel explains the blur; it does not
+  move the Gaussians through its inputs);
+* `kernel=defocus`: per-Gaussian factors δs (3) and δr (4) in [1, `max_factor`] that multiply the
+  scales and the raw quaternion: one render of enlarged Gaussians;
+* `kernel=motion`: `copies` + 1 sets of factors and `copies` position offsets
+  (λp·scene scale·output): the image is the mean of the renders of the original and the
+  shifted copies (one `RenderPass` each, weight 1/(copies+1)), i.e. the camera moved during the
+  exposure.
+
+Factors are 1 + λs·softplus(output), clamped to `max_factor` (the paper clamps
+λs·output + 1 − λs to [1, 1.1]; softplus keeps a gradient at the lower end). With
+`training=False` the kernel is off: evaluation renders (test views, `view`, `render`, `compress`)
+are plain 3DGS of the Gaussians and depend only on them, which is what a checkpoint or `.ply`
+carries. The MLP and the view embeddings are method modules (saved in checkpoints, with their
+Adam state), so `--stop-at` / `--resume` continue exactly.
+
+Also from the paper (off by default; measured in `scripts/bench_deblur.py`):
+
+* `add_points=N`: at `add_points_at` (fraction of the run; paper 2500/20k) add up to N points
+  spread uniformly in the Gaussians' bounding box, coloured by the distance-weighted 4 nearest
+  Gaussians, opacity 0.1; points farther than `add_max_dist`·scene scale from every Gaussian are
+  dropped. Blurred photos give sparse SfM points; this fills the holes.
+* `depth_prune=T`: at the strategy's refine steps, prune Gaussians whose opacity is below T
+  divided by 1..3 with their normalised distance from the cameras' centre (far Gaussians, seen
+  blurred and small, are kept more easily).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from splatlab.cameras import Cameras
+from splatlab.densify import ops
+from splatlab.gaussians import Gaussians
+
+from .base import Method, MethodConfig, RenderContext, RenderPass
+from .registry import register_method
+
+__all__ = ["DeblurConfig", "BlurKernel", "DeblurGaussians", "positional_encoding"]
+
+
+@dataclass
+class DeblurConfig(MethodConfig):
+    """Deblurring 3DGS options (see the module docstring)."""
+
+    kernel: Literal["defocus", "motion"] = "defocus"
+    copies: int = 4  # motion: shifted copies besides the original (paper M=4)
+    lambda_s: float = 0.01  # factor = 1 + lambda_s * softplus(mlp)
+    lambda_p: float = 0.01  # motion offset = lambda_p * scene_scale * mlp
+    max_factor: float = 1.1
+    width: int = 64
+    depth: int = 3
+    pos_freqs: int = 3
+    view_dim: int = 16
+    max_views: int = 4096  # rows of the view-embedding table (training images)
+    mlp_lr: float = 1e-3
+    seed: int = 0  # initialisation of the MLP and the embeddings (independent of the run's RNG)
+    add_points: int = 0  # 0: off
+    add_points_at: float = 0.125
+    add_max_dist: float = 0.1
+    depth_prune: float = 0.0  # 0: off
+
+    def validate(self) -> None:
+        if self.copies < 1:
+            raise ValueError(f"copies must be >= 1, got {self.copies}")
+        if not self.max_factor >= 1.0:
+            raise ValueError(f"max_factor must be >= 1, got {self.max_factor}")
+        if min(self.width, self.depth, self.view_dim, self.max_views) < 1 or self.pos_freqs < 0:
+            raise ValueError("width, depth, view_dim, max_views must be >= 1 and pos_freqs >= 0")
+        if self.lambda_s < 0 or self.lambda_p < 0 or self.mlp_lr <= 0:
+            raise ValueError("lambda_s, lambda_p must be >= 0 and mlp_lr > 0")
+        if self.add_points < 0 or not 0 <= self.add_points_at < 1 or self.add_max_dist <= 0:
+            raise ValueError("add_points >= 0, 0 <= add_points_at < 1 and add_max_dist > 0 required")
+        if not 0 <= self.depth_prune < 1:
+            raise ValueError(f"depth_prune must be in [0, 1), got {self.depth_prune}")
+
+
+def positional_encoding(x: Tensor, freqs: int) -> Tensor:
+    """[x, sin(2^k π x), cos(2^k π x)] for k < freqs: (N, D) -> (N, D·(1 + 2·freqs))."""
+    out = [x]
+    for k in range(freqs):
+        out += [torch.sin((2.0 ** k) * math.pi * x), torch.cos((2.0 ** k) * math.pi * x)]
+    return torch.cat(out, dim=-1)
+
+
+class BlurKernel(nn.Module):
+    """The blur MLP and the per-view embeddings; raw outputs per Gaussian for one view."""
+
+    def __init__(self, cfg: DeblurConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        n_out = 7 if cfg.kernel == "defocus" else 7 * (cfg.copies + 1) + 3 * cfg.copies
+        n_in = 3 * (1 + 2 * cfg.pos_freqs) + cfg.view_dim + 3 + 4
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.views = nn.Embedding(cfg.max_views, cfg.view_dim)
+            nn.init.normal_(self.views.weight, std=0.1)
+            layers: list[nn.Module] = []
+            for i in range(cfg.depth):
+                layers += [nn.Linear(n_in if i == 0 else cfg.width, cfg.width), nn.ReLU()]
+            self.body = nn.Sequential(*layers)
+            self.head = nn.Linear(cfg.width, n_out)
+            nn.init.normal_(self.head.weight, std=1e-3)
+            nn.init.zeros_(self.head.bias)
+        self.register_buffer("center", torch.zeros(3))
+        self.register_buffer("radius", torch.ones(()))
+
+    def forward(self, gaussians: Gaussians, image_id: Tensor) -> Tensor:
+        """(N, n_out) raw outputs for the Gaussians seen by training image `image_id` (0-d long)."""
+        p = gaussians.params
+        pos = (p["means"].detach() - self.center) / self.radius
+        quats = F.normalize(p["quats"].detach(), dim=-1)
+        view = self.views(image_id.reshape(1)).expand(len(gaussians), -1)
+        x = torch.cat([positional_encoding(pos, self.cfg.pos_freqs), view, p["scales"].detach(), quats], dim=-1)
+        return self.head(self.body(x))
+
+
+def factors(raw: Tensor, lambda_s: float, max_factor: float) -> Tensor:
+    """Blur factors in [1, max_factor] from raw MLP outputs (1 exactly where softplus is 0)."""
+    return (1.0 + lambda_s * F.softplus(raw)).clamp(max=max_factor)
+
+
+@register_method("deblur", aliases=("deblur3dgs",))
+class DeblurGaussians(Method):
+    """Deblurring 3DGS: a blur-kernel MLP enlarges (defocus) or shifts (motion) Gaussians per training view; off at evaluation."""
+
+    Config = DeblurConfig
+
+    def __init__(self, config: DeblurConfig | None = None) -> None:
+        super().__init__(config)
+        self.kernel = BlurKernel(self.config)
+        self.scene_scale = 1.0
+
+    # -- parameters -----------------------------------------------------------------------------
+    def setup(self, scene, train_cfg) -> None:
+        self.scene_scale = float(scene.scene_scale)
+        n = len(scene.train)
+        if n > self.config.max_views:
+            raise ValueError(f"deblur: {n} training images but max_views={self.config.max_views} "
+                             f"(--method-option max_views={n})")
+        with torch.no_grad():  # normalisation of the encoded positions: the cameras' centre and spread
+            centers = scene.train.cameras.centers.float()
+            self.kernel.center.copy_(centers.mean(0))
+            self.kernel.radius.fill_(max(float(scene.scene_scale), 1e-6))
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"blur_kernel": self.kernel}
+
+    def extra_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
+        return {"blur_kernel": torch.optim.Adam(self.kernel.parameters(), lr=self.config.mlp_lr, eps=1e-15)}
+
+    # -- rendering ------------------------------------------------------------------------------
+    def render_passes(self, gaussians: Gaussians, cameras: Cameras, ctx: RenderContext) -> list[RenderPass]:
+        if not ctx.training:  # evaluation: sharp, plain 3DGS of the Gaussians
+            return super().render_passes(gaussians, cameras, ctx)
+        if cameras.image_ids is None:
+            raise ValueError("deblur: training renders need cameras with image_ids (Cameras.with_ids)")
+        cfg = self.config
+        base = self.raster_args(gaussians, cameras, ctx)
+        passes = []
+        for c in range(len(cameras)):
+            image_id = cameras.image_ids[c]
+            if int(image_id) >= cfg.max_views or int(image_id) < 0:
+                raise ValueError(f"deblur: image id {int(image_id)} outside the embedding table "
+                                 f"(max_views={cfg.max_views})")
+            raw = self.kernel(gaussians, image_id)
+            cam = torch.tensor([c], dtype=torch.long)
+            if cfg.kernel == "defocus":
+                passes.append(RenderPass(self.blurred_args(base, raw[:, :7]), cameras=cam))
+                continue
+            k = cfg.copies + 1
+            offsets = raw[:, 7 * k:].reshape(len(gaussians), cfg.copies, 3) * (cfg.lambda_p * self.scene_scale)
+            for m in range(k):
+                shift = None if m == 0 else offsets[:, m - 1]
+                passes.append(RenderPass(self.blurred_args(base, raw[:, 7 * m:7 * m + 7], shift), cameras=cam,
+                                         weight=1.0 / k))
+        return passes
+
+    def blurred_args(self, base: dict, raw: Tensor, shift: Tensor | None = None) -> dict:
+        """`base` rasterize args with scales and raw quaternions multiplied by the factors from
+        `raw` (N, 7), and the means moved by `shift` (N, 3) when given."""
+        f = factors(raw, self.config.lambda_s, self.config.max_factor)
+        args = dict(base, scales=base["scales"] * f[:, :3], quats=base["quats"] * f[:, 3:7])
+        if shift is not None:
+            args["means"] = base["means"] + shift
+        return args
+
+    # -- densification extras -----------------------------------------------------------------
+    def after_step(self, gaussians: Gaussians, optimizers, step: int, train_cfg) -> None:
+        cfg = self.config
+        if cfg.add_points and step == max(1, int(cfg.add_points_at * train_cfg.iterations)):
+            add_points(gaussians, optimizers, cfg.add_points, cfg.add_max_dist * self.scene_scale,
+                       seed=cfg.seed * 1_000_003 + step)
+        c = train_cfg.resolved()
+        if (cfg.depth_prune and c.refine_start < step < c.refine_stop and step % c.refine_every == 0):
+            depth_prune(gaussians, optimizers, cfg.depth_prune, self.kernel.center)
+
+
+@torch.no_grad()
+def add_points(gaussians: Gaussians, optimizers, count: int, max_dist: float, seed: int = 0) -> int:
+    """Add up to `count` points uniformly in the Gaussians' bounding box (the paper's point adding);
+    colour (all SH bands) = inverse-distance-weighted 4 nearest Gaussians, opacity 0.1, scale = the
+    distance to the nearest Gaussian; points farther than `max_dist` from every Gaussian are
+    dropped. Returns how many were added."""
+    means = gaussians.params["means"]
+    lo, hi = means.min(0).values, means.max(0).values
+    gen = torch.Generator().manual_seed(int(seed) % (2 ** 63))
+    pts = lo + (hi - lo) * torch.rand(count, 3, generator=gen, dtype=means.dtype).to(means.device)
+    dist, idx = _knn(pts, means, k=min(4, len(means)))
+    keep = dist[:, 0] <= max_dist
+    pts, dist, idx = pts[keep], dist[keep], idx[keep]
+    n = len(pts)
+    if n == 0:
+        return 0
+    w = 1.0 / dist.clamp_min(1e-8)
+    w = w / w.sum(1, keepdim=True)
+    p = gaussians.params
+    fields = {}
+    for name, value in p.items():
+        if name == "means":
+            fields[name] = pts
+        elif name == "quats":
+            fields[name] = torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=value.dtype).to(value).expand(n, 4).clone()
+        elif name == "scales":
+            fields[name] = torch.log(dist[:, :1].clamp_min(1e-7)).expand(n, 3).clone().to(value)
+        elif name == "opacities":
+            fields[name] = torch.full((n, *value.shape[1:]), math.log(0.1 / 0.9), dtype=value.dtype,
+                                      device=value.device)
+        else:  # colours and any extra per-Gaussian field: distance-weighted neighbours
+            v = value.detach()[idx]  # (n, k, ...)
+            fields[name] = (v * w.reshape(n, -1, *([1] * (v.ndim - 2)))).sum(1).to(value.dtype)
+    ops.append(gaussians, optimizers, fields)
+    return n
+
+
+def _knn(query: Tensor, points: Tensor, k: int, chunk: int = 4096) -> tuple[Tensor, Tensor]:
+    dists, idxs = [], []
+    for s in range(0, len(query), chunk):
+        d = torch.cdist(query[s:s + chunk], points)
+        v, i = d.topk(k, dim=1, largest=False)
+        dists.append(v)
+        idxs.append(i)
+    return torch.cat(dists), torch.cat(idxs)
+
+
+@torch.no_grad()
+def depth_prune(gaussians: Gaussians, optimizers, threshold: float, center: Tensor) -> int:
+    """Prune opacity < threshold / (1 + 2·d), d = distance from `center` normalised to [0, 1]."""
+    dist = (gaussians.params["means"] - center).norm(dim=-1)
+    d = (dist - dist.min()) / (dist.max() - dist.min()).clamp_min(1e-12)
+    prune = torch.sigmoid(gaussians.params["opacities"].reshape(len(gaussians))) < threshold / (1.0 + 2.0 * d)
+    n = int(prune.sum())
+    if n == 0 or n == len(gaussians):  # never empty the scene
+        return 0
+    ops.remove(gaussians, optimizers, prune)
+    return n

@@ -1,0 +1,205 @@
+"""Deblurring 3DGS (`splatlab.methods.deblur`): the blur kernel is off at evaluation, its training
+renders are the rasterizer's renders of hand-transformed Gaussians (enlarged for defocus, the
+mean of shifted copies for motion), gradients reach the MLP and the view embeddings, and the
+paper's point adding / depth pruning do what they say. Tiny scenes, CPU backend."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from splatlab.cameras import Cameras, intrinsics_from_fov, look_at
+from splatlab.gaussians import Gaussians, rgb_to_sh0
+from splatlab.methods import make_method
+from splatlab.methods.deblur import add_points, depth_prune, positional_encoding
+from splatlab.render import render
+from splatlab.render.api import rasterize
+
+SIZE = 24
+
+
+def scene_gaussians(n: int = 40, seed: int = 0) -> Gaussians:
+    g = torch.Generator().manual_seed(seed)
+    means = torch.rand(n, 3, generator=g) - 0.5
+    quats = F.normalize(torch.randn(n, 4, generator=g), dim=-1)
+    log_scales = torch.log(0.04 + 0.08 * torch.rand(n, 3, generator=g))
+    opac = torch.logit(0.3 + 0.6 * torch.rand(n, generator=g))
+    sh0 = rgb_to_sh0(torch.rand(n, 3, generator=g))
+    shN = 0.1 * torch.randn(n, 3, 3, generator=g)
+    return Gaussians(means, quats, log_scales, opac, sh0, shN)
+
+
+def cameras(n: int = 2) -> Cameras:
+    eyes = [torch.tensor([2.5 * math.cos(a), 2.5 * math.sin(a), 0.8]) for a in torch.linspace(0, 2, n).tolist()]
+    vms = torch.stack([look_at(e, torch.zeros(3)) for e in eyes])
+    Ks = intrinsics_from_fov(0.8, SIZE, SIZE)[None].expand(n, 3, 3).clone()
+    return Cameras(vms, Ks, SIZE, SIZE).with_ids(torch.tensor([3, 1][:n]))
+
+
+def plain(g: Gaussians, cams: Cameras, **over) -> torch.Tensor:
+    """The rasterizer itself (no method) on the Gaussians, with fields replaced by `over`."""
+    args = dict(means=g.means, quats=g.params["quats"], scales=g.scales, opacities=g.opacities,
+                colors=g.sh_coeffs, sh_degree=1)
+    args.update(over)
+    img, _, _ = rasterize(viewmats=cams.viewmats, Ks=cams.Ks, width=SIZE, height=SIZE, backend="cpu",
+                          backgrounds=torch.ones(len(cams), 3), **args)
+    return img
+
+
+def draw(g, cams, method, training):
+    return render(g, cams, method=method, training=training, step=5, background=torch.ones(3), backend="cpu").images
+
+
+def make_identity(method) -> None:
+    """Factor outputs -1e4 (softplus = 0 exactly: every factor 1), motion offset outputs 0."""
+    with torch.no_grad():
+        method.kernel.head.weight.zero_()
+        method.kernel.head.bias.fill_(-1e4)
+        if method.config.kernel == "motion":
+            method.kernel.head.bias[7 * (method.config.copies + 1):] = 0.0
+
+
+def randomize_head(method, std: float = 3.0) -> None:
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        method.kernel.head.weight.copy_(std * torch.randn(method.kernel.head.weight.shape, generator=g))
+        method.kernel.head.bias.copy_(std * torch.randn(method.kernel.head.bias.shape, generator=g))
+
+
+@pytest.mark.parametrize("kernel", ["defocus", "motion"])
+def test_evaluation_render_is_plain_3dgs(kernel):
+    g, cams = scene_gaussians(), cameras()
+    m = make_method("deblur", {"kernel": kernel, "lambda_s": 0.5, "max_factor": 2.0, "lambda_p": 0.2})
+    randomize_head(m)
+    reference = plain(g, cams)
+    with torch.no_grad():
+        torch.testing.assert_close(draw(g, cams, m, training=False), reference, atol=1e-6, rtol=0)
+        # ...while the training render with these (non-identity) kernels does blur
+        assert (draw(g, cams, m, training=True) - reference).abs().max() > 1e-2
+
+
+@pytest.mark.parametrize("kernel", ["defocus", "motion"])
+def test_identity_kernel_training_render_is_plain(kernel):
+    g, cams = scene_gaussians(), cameras()
+    m = make_method("deblur", {"kernel": kernel})
+    make_identity(m)
+    with torch.no_grad():
+        torch.testing.assert_close(draw(g, cams, m, training=True), plain(g, cams), atol=1e-5, rtol=0)
+
+
+def test_defocus_training_render_enlarges_scales_and_quats():
+    g, cams = scene_gaussians(), cameras()
+    m = make_method("deblur", {"lambda_s": 0.3, "max_factor": 1.5})
+    randomize_head(m, std=1.0)
+    with torch.no_grad():
+        ours = draw(g, cams, m, training=True)
+        for c in range(len(cams)):
+            raw = m.kernel(g, cams.image_ids[c])
+            f = (1 + 0.3 * torch.log1p(torch.exp(raw))).clamp(max=1.5)  # the documented closed form
+            assert (f >= 1).all() and (f <= 1.5).all() and (f < 1.5).any() and (f > 1.0 + 1e-3).all()
+            ref = plain(g, cams[c:c + 1], scales=g.scales * f[:, :3], quats=g.params["quats"] * f[:, 3:])
+            torch.testing.assert_close(ours[c:c + 1], ref, atol=1e-5, rtol=0)
+
+
+def test_motion_render_is_the_mean_of_shifted_copies():
+    g, cams = scene_gaussians(), cameras()
+    m = make_method("deblur", {"kernel": "motion", "copies": 3, "lambda_p": 0.05, "lambda_s": 0.1})
+    m.scene_scale = 2.0
+    randomize_head(m, std=1.0)
+    with torch.no_grad():
+        ours = draw(g, cams, m, training=True)
+        for c in range(len(cams)):
+            raw = m.kernel(g, cams.image_ids[c])
+            assert raw.shape == (len(g), 4 * 7 + 3 * 3)
+            renders = []
+            for k in range(4):
+                f = (1 + 0.1 * F.softplus(raw[:, 7 * k:7 * k + 7])).clamp(max=1.1)
+                shift = 0 if k == 0 else raw[:, 28 + 3 * (k - 1):28 + 3 * k] * 0.05 * 2.0
+                renders.append(plain(g, cams[c:c + 1], means=g.means + shift, scales=g.scales * f[:, :3],
+                                     quats=g.params["quats"] * f[:, 3:]))
+            ref = sum(renders) / 4
+            assert (renders[1] - renders[0]).abs().max() > 1e-3  # the copies really differ
+            torch.testing.assert_close(ours[c:c + 1], ref, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kernel", ["defocus", "motion"])
+def test_gradients_reach_the_mlp_and_only_the_seen_view_embeddings(kernel):
+    g, cams = scene_gaussians(), cameras()
+    m = make_method("deblur", {"kernel": kernel})
+    img = draw(g, cams[:1], m, training=True)
+    ((img - 0.3) ** 2).mean().backward()
+    k = m.kernel
+    assert k.head.weight.grad is not None and k.head.weight.grad.abs().sum() > 0
+    assert k.body[0].weight.grad.abs().sum() > 0
+    rows = k.views.weight.grad.abs().sum(1)
+    assert rows[3] > 0 and rows.sum() == rows[3]  # camera 0 is training image 3
+    assert g.params["means"].grad is None or g.params["means"].grad.abs().sum() > 0  # inputs detached
+
+
+def test_positional_encoding_closed_form():
+    x = torch.tensor([[0.25, -0.5, 1.0]])
+    enc = positional_encoding(x, 2)
+    expect = torch.tensor([[0.25, -0.5, 1.0,
+                            math.sin(math.pi / 4), math.sin(-math.pi / 2), math.sin(math.pi),
+                            math.cos(math.pi / 4), math.cos(-math.pi / 2), math.cos(math.pi),
+                            math.sin(math.pi / 2), math.sin(-math.pi), math.sin(2 * math.pi),
+                            math.cos(math.pi / 2), math.cos(-math.pi), math.cos(2 * math.pi)]])
+    torch.testing.assert_close(enc, expect, atol=1e-6, rtol=0)
+
+
+def test_bad_options_and_missing_ids_are_one_line_errors():
+    with pytest.raises(ValueError, match="copies"):
+        make_method("deblur", {"copies": 0})
+    with pytest.raises(ValueError):
+        make_method("deblur", {"kernel": "gaussian"})
+    m = make_method("deblur", {})
+    cams = cameras()
+    no_ids = Cameras(cams.viewmats, cams.Ks, SIZE, SIZE)
+    with pytest.raises(ValueError, match="image_ids"):
+        draw(scene_gaussians(), no_ids, m, training=True)
+    small = make_method("deblur", {"max_views": 2})
+    with pytest.raises(ValueError, match="max_views"):
+        draw(scene_gaussians(), cams, small, training=True)  # image id 3
+
+
+def test_point_adding_colours_from_neighbours_and_keeps_optimizer_rows():
+    # two clusters far apart with different colours: added points take the colour of the cluster
+    # they land in; points in the empty middle (farther than max_dist) are dropped
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(50, 3, generator=g) * 0.2
+    b = torch.rand(50, 3, generator=g) * 0.2 + torch.tensor([1.0, 0.0, 0.0])
+    rgb = torch.cat([torch.tensor([[1.0, 0.0, 0.0]]).expand(50, 3), torch.tensor([[0.0, 0.0, 1.0]]).expand(50, 3)])
+    gs = Gaussians.from_points(torch.cat([a, b]), rgb, torch.full((100,), 0.02), sh_degree=1)
+    opt = torch.optim.Adam(gs.param_groups({k: 1e-3 for k in gs.params}), eps=1e-15)
+    gs.params["means"].grad = torch.ones_like(gs.params["means"])
+    for group in opt.param_groups:
+        for p in group["params"]:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+    opt.step()
+    n = add_points(gs, {"gaussians": opt}, 400, max_dist=0.08, seed=1)
+    assert 0 < n < 400 and len(gs) == 100 + n
+    new = gs.params["means"][100:].detach()
+    assert ((new >= -1e-6) & (new <= torch.tensor([1.2, 0.2, 0.2]) + 1e-6)).all()  # inside the bbox
+    assert not ((new[:, 0] > 0.3) & (new[:, 0] < 0.9)).any()  # nothing in the empty gap
+    colour = gs.params["sh0"][100:, 0].detach()
+    left = new[:, 0] < 0.5
+    torch.testing.assert_close(colour[left], rgb_to_sh0(torch.tensor([[1.0, 0.0, 0.0]])).expand(int(left.sum()), 3))
+    torch.testing.assert_close(colour[~left], rgb_to_sh0(torch.tensor([[0.0, 0.0, 1.0]])).expand(int((~left).sum()), 3))
+    torch.testing.assert_close(gs.opacities[100:], torch.full((n,), 0.1))
+    state = opt.state[gs.params["means"]]
+    assert state["exp_avg"].shape == (100 + n, 3) and (state["exp_avg"][100:] == 0).all()
+
+
+def test_depth_prune_threshold_falls_with_distance():
+    # same opacity 0.04 at distances 0 .. 1: threshold 0.09 / (1 + 2d) prunes d < 0.625 only
+    d = torch.linspace(0, 1, 9)
+    means = torch.stack([d, torch.zeros(9), torch.zeros(9)], 1)
+    gs = Gaussians.from_points(means, torch.rand(9, 3), torch.full((9,), 0.1), opacity=0.04, sh_degree=0)
+    removed = depth_prune(gs, None, 0.09, torch.zeros(3))
+    kept = gs.params["means"][:, 0].detach()
+    expect = d[0.04 >= 0.09 / (1 + 2 * d)]
+    assert removed == 9 - len(expect)
+    torch.testing.assert_close(kept, expect)
