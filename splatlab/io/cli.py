@@ -26,15 +26,66 @@ def _export_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sh-degree", type=int, choices=[0, 1, 2, 3], help="drop SH bands above this degree")
     ap.add_argument("--spz-version", type=int, choices=[2, 3], default=3, help="SPZ version to write (default 3)")
     ap.add_argument("--sog-iterations", type=int, default=10, help="SOG SH k-means iterations (default 10)")
+    ap.add_argument("--level", type=int, metavar="L",
+                    help="hierarchical scenes: write the flat level-L picture (0 = coarsest; -1 = finest)")
+    ap.add_argument("--lod", type=float, metavar="PIXELS",
+                    help="hierarchical scenes: write the level-of-detail cut at this pixel threshold, fine "
+                         "enough for every training camera of the run (input must be a run folder)")
     ap.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     return ap
+
+
+def _run_cameras(run: str):
+    """The training cameras of a finished run folder (its metrics.json names the scene)."""
+    import os
+
+    from splatlab.data import load_scene
+
+    path = os.path.join(run, "metrics.json")
+    try:
+        with open(path) as f:
+            cfg = json.load(f)["config"]
+    except (OSError, ValueError, KeyError) as e:
+        raise SplatFormatError(run, f"--lod needs a finished run folder (no readable metrics.json: {e})") from None
+    return load_scene(cfg["scene"], downscale=cfg.get("downscale", 1), cache_images=False).train.cameras
+
+
+def hierarchy_cut(g, input_path: str, level: int | None, lod: float | None):
+    """A flat plain-3DGS cut of a hierarchical scene (`--level` / `--lod`)."""
+    import os
+
+    if g.method is None or g.method.name != "hierarchical":
+        raise SplatFormatError(input_path, "--level/--lod need a hierarchical scene (trained with --method "
+                                           f"hierarchical), this one is {g.method.name if g.method else 'plain 3DGS'}")
+    from splatlab.methods import hierarchical as hier
+
+    level_idx, parent = hier.tree_of(g)
+    if lod is not None:
+        if lod <= 0:
+            raise SplatFormatError(input_path, f"--lod must be > 0 pixels, got {lod}")
+        if not os.path.isdir(input_path):
+            raise SplatFormatError(input_path, "--lod needs the run folder as input (its training cameras decide the cut)")
+        rows = hier.cut_for_cameras(g, _run_cameras(input_path), lod)
+    else:
+        finest = int(level_idx.max())
+        if level < -1 or level > finest:
+            raise SplatFormatError(input_path, f"--level must be in -1..{finest}, got {level}")
+        rows = hier.level_cut(level_idx, parent, finest if level < 0 else level)
+    return hier.bake(g, rows)
 
 
 def export_main(argv: list[str] | None = None) -> int:
     args = _export_parser().parse_args(argv)
     try:
         t0 = time.perf_counter()
-        g = read_splats(args.input)
+        import os
+
+        source = os.path.join(args.input, "point_cloud.ply") if os.path.isdir(args.input) else args.input
+        g = read_splats(source)
+        if args.level is not None or args.lod is not None:
+            if args.level is not None and args.lod is not None:
+                raise SplatFormatError(args.input, "give --level or --lod, not both")
+            g = hierarchy_cut(g, args.input, args.level, args.lod)
         fmt = get_format(args.format) if args.format else detect_format(args.output, for_write=True)
         scene = SceneArrays.from_gaussians(g)
         notes = []

@@ -79,6 +79,9 @@ class Method:
 
     name: ClassVar[str] = "gs3d"
     Config: ClassVar[type[MethodConfig]] = MethodConfig
+    #: True when the method edits rows itself (in `after_step`) and the trainer's densification
+    #: strategy must not run (its clone/split/prune would break the method's row structure)
+    owns_densification: ClassVar[bool] = False
 
     def __init__(self, config: MethodConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()

@@ -29,6 +29,25 @@ def auto_orbit(gaussians: Gaussians, n_views: int, width: int, height: int, fov_
     return viewmats, K[None].expand(n_views, 3, 3)
 
 
+def with_detail_options(gaussians: Gaussians, lod: float | None, level: int | None) -> str | None:
+    """Set a hierarchical scene's `lod` / `level` render options (through its method spec, so the one
+    render path draws the cut); returns an error message for other scenes or bad values."""
+    from ..gaussians import MethodSpec
+
+    spec = gaussians.method
+    if spec is None or spec.name != "hierarchical":
+        return f"--lod/--level need a hierarchical scene, this one is {spec.name if spec else 'plain 3DGS'}"
+    if lod is not None and lod < 0:
+        return f"--lod must be >= 0 pixels, got {lod}"
+    options = dict(spec.options)
+    if lod is not None:
+        options["lod"] = float(lod)
+    if level is not None:
+        options["level"] = int(level)
+    gaussians.method = MethodSpec(spec.name, options)
+    return None
+
+
 def render_views(gaussians: Gaussians, viewmats, Ks, width: int, height: int, background=(0.0, 0.0, 0.0)):
     """(C, H, W, 3) evaluation renders through the one render path (the scene's own method)."""
     with torch.no_grad():
@@ -62,6 +81,10 @@ def render_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--views", type=int, default=1, help="number of orbit views")
     ap.add_argument("--elevation", type=float, default=25.0, help="orbit elevation in degrees")
     ap.add_argument("--background", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("R", "G", "B"))
+    ap.add_argument("--lod", type=float, metavar="PIXELS",
+                    help="hierarchical scenes: per-view level-of-detail cut (subtrees stop refining below "
+                         "this projected size in pixels)")
+    ap.add_argument("--level", type=int, metavar="L", help="hierarchical scenes: render level L (0 = coarsest)")
     args = ap.parse_args(argv)
     if args.width < 1 or args.height < 1 or args.views < 1:
         ap.error("--width, --height and --views must be positive")
@@ -77,6 +100,11 @@ def render_main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {args.input}: {' '.join(str(err).split())}", file=sys.stderr)
         return 1
+    if args.lod is not None or args.level is not None:
+        err = with_detail_options(gaussians, args.lod, args.level)
+        if err:
+            print(f"error: {args.input}: {err}", file=sys.stderr)
+            return 1
     viewmats, Ks = auto_orbit(gaussians, args.views, args.width, args.height, elevation_deg=args.elevation)
     images = render_views(gaussians, viewmats, Ks, args.width, args.height, tuple(args.background))
     stem, ext = os.path.splitext(args.out)

@@ -201,9 +201,12 @@ class Trainer:
         cams = self.scene.train.cameras[torch.as_tensor(local, dtype=torch.long)]
         out = self.render(cams, step, bg, training=True, absgrad=self.strategy.wants_absgrad)
         img, alpha, meta = out.images, out.alphas, out.meta
-        self.strategy.step_pre_backward(self.gaussians, self.optimizers, self.strategy_state, step, meta)
+        strategy = not self.method.owns_densification  # else the method edits rows in after_step
+        if strategy:
+            self.strategy.step_pre_backward(self.gaussians, self.optimizers, self.strategy_state, step, meta)
         terms = self.method.loss_terms(LossInputs(img, alpha, gt, self.gaussians, step, meta, cams), cfg)
-        terms.update(self.strategy.loss_terms(self.gaussians, self.strategy_state, step))
+        if strategy:
+            terms.update(self.strategy.loss_terms(self.gaussians, self.strategy_state, step))
         loss = sum(terms.values())
         loss.backward()
         with torch.no_grad():
@@ -216,7 +219,9 @@ class Trainer:
         for opt in self.optimizers.values():
             opt.step()
             opt.zero_grad(set_to_none=True)
-        if self.world > 1:
+        if not strategy:
+            pass
+        elif self.world > 1:
             post_backward(self.strategy, self.gaussians, self.optimizers, self.strategy_state, step, meta,
                           self.rank)
         else:

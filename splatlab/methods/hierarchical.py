@@ -1,0 +1,466 @@
+"""`hierarchical`: Gaussians in coarse-to-fine levels, finer ones parameterised by their parents
+(after GSGAN, Hyun & Heo 2024), rendered at a level of detail chosen per view.
+
+    splatlab train scenes/robot --method hierarchical [--method-option levels=3 children=4]
+    splatlab render RUN/point_cloud.ply --lod 2        # per-view cut at a 2-pixel threshold
+    splatlab export RUN RUN/level1.ply --level 1       # a flat 3DGS .ply of one level
+
+The scene is one `Gaussians` table holding every level. Extras `hier_level` (0 = coarsest) and
+`hier_parent` (row index of the parent, -1 for roots) make it a forest. A root's core fields
+are ordinary 3DGS parameters. A child's core fields are *residuals* on its parent's absolute
+attributes (`resolve`):
+
+    position  = parent position + R(q_parent) · diag(s_parent) · tanh(means)
+    log-scale = parent log-scale − softplus(scales)        (so a child is always smaller)
+    rotation  = q_parent ⊗ normalize(quats)
+    opacity   = sigmoid(parent logit + opacities);  SH = parent SH + sh residual
+
+A *cut* is a set of nodes that crosses every root-to-leaf path exactly once, so every cut is a
+complete picture. `level=L` renders the nodes of level L plus leaves above it; `lod=P` renders,
+per view, each subtree at the first node whose projected size (3σ of its largest axis, in
+pixels) is at most P (a node is *expanded* into its children while it looks bigger than P).
+
+Training renders the finest cut for the photometric loss and every coarser level for its own
+loss term (target low-passed to the level's scale by default, `coarse_target=full` compares
+with the full-resolution image), so each level stays a valid picture. New levels are added at
+fixed steps (every node of the finest level gets `children` children), and the method does its
+own tree-aware densification (it owns it: the trainer's strategy does not run): high-gradient
+finest-level nodes are cloned as siblings, transparent leaves are pruned, and every edit
+remaps `hier_parent` and keeps the optimizer state of every row aligned (`densify.ops`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from splatlab.cameras import Cameras
+from splatlab.densify import ops
+from splatlab.gaussians import Gaussians
+from splatlab.losses import photometric_loss
+from splatlab.render.api import rasterize
+from splatlab.render.projection import quat_to_rotmat
+
+from .base import LossInputs, Method, MethodConfig, RenderContext, RenderPass
+from .registry import register_method
+
+LEVEL, PARENT = "hier_level", "hier_parent"
+SIGMA_EXTENT = 3.0  # projected size of a Gaussian: 3σ of its largest axis
+
+
+@dataclass
+class HierarchicalConfig(MethodConfig):
+    """Hierarchical Gaussians options (see the module docstring)."""
+
+    levels: int = 3
+    children: int = 4
+    roots: int = 0  # keep at most this many level-0 Gaussians after the first step (0: all)
+    level: int = -1  # evaluation cut by level (-1: the finest)
+    lod: float = 0.0  # evaluation cut by projected size in pixels (0: off, use `level`)
+    coarse_weight: float = 1.0  # weight of each coarser level's loss
+    coarse_target: str = "lowpass"  # lowpass | full
+    offset_init: float = 0.5  # children start at parent + R·S·tanh(U(-a, a))
+    grow_levels_until: float = 0.6  # new levels are added before this fraction of refine_stop
+
+    def validate(self) -> None:
+        if not 1 <= self.levels <= 8:
+            raise ValueError(f"levels must be in 1..8, got {self.levels}")
+        if self.roots < 0:
+            raise ValueError(f"roots must be >= 0, got {self.roots}")
+        if not 1 <= self.children <= 16:
+            raise ValueError(f"children must be in 1..16, got {self.children}")
+        if self.lod < 0:
+            raise ValueError(f"lod must be >= 0 pixels, got {self.lod}")
+        if self.coarse_weight < 0:
+            raise ValueError(f"coarse_weight must be >= 0, got {self.coarse_weight}")
+        if self.coarse_target not in ("lowpass", "full"):
+            raise ValueError(f"coarse_target must be lowpass or full, got {self.coarse_target!r}")
+        if not 0 < self.grow_levels_until <= 1:
+            raise ValueError(f"grow_levels_until must be in (0, 1], got {self.grow_levels_until}")
+
+
+# ---------------------------------------------------------------------------------------------
+# the tree
+
+
+def quat_multiply(a: Tensor, b: Tensor) -> Tensor:
+    """Hamilton product of wxyz quaternions (rotation b, then a)."""
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack([aw * bw - ax * bx - ay * by - az * bz,
+                        aw * bx + ax * bw + ay * bz - az * by,
+                        aw * by - ax * bz + ay * bw + az * bx,
+                        aw * bz + ax * by - ay * bx + az * bw], dim=-1)
+
+
+def tree_of(gaussians: Gaussians) -> tuple[Tensor, Tensor]:
+    """(level, parent) as long tensors."""
+    return gaussians.params[LEVEL].detach().round().long(), gaussians.params[PARENT].detach().round().long()
+
+
+def check_tree(level: Tensor, parent: Tensor) -> None:
+    """Raise ValueError unless roots are level 0 and every child's parent is one level up."""
+    n = level.shape[0]
+    roots = parent < 0
+    if bool((level[roots] != 0).any()):
+        raise ValueError("hierarchical: a root is not on level 0")
+    kids = ~roots
+    if bool((parent[kids] >= n).any()):
+        raise ValueError("hierarchical: a parent index is out of range")
+    if bool((level[parent[kids]] != level[kids] - 1).any()):
+        raise ValueError("hierarchical: a child is not one level below its parent")
+
+
+def has_children(parent: Tensor, n: int) -> Tensor:
+    counts = torch.bincount(parent[parent >= 0], minlength=n)
+    return counts > 0
+
+
+def resolve(gaussians: Gaussians) -> dict[str, Tensor]:
+    """Absolute attributes of every row (differentiable in the core fields): means (N,3), log_scales
+    (N,3), quats (N,4, unit), logits (N,), sh (N,K,3)."""
+    p = gaussians.params
+    level, parent = tree_of(gaussians)
+    n = level.shape[0]
+    sh_raw = torch.cat([p["sh0"], p["shN"]], dim=1)
+    pos_in_level = torch.zeros(n, dtype=torch.long, device=level.device)
+    parts: list[tuple[Tensor, dict[str, Tensor]]] = []
+    prev: dict[str, Tensor] | None = None
+    for lv in range(int(level.max()) + 1 if n else 0):
+        rows = torch.nonzero(level == lv, as_tuple=True)[0]
+        pos_in_level[rows] = torch.arange(len(rows), device=level.device)
+        if lv == 0:
+            cur = {"means": p["means"][rows], "log_scales": p["scales"][rows],
+                   "quats": F.normalize(p["quats"][rows], dim=-1), "logits": p["opacities"][rows],
+                   "sh": sh_raw[rows]}
+        else:
+            # index_select: its backward (index_add) sums a parent's children in a fixed order;
+            # tensor[at]'s backward (index_put accumulate) may not, and resumes must be bit-exact
+            at = pos_in_level[parent[rows]]
+            up = {k: torch.index_select(v, 0, at) for k, v in prev.items()}
+            pm, ps, pq = up["means"], up["log_scales"], up["quats"]
+            offset = quat_to_rotmat(pq) @ (torch.exp(ps) * torch.tanh(p["means"][rows]))[..., None]
+            cur = {"means": pm + offset[..., 0],
+                   "log_scales": ps - F.softplus(p["scales"][rows]),
+                   "quats": F.normalize(quat_multiply(pq, F.normalize(p["quats"][rows], dim=-1)), dim=-1),
+                   "logits": up["logits"] + p["opacities"][rows],
+                   "sh": up["sh"] + sh_raw[rows]}
+        parts.append((rows, cur))
+        prev = cur
+    if not parts:
+        return {"means": p["means"], "log_scales": p["scales"], "quats": p["quats"], "logits": p["opacities"],
+                "sh": sh_raw}
+    order = torch.cat([r for r, _ in parts])
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(len(order), device=order.device)
+    return {k: torch.cat([c[k] for _, c in parts])[inverse] for k in parts[0][1]}
+
+
+def level_cut(level: Tensor, parent: Tensor, target: int) -> Tensor:
+    """Rows of the level-`target` picture: nodes on that level plus leaves above it."""
+    leaf = ~has_children(parent, level.shape[0])
+    return torch.nonzero((level == target) | ((level < target) & leaf), as_tuple=True)[0]
+
+
+def projected_size(means: Tensor, log_scales: Tensor, cameras: Cameras) -> Tensor:
+    """(C, N) on-screen size in pixels of 3σ of each Gaussian's largest axis (inf behind the camera)."""
+    vm = cameras.viewmats.to(means)
+    z = means @ vm[:, 2, :3].T + vm[:, 2, 3]  # (N, C)
+    focal = cameras.Ks.to(means)[:, 0, 0]
+    extent = SIGMA_EXTENT * torch.exp(log_scales.max(dim=-1).values)
+    size = focal[None] * extent[:, None] / z.clamp_min(1e-6)
+    return torch.where(z > 1e-6, size, torch.full_like(size, math.inf)).T
+
+
+def lod_cut(level: Tensor, parent: Tensor, size: Tensor, threshold: float) -> Tensor:
+    """Rows of the cut in which each node is expanded into its children while its size (N,) is
+    above `threshold`; always a valid cut (one node on every root-to-leaf path)."""
+    n = level.shape[0]
+    expanded = (size > threshold) & has_children(parent, n)
+    shown_path = torch.zeros(n, dtype=torch.bool, device=level.device)  # all ancestors expanded
+    for lv in range(int(level.max()) + 1 if n else 0):
+        rows = level == lv
+        if lv == 0:
+            shown_path[rows] = True
+        else:
+            par = parent[rows]
+            shown_path[rows] = shown_path[par] & expanded[par]
+    return torch.nonzero(shown_path & ~expanded, as_tuple=True)[0]
+
+
+def cut_for_cameras(gaussians: Gaussians, cameras: Cameras, threshold: float) -> Tensor:
+    """One cut fine enough for every camera (a node is expanded if any camera sees it too big)."""
+    level, parent = tree_of(gaussians)
+    with torch.no_grad():
+        a = resolve(gaussians)
+        size = projected_size(a["means"], a["log_scales"], cameras).max(dim=0).values
+    return lod_cut(level, parent, size, threshold)
+
+
+def bake(gaussians: Gaussians, rows: Tensor) -> Gaussians:
+    """A plain 3DGS scene of the given rows' absolute attributes."""
+    with torch.no_grad():
+        a = resolve(gaussians)
+    sh = a["sh"][rows]
+    return Gaussians(a["means"][rows], a["quats"][rows], a["log_scales"][rows], a["logits"][rows],
+                     sh[:, :1], sh[:, 1:])
+
+
+# ---------------------------------------------------------------------------------------------
+# tree-aware row edits (parents remapped, optimizer state aligned through `densify.ops`)
+
+
+def descendants_mask(level: Tensor, parent: Tensor, mask: Tensor) -> Tensor:
+    """`mask` grown to every descendant of a selected node."""
+    out = mask.clone()
+    for lv in range(1, int(level.max()) + 1 if len(level) else 0):
+        rows = torch.nonzero(level == lv, as_tuple=True)[0]
+        out[rows] |= out[parent[rows]]
+    return out
+
+
+def remove_subtrees(gaussians: Gaussians, optimizers, mask: Tensor) -> int:
+    """Delete the selected nodes and their descendants; parent indices are renumbered."""
+    level, parent = tree_of(gaussians)
+    drop = descendants_mask(level, parent, mask.to(torch.bool))
+    if not bool(drop.any()):
+        return 0
+    keep = ~drop
+    new_index = torch.cumsum(keep.long(), 0) - 1
+    new_parent = torch.where(parent >= 0, new_index[parent.clamp_min(0)], parent)
+    ops.remove(gaussians, optimizers, drop)
+    ops.update_rows(gaussians, optimizers, lambda name, p: new_parent[keep].to(p),
+                    lambda name, key, v: v, names=[PARENT])
+    return int(drop.sum())
+
+
+def clone_as_siblings(gaussians: Gaussians, optimizers, mask: Tensor) -> int:
+    """Append a copy of each selected node under the same parent (children are not copied; the
+    copy is a leaf). Both halves keep the node's residuals, as 3DGS's clone does."""
+    idx = torch.nonzero(mask, as_tuple=True)[0]
+    if len(idx) == 0:
+        return 0
+    ops.duplicate(gaussians, optimizers, idx)
+    return len(idx)
+
+
+def add_children(gaussians: Gaussians, optimizers, parents: Tensor, k: int, offset_init: float,
+                 generator: torch.Generator) -> int:
+    """Append k children to each row in `parents`: residuals zero (the parent's colour, rotation
+    and opacity), scale half the parent's (softplus(0) = log 2), offsets uniform in ±offset_init."""
+    parents = parents.long()
+    m = len(parents) * k
+    if m == 0:
+        return 0
+    p = gaussians.params
+    src = parents.repeat_interleave(k)
+    dev = p["means"].device
+    offsets = (torch.rand((m, 3), generator=generator) * 2 - 1).to(dev) * offset_init
+    quats = torch.zeros((m, 4), device=dev)
+    quats[:, 0] = 1.0
+    fields: dict[str, Tensor] = {
+        "means": offsets, "quats": quats, "scales": torch.zeros((m, 3), device=dev),
+        "opacities": torch.zeros(m, device=dev), "sh0": torch.zeros((m, *p["sh0"].shape[1:]), device=dev),
+        "shN": torch.zeros((m, *p["shN"].shape[1:]), device=dev),
+        LEVEL: p[LEVEL].detach()[src] + 1, PARENT: src.to(p[PARENT].dtype),
+    }
+    for name in gaussians.extra_names():
+        if name not in fields:
+            fields[name] = p[name].detach()[src]
+    ops.append(gaussians, optimizers, fields)
+    return m
+
+
+# ---------------------------------------------------------------------------------------------
+# densification statistics (checkpointed; rows change size, so loading resizes the buffers)
+
+
+class HierarchyStats(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("grad_sum", torch.zeros(0))
+        self.register_buffer("count", torch.zeros(0))
+
+    def reset(self, n: int, device=None) -> None:
+        self.grad_sum = torch.zeros(n, device=device)
+        self.count = torch.zeros(n, device=device)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        for name in ("grad_sum", "count"):
+            if prefix + name in state_dict:
+                setattr(self, name, state_dict[prefix + name].clone())
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+
+
+def lowpass(images: Tensor, factor: int) -> Tensor:
+    """(C,H,W,3) box-filtered to 1/factor and scaled back up (bilinear)."""
+    if factor <= 1:
+        return images
+    x = images.permute(0, 3, 1, 2)
+    h, w = x.shape[-2:]
+    small = F.avg_pool2d(x, factor, ceil_mode=True)
+    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False).permute(0, 2, 3, 1)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@register_method("hierarchical", aliases=("hier", "gsgan"))
+class HierarchicalGaussians(Method):
+    """Hierarchical Gaussians: levels parameterised by their parents, level-of-detail cuts per view."""
+
+    Config = HierarchicalConfig
+    owns_densification = True
+
+    def __init__(self, config: HierarchicalConfig | None = None) -> None:
+        super().__init__(config)
+        self.stats = HierarchyStats()
+        self._meta = None
+        self._background: Tensor | None = None
+
+    # -- setup ----------------------------------------------------------------------------------
+    def setup(self, scene, train_cfg) -> None:
+        self._background = scene.background
+
+    def extra_fields(self, n: int, train_cfg) -> dict[str, Tensor]:
+        return {LEVEL: torch.zeros(n), PARENT: torch.full((n,), -1.0)}
+
+    def extra_lrs(self, train_cfg) -> dict[str, float]:
+        return {LEVEL: 0.0, PARENT: 0.0}
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"hierarchy": self.stats}
+
+    def level_steps(self, train_cfg) -> list[int]:
+        """Steps at which levels 1..L-1 are added."""
+        c = train_cfg.resolved()
+        start, stop = c.refine_start, max(c.refine_start + 1, int(c.refine_stop * self.config.grow_levels_until))
+        L = self.config.levels
+        return [start + (l * (stop - start)) // L for l in range(1, L)]
+
+    # -- rendering ------------------------------------------------------------------------------
+    def eval_rows(self, gaussians: Gaussians, cameras: Cameras, absolute: dict[str, Tensor]) -> list[tuple[Tensor | None, Tensor]]:
+        """(camera index or None for all, rows) of the evaluation cut(s)."""
+        level, parent = tree_of(gaussians)
+        if self.config.lod > 0:
+            size = projected_size(absolute["means"].detach(), absolute["log_scales"].detach(), cameras)
+            return [(torch.tensor([i]), lod_cut(level, parent, size[i], self.config.lod)) for i in range(len(cameras))]
+        finest = int(level.max()) if len(level) else 0
+        target = finest if self.config.level < 0 else min(self.config.level, finest)
+        return [(None, level_cut(level, parent, target))]
+
+    @staticmethod
+    def _args(absolute: dict[str, Tensor], rows: Tensor, deg: int) -> dict[str, Any]:
+        return {"means": absolute["means"][rows], "quats": absolute["quats"][rows],
+                "scales": torch.exp(absolute["log_scales"][rows]), "opacities": torch.sigmoid(absolute["logits"][rows]),
+                "colors": absolute["sh"][rows, : (deg + 1) ** 2], "sh_degree": deg}
+
+    def raster_args(self, gaussians: Gaussians, cameras: Cameras, ctx: RenderContext) -> dict[str, Any]:
+        passes = self.render_passes(gaussians, cameras, ctx)
+        if len(passes) != 1:
+            raise ValueError("hierarchical: an LOD cut is per camera; use render_passes")
+        return passes[0].args
+
+    def render_passes(self, gaussians: Gaussians, cameras: Cameras, ctx: RenderContext) -> list[RenderPass]:
+        absolute = resolve(gaussians)
+        if ctx.training:
+            level, parent = tree_of(gaussians)
+            rows = level_cut(level, parent, int(level.max()))
+            return [RenderPass(self._args(absolute, rows, ctx.sh_degree), index=rows)]
+        return [RenderPass(self._args(absolute, rows, ctx.sh_degree), cameras=cams, index=rows)
+                for cams, rows in self.eval_rows(gaussians, cameras, absolute)]
+
+    def plain_gaussians(self, gaussians: Gaussians) -> Gaussians:
+        level, parent = tree_of(gaussians)
+        finest = int(level.max()) if len(level) else 0
+        target = finest if self.config.level < 0 else min(self.config.level, finest)
+        return bake(gaussians, level_cut(level, parent, target))
+
+    # -- training -------------------------------------------------------------------------------
+    def loss_terms(self, x: LossInputs, train_cfg) -> dict[str, Tensor]:
+        self._meta = x.meta
+        terms = photometric_loss(x.render, x.target, train_cfg.ssim_lambda)
+        level, parent = tree_of(x.gaussians)
+        finest = int(level.max())
+        if finest == 0 or self.config.coarse_weight == 0 or x.cameras is None:
+            return terms
+        absolute = resolve(x.gaussians)
+        deg = self._sh_degree(x, train_cfg)
+        bg = self._background
+        for lv in range(finest):
+            rows = level_cut(level, parent, lv)
+            img, _, _ = rasterize(viewmats=x.cameras.viewmats, Ks=x.cameras.Ks, width=x.cameras.width,
+                                  height=x.cameras.height, backgrounds=bg, backend=train_cfg.backend,
+                                  **self._args(absolute, rows, deg))
+            target = x.target if self.config.coarse_target == "full" else lowpass(x.target, 2 ** (finest - lv))
+            for name, value in photometric_loss(img, target, train_cfg.ssim_lambda).items():
+                terms[f"level{lv}_{name}"] = self.config.coarse_weight * value
+        return terms
+
+    @staticmethod
+    def _sh_degree(x: LossInputs, train_cfg) -> int:
+        return min(x.step // max(1, train_cfg.sh_degree_interval), x.gaussians.sh_degree)
+
+    def after_step(self, gaussians: Gaussians, optimizers, step: int, train_cfg) -> None:
+        c = train_cfg.resolved()
+        n = len(gaussians)
+        if self.stats.grad_sum.shape[0] != n:
+            self.stats.reset(n, gaussians.device)
+        meta, self._meta = self._meta, None
+        done = step + 1
+        if meta is not None and done <= c.refine_stop:
+            grads = meta.grad2d
+            if grads is not None:
+                scale = grads.new_tensor([meta.width / 2.0 * meta.n_cameras, meta.height / 2.0 * meta.n_cameras])
+                cam_ids, gs_ids = torch.nonzero(meta.visible, as_tuple=True)
+                norms = (grads.detach()[cam_ids, gs_ids] * scale).norm(dim=-1)
+                self.stats.grad_sum.index_add_(0, gs_ids, norms)
+                self.stats.count.index_add_(0, gs_ids, torch.ones_like(norms))
+        changed = False
+        if done == 1 and 0 < self.config.roots < n:  # GSGAN starts from few coarse points
+            gen = torch.Generator().manual_seed(int(c.seed) * 1_000_003 + 1)
+            keep = torch.randperm(n, generator=gen)[: self.config.roots].to(gaussians.device)
+            drop = torch.ones(n, dtype=torch.bool, device=gaussians.device)
+            drop[keep] = False
+            remove_subtrees(gaussians, optimizers, drop)
+            changed = True
+        if c.refine_start < done < c.refine_stop and done % c.refine_every == 0:
+            self.densify(gaussians, optimizers, c)
+            changed = True
+        if done in self.level_steps(c):
+            level, _ = tree_of(gaussians)
+            gen = torch.Generator().manual_seed(int(c.seed) * 1_000_003 + done)
+            finest = torch.nonzero(level == int(level.max()), as_tuple=True)[0]
+            add_children(gaussians, optimizers, finest, self.config.children, self.config.offset_init, gen)
+            changed = True
+        if changed:
+            self.stats.reset(len(gaussians), gaussians.device)
+
+    def densify(self, gaussians: Gaussians, optimizers, c) -> dict[str, int]:
+        """Clone high-gradient finest-level nodes as siblings; prune transparent leaves (with subtrees)."""
+        level, parent = tree_of(gaussians)
+        n = len(gaussians)
+        avg = self.stats.grad_sum / self.stats.count.clamp_min(1)
+        grow = (avg > c.grad_threshold) & (level == int(level.max()))
+        if c.cap_max:
+            room = max(0, c.cap_max - n)
+            if int(grow.sum()) > room:
+                keep = torch.topk(torch.where(grow, avg, -torch.ones_like(avg)), room).indices
+                grow = torch.zeros_like(grow)
+                grow[keep] = True
+        cloned = clone_as_siblings(gaussians, optimizers, grow)
+        level, parent = tree_of(gaussians)
+        with torch.no_grad():
+            opac = torch.sigmoid(resolve(gaussians)["logits"])
+        leaf = ~has_children(parent, len(gaussians))
+        prune = (opac < c.prune_opacity) & leaf
+        if bool(prune.all()):
+            prune[torch.argmax(opac)] = False
+        pruned = remove_subtrees(gaussians, optimizers, prune)
+        return {"cloned": cloned, "pruned": pruned, "before": n}

@@ -1,0 +1,260 @@
+"""Hierarchical Gaussians: the child formula by hand, monotone scales, the LOD cut against a
+hand-computed projected size, tree-consistent densification on a hand-made tree, exported cuts
+read back by our reader and by splat-transform, and the LOD count falling with distance."""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from splatlab.cameras import Cameras
+from splatlab.densify import ops
+from splatlab.gaussians import Gaussians, MethodSpec
+from splatlab.io import read_splats, write_splats
+from splatlab.io.cli import export_main
+from splatlab.methods import hierarchical as hier
+from splatlab.methods import make_method
+from splatlab.render import render
+from splatlab.render.api import rasterize
+from splatlab.render.cli import render_main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPLAT_TRANSFORM = os.path.join(ROOT, ".tools", "node_modules", ".bin", "splat-transform")
+
+
+def make_tree(fields: dict[str, list], level: list[int], parent: list[int], spec: dict | None = None) -> Gaussians:
+    n = len(level)
+    f = {k: torch.tensor(v, dtype=torch.float32) for k, v in fields.items()}
+    f.setdefault("shN", torch.zeros((n, 3, 3)))
+    f[hier.LEVEL] = torch.tensor(level, dtype=torch.float32)
+    f[hier.PARENT] = torch.tensor(parent, dtype=torch.float32)
+    return Gaussians.from_fields(f, MethodSpec("hierarchical", spec or {}))
+
+
+def random_tree(n_roots: int = 20, k: int = 3, levels: int = 3, seed: int = 0) -> Gaussians:
+    """Roots spread in a unit cube around the origin, each level k children with random residuals."""
+    gen = torch.Generator().manual_seed(seed)
+    level, parent = [0] * n_roots, [-1] * n_roots
+    for lv in range(1, levels):
+        ids = [i for i, l in enumerate(level) if l == lv - 1]
+        for i in ids:
+            level += [lv] * k
+            parent += [i] * k
+    n = len(level)
+    r = lambda *s: torch.randn(*s, generator=gen)  # noqa: E731
+    is_root = torch.tensor(parent) < 0
+    means = torch.where(is_root[:, None], torch.rand(n, 3, generator=gen) - 0.5, r(n, 3))
+    scales = torch.where(is_root[:, None], torch.full((n, 3), math.log(0.15)), r(n, 3))
+    return make_tree({"means": means.tolist(), "quats": (r(n, 4) + torch.tensor([3.0, 0, 0, 0])).tolist(),
+                      "scales": scales.tolist(), "opacities": (r(n) + 2).tolist(),
+                      "sh0": (0.5 * r(n, 1, 3)).tolist()}, level, parent)
+
+
+def rotmat(q) -> np.ndarray:
+    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+
+
+def test_child_formula_by_hand():
+    c, s = math.cos(math.pi / 8), math.sin(math.pi / 8)  # parent: 45 degrees about z
+    qp, qr = [c, 0.0, 0.0, s], [0.9, 0.3, -0.2, 0.1]
+    g = make_tree({"means": [[1.0, 2.0, 3.0], [0.4, -1.2, 0.7]], "quats": [qp, qr],
+                   "scales": [[math.log(0.5), math.log(0.2), math.log(0.1)], [0.3, -1.0, 2.0]],
+                   "opacities": [0.5, -0.25], "sh0": [[[0.1, 0.2, 0.3]], [[0.01, -0.02, 0.5]]]},
+                  level=[0, 1], parent=[-1, 0])
+    a = hier.resolve(g)
+    S = np.array([0.5, 0.2, 0.1])
+    want_mean = np.array([1.0, 2.0, 3.0]) + rotmat(qp) @ (S * np.tanh([0.4, -1.2, 0.7]))
+    np.testing.assert_allclose(a["means"][1].detach().numpy(), want_mean, atol=1e-6)
+    softplus = np.log1p(np.exp([0.3, -1.0, 2.0]))
+    np.testing.assert_allclose(a["log_scales"][1].detach().numpy(), np.log(S) - softplus, atol=1e-6)
+    np.testing.assert_allclose(rotmat(a["quats"][1].detach().numpy()), rotmat(qp) @ rotmat(qr), atol=1e-6)
+    assert a["logits"][1].item() == pytest.approx(0.25)
+    np.testing.assert_allclose(a["sh"][1, 0].detach().numpy(), [0.11, 0.18, 0.8], atol=1e-6)
+    # the root is its own parameters
+    np.testing.assert_allclose(a["means"][0].detach().numpy(), [1.0, 2.0, 3.0])
+
+
+def test_scales_shrink_monotonically_and_children_stay_near():
+    g = random_tree(levels=4)
+    a = hier.resolve(g)
+    level, parent = hier.tree_of(g)
+    kids = parent >= 0
+    ls, pls = a["log_scales"][kids], a["log_scales"][parent[kids]]
+    assert bool((ls < pls).all())
+    # |offset| <= |R S tanh| <= ||S|| (tanh bounded by 1)
+    dist = (a["means"][kids] - a["means"][parent[kids]]).norm(dim=-1)
+    assert bool((dist <= pls.exp().norm(dim=-1) + 1e-6).all())
+
+
+def camera_at(distance: float, focal: float = 100.0, size: int = 64) -> Cameras:
+    """A camera on the -z axis looking at the origin (+z forward)."""
+    vm = torch.eye(4)
+    vm[2, 3] = distance
+    K = torch.tensor([[focal, 0, size / 2], [0, focal, size / 2], [0, 0, 1.0]])
+    return Cameras(vm[None], K[None], size, size)
+
+
+def test_lod_cut_against_hand_projected_size():
+    # root at the origin, scale 0.1: seen from 5 units with f=100 it is 100*0.3/5 = 6 px
+    g = make_tree({"means": [[0, 0, 0], [1, 0, 0], [-1, 0, 0]], "quats": [[1, 0, 0, 0]] * 3,
+                   "scales": [[math.log(0.1)] * 3, [0.0] * 3, [0.0] * 3], "opacities": [2, 0, 0],
+                   "sh0": [[[0, 0, 0]]] * 3}, level=[0, 1, 1], parent=[-1, 0, 0])
+    a = hier.resolve(g)
+    size = hier.projected_size(a["means"], a["log_scales"], camera_at(5.0))[0]
+    assert size[0].item() == pytest.approx(6.0, rel=1e-5)
+    level, parent = hier.tree_of(g)
+    assert hier.lod_cut(level, parent, size, 6.5).tolist() == [0]  # small enough: the root alone
+    assert hier.lod_cut(level, parent, size, 5.5).tolist() == [1, 2]  # too big: its children
+    # the same through the render path: options decide which rows are drawn
+    m = make_method("hierarchical", {"lod": 5.5})
+    passes = m.render_passes(g, camera_at(5.0), hier.RenderContext(False, None, 0))
+    assert [p.index.tolist() for p in passes] == [[1, 2]]
+    far = make_method("hierarchical", {"lod": 5.5}).render_passes(g, camera_at(20.0), hier.RenderContext(False, None, 0))
+    assert [p.index.tolist() for p in far] == [[0]]  # 1.5 px from 20 units
+
+
+def test_lod_count_drops_with_distance_and_render_matches_baked_cut():
+    g = random_tree(n_roots=30, k=4, levels=3)
+    counts = []
+    for d in (2.0, 8.0, 32.0, 128.0):  # roots (3σ = 0.45) are 22, 5.6, 1.4, 0.35 px
+        cams = camera_at(d)
+        out = render(g, cams, background=torch.zeros(3))  # default: finest level
+        g.method = MethodSpec("hierarchical", {"lod": 4.0})
+        lod = render(g, cams, background=torch.zeros(3))
+        rows = hier.cut_for_cameras(g, cams, 4.0)
+        counts.append(len(rows))
+        plain = hier.bake(g, rows)
+        ref, _, _ = rasterize(viewmats=cams.viewmats, Ks=cams.Ks, width=cams.width, height=cams.height,
+                              means=plain.means, quats=plain.quats, scales=plain.scales,
+                              opacities=plain.opacities, colors=plain.sh_coeffs, sh_degree=plain.sh_degree,
+                              backgrounds=torch.zeros(1, 3))
+        torch.testing.assert_close(lod.images, ref, atol=1e-5, rtol=0)
+        g.method = MethodSpec("hierarchical", {})
+        assert out.images.std() > 0.01
+    assert counts[0] > counts[1] > counts[2] >= counts[3]
+    assert counts[0] <= 30 * (1 + 4 + 16) and counts[-1] == 30  # far away: only the roots
+
+
+def hand_tree() -> Gaussians:
+    """Roots A(0), B(1); A's children a1(2), a2(3); a1's child x(4); B's child b1(5)."""
+    return Gaussians.from_fields({
+        "means": torch.tensor([[0, 0, 0], [2, 0, 0], [0.5, 0, 0], [-0.5, 0, 0], [0.2, 0.1, 0], [0, 1, 0.0]]),
+        "quats": torch.tensor([[1.0, 0, 0, 0]] * 6), "scales": torch.full((6, 3), -1.0),
+        "opacities": torch.arange(6.0), "sh0": torch.zeros(6, 1, 3), "shN": torch.zeros(6, 0, 3),
+        hier.LEVEL: torch.tensor([0, 0, 1, 1, 2, 1.0]), hier.PARENT: torch.tensor([-1, -1, 0, 0, 2, 1.0])},
+        MethodSpec("hierarchical", {}))
+
+
+def adam_with_row_ids(g: Gaussians) -> torch.optim.Adam:
+    """Adam whose per-row state exp_avg of every field holds the row's id (to follow rows)."""
+    opt = torch.optim.Adam(g.param_groups({k: 0.0 for k in g.params}))
+    for name, p in g.params.items():
+        ids = torch.arange(len(g), dtype=torch.float32).reshape(-1, *([1] * (p.ndim - 1))).expand_as(p)
+        opt.state[p] = {"step": torch.tensor(3.0), "exp_avg": ids.clone(), "exp_avg_sq": ids.clone()}
+    return opt
+
+
+def test_prune_subtree_and_clone_keep_tree_and_optimizer_state_aligned():
+    g = hand_tree()
+    opt = adam_with_row_ids(g)
+    before = {k: v.detach().clone() for k, v in hier.resolve(g).items()}
+    removed = hier.remove_subtrees(g, opt, torch.tensor([False, False, True, False, False, False]))  # a1 (+ x)
+    assert removed == 2
+    level, parent = hier.tree_of(g)
+    assert level.tolist() == [0, 0, 1, 1] and parent.tolist() == [-1, -1, 0, 1]  # A, B, a2, b1
+    hier.check_tree(level, parent)
+    survivors = [0, 1, 3, 5]
+    after = hier.resolve(g)
+    for k in before:
+        torch.testing.assert_close(after[k], before[k][survivors])  # absolute attributes unchanged
+    ops.check_aligned(g, opt)
+    for name, p in g.params.items():
+        if p.numel() == 0:
+            continue
+        assert opt.state[p]["exp_avg"].reshape(len(g), -1)[:, 0].tolist() == survivors, name
+
+    hier.clone_as_siblings(g, opt, torch.tensor([False, False, True, False]))  # a2 gets a sibling
+    level, parent = hier.tree_of(g)
+    assert parent.tolist() == [-1, -1, 0, 1, 0] and level.tolist() == [0, 0, 1, 1, 1]
+    assert opt.state[g.params["means"]]["exp_avg"][:, 0].tolist() == survivors + [0]  # new row: zero state
+
+    gen = torch.Generator().manual_seed(0)
+    hier.add_children(g, opt, torch.tensor([2, 4]), 3, 0.5, gen)
+    level, parent = hier.tree_of(g)
+    hier.check_tree(level, parent)
+    assert parent.tolist()[5:] == [2, 2, 2, 4, 4, 4] and level.tolist()[5:] == [2] * 6
+    a = hier.resolve(g)
+    # new children: the parent's opacity and colour, half its scale
+    torch.testing.assert_close(a["logits"][5:], a["logits"][[2, 2, 2, 4, 4, 4]])
+    torch.testing.assert_close(a["log_scales"][5:], a["log_scales"][[2, 2, 2, 4, 4, 4]] - math.log(2.0))
+    ops.check_aligned(g, opt)
+
+    # removing a root removes its whole subtree, and the rest is renumbered
+    hier.remove_subtrees(g, opt, torch.tensor([True] + [False] * 10))
+    level, parent = hier.tree_of(g)
+    hier.check_tree(level, parent)
+    assert len(g) == 2 and parent.tolist() == [-1, 0]  # B and b1
+
+
+def test_check_tree_rejects_broken_trees():
+    with pytest.raises(ValueError, match="one level below"):
+        hier.check_tree(torch.tensor([0, 2]), torch.tensor([-1, 0]))
+    with pytest.raises(ValueError, match="root"):
+        hier.check_tree(torch.tensor([1]), torch.tensor([-1]))
+
+
+def test_export_level_is_a_flat_ply_every_reader_reads(tmp_path):
+    g = random_tree(n_roots=10, k=2, levels=3)
+    src = tmp_path / "tree.ply"
+    write_splats(src, g)
+    back = read_splats(src)
+    assert back.method.name == "hierarchical" and set(back.extra_names()) == {hier.LEVEL, hier.PARENT}
+    out = tmp_path / "level1.ply"
+    assert export_main([str(src), str(out), "-q", "--level", "1"]) == 0
+    flat = read_splats(out)
+    assert len(flat) == 20 and not flat.extra_names() and flat.method is None
+    level, parent = hier.tree_of(back)
+    want = hier.bake(back, hier.level_cut(level, parent, 1))
+    for k in ("means", "quats", "scales", "opacities", "sh0"):
+        torch.testing.assert_close(flat.params[k], want.params[k])
+    # a .ply of the flat cut renders like the hierarchy at that level
+    cams = camera_at(3.0)
+    back.method = MethodSpec("hierarchical", {"level": 1})
+    torch.testing.assert_close(render(flat, cams).images, render(back, cams).images, atol=1e-5, rtol=0)
+    # bad requests: one line, nothing written
+    assert export_main([str(src), str(tmp_path / "x.ply"), "-q", "--level", "7"]) == 1
+    assert export_main([str(out), str(tmp_path / "y.ply"), "-q", "--level", "0"]) == 1
+    assert not (tmp_path / "x.ply").exists() and not (tmp_path / "y.ply").exists()
+    if os.access(SPLAT_TRANSFORM, os.X_OK) and shutil.which("node"):
+        conv = tmp_path / "theirs.ply"
+        r = subprocess.run([SPLAT_TRANSFORM, "-q", "-w", str(out), str(conv)], capture_output=True, text=True,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr
+        theirs = read_splats(conv)
+        assert len(theirs) == len(flat)
+        torch.testing.assert_close(theirs.params["means"], flat.params["means"])
+        torch.testing.assert_close(theirs.scales, flat.scales, rtol=1e-4, atol=1e-6)
+
+
+def test_render_cli_lod_changes_the_image(tmp_path, capsys):
+    g = random_tree(n_roots=30, k=4, levels=3)
+    src = tmp_path / "tree.ply"
+    write_splats(src, g)
+    fine, coarse = tmp_path / "fine.png", tmp_path / "coarse.png"
+    assert render_main([str(src), "--out", str(fine), "--width", "48", "--height", "48"]) == 0
+    assert render_main([str(src), "--out", str(coarse), "--width", "48", "--height", "48", "--lod", "50"]) == 0
+    from PIL import Image
+    a, b = np.asarray(Image.open(fine), float), np.asarray(Image.open(coarse), float)
+    assert np.abs(a - b).mean() > 1.0
+    plain = tmp_path / "plain.ply"
+    write_splats(plain, hier.bake(g, torch.arange(30)))
+    assert render_main([str(plain), "--out", str(tmp_path / "p.png"), "--lod", "2"]) == 1
+    assert "need a hierarchical scene" in capsys.readouterr().err
