@@ -236,3 +236,45 @@ def test_unreadable_video(tmp_path):
         load_scene(root)
     msg = str(e.value)
     assert msg.startswith("unreadable video") and "b.mp4" in msg and "\n" not in msg
+
+
+# ------------------------------------------------------------------------- segment store / paging
+
+def _hand_gaussians(mu, sigma):
+    n = len(mu)
+    g = Gaussians.from_points(torch.arange(n, dtype=torch.float32)[:, None].expand(n, 3).clone(),
+                              torch.full((n, 3), 0.5), torch.full((n,), 0.1), sh_degree=0)
+    f = {k: v for k, v in g.detached_fields().items() if k != "shN"}
+    f["t_mean"] = torch.tensor(mu)[:, None]
+    f["t_log_scale"] = torch.log(torch.tensor(sigma))[:, None]
+    f["velocity"] = torch.zeros(n, 3)
+    return Gaussians.from_fields(f)
+
+
+def test_store_pages_in_only_active_segments_and_reassigns_on_page_out(tmp_path):
+    from splatlab.methods.temporal_store import SegmentStore, segment_name
+
+    method = make_method("temporal", {"levels": 3, "duration": 4.0, "opacity_threshold": R2})
+    #              global  root   L3 S1   L3 S3   L2 S0
+    mu, sigma = [0.5, 0.5, 0.375, 0.875, 0.25], [0.5, 0.05, 0.05, 0.05, 0.1]
+    store = SegmentStore.create(tmp_path / "tgh", method)
+    store.write_all(_hand_gaussians(mu, sigma))
+    assert sorted(store.index["segments"]) == sorted(segment_name(*k) for k in
+                                                    [(0, 0), (1, 0), (3, 1), (3, 3), (2, 0)])
+    rows = lambda g: sorted(int(x) for x in g.params["means"][:, 0].tolist())  # noqa: E731 (means encode the row)
+    assert rows(store.load_active(1.8)) == [0, 1, 2, 4]  # τ = 0.45: the crossing Gaussian (1) is active
+    assert rows(store.load_active(2.2)) == [0, 1]        # τ = 0.55: the other side of the boundary
+    assert rows(store.load_active(3.2)) == [0, 1, 3]     # τ = 0.8
+
+    # page in at τ = 0.45, move row 2 to the last quarter (τ 0.875), page out: it leaves L3 S1
+    keys = store.active_keys(1.8)
+    tensors = store.load_tensors(keys)
+    moved = torch.nonzero(tensors["means"][:, 0] == 2).item()
+    tensors["t_mean"][moved] = 0.875
+    store.page_out(tensors, keys)
+    assert segment_name(3, 1) not in store.index["segments"]
+    assert store.index["segments"][segment_name(3, 3)]["count"] == 2
+    assert rows(store.load_active(3.2)) == [0, 1, 2, 3]
+    assert store.total_count() == 5
+    reopened = SegmentStore(tmp_path / "tgh")  # the index on disk says the same
+    assert reopened.index == store.index
