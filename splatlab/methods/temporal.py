@@ -47,7 +47,7 @@ class TemporalConfig(MethodConfig):
     init_time_scale: float = 0.5  # initial σt in normalised time (0.5: everything starts global)
     t_mean_lr: float = 2e-3
     t_scale_lr: float = 1e-2
-    velocity_lr: float = 1e-3  # times the scene scale
+    velocity_lr: float = 1e-3  # scene units per unit normalised time
 
     def validate(self) -> None:
         if not 1 <= self.levels <= 16:
