@@ -30,7 +30,7 @@ from test_train_scene import make_scene
 
 ITERS = 30
 STOP_AT = 15
-BUILTINS = ["gs3d", "sog", "ges", "deblur", "hierarchical"]
+BUILTINS = ["gs3d", "sog", "ges", "deblur", "hierarchical", "temporal"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -12,7 +12,7 @@ from .scene import DatasetError, SceneData, Views
 
 
 def detect_format(path) -> str:
-    """'blender', 'nerfstudio' or 'colmap' for a dataset folder; DatasetError otherwise."""
+    """'blender', 'nerfstudio', 'video' (multi-view video) or 'colmap' for a dataset folder; DatasetError otherwise."""
     from .colmap import find_model_dir
 
     p = Path(path)
@@ -22,12 +22,16 @@ def detect_format(path) -> str:
         if p.name.startswith("transforms_") and p.suffix == ".json":
             return "blender"
         if p.suffix == ".json":
-            return "nerfstudio"
+            from .nerfstudio import read_json
+            from .video import is_video_transforms
+            return "video" if is_video_transforms(read_json(p), p.parent) else "nerfstudio"
         raise DatasetError(f"{p}: not a dataset folder or transforms.json file")
     if (p / "transforms_train.json").is_file():
         return "blender"
     if (p / "transforms.json").is_file():
-        return "nerfstudio"
+        from .nerfstudio import read_json
+        from .video import is_video_transforms
+        return "video" if is_video_transforms(read_json(p / "transforms.json"), p) else "nerfstudio"
     if find_model_dir(p) is not None:
         return "colmap"
     raise DatasetError(f"{p}: no dataset found (expected transforms_train.json, transforms.json, "
@@ -48,6 +52,9 @@ def load_scene(path, downscale: int = 1, background=(1.0, 1.0, 1.0), output_dir=
         from .blender import load_blender
         p = Path(path)
         return load_blender(p.parent if p.is_file() else p, downscale, background, cache_images=cache_images)
+    if kind == "video":
+        from .video import load_video_scene
+        return load_video_scene(path, downscale, background, cache_images=cache_images)
     if kind == "nerfstudio":
         from .nerfstudio import load_nerfstudio
         return load_nerfstudio(path, downscale, background, output_dir=output_dir, test_every=test_every,

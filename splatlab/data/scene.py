@@ -194,7 +194,10 @@ class Views:
         idx = list(indices)
         t = torch.as_tensor(idx, dtype=torch.long)
         # image ids number the images of the new split (what per-view parameters are indexed by)
-        cams = Cameras(self.cameras.viewmats[t], self.cameras.Ks[t], self.width, self.height).with_ids()
+        c = self.cameras
+        pick = lambda v: None if v is None else v[t]  # noqa: E731  (times / physical camera ids follow)
+        cams = Cameras(c.viewmats[t], c.Ks[t], self.width, self.height, None, pick(c.camera_ids),
+                       pick(c.times)).with_ids()
         return Views(cams, [self.paths[i] for i in idx], [self.names[i] for i in idx],
                      None if self.distortion is None else self.distortion[t],
                      self.background, self.cache, self.cache_dir)

@@ -16,7 +16,7 @@ from .base import Method
 from .options import coerce_options, describe_options
 
 ENTRY_POINT_GROUP = "splatlab.methods"
-BUILTIN_MODULES = ("splatlab.methods.gs3d", "splatlab.methods.sog", "splatlab.methods.ges", "splatlab.methods.deblur", "splatlab.methods.hierarchical")
+BUILTIN_MODULES = ("splatlab.methods.gs3d", "splatlab.methods.sog", "splatlab.methods.ges", "splatlab.methods.deblur", "splatlab.methods.hierarchical", "splatlab.methods.temporal")
 
 _METHODS: dict[str, type[Method]] = {}
 _ALIASES: dict[str, str] = {}

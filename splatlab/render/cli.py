@@ -50,8 +50,13 @@ def with_detail_options(gaussians: Gaussians, lod: float | None, level: int | No
 
 def render_views(gaussians: Gaussians, viewmats, Ks, width: int, height: int, background=(0.0, 0.0, 0.0)):
     """(C, H, W, 3) evaluation renders through the one render path (the scene's own method)."""
+def render_views(gaussians: Gaussians, viewmats, Ks, width: int, height: int, background=(0.0, 0.0, 0.0),
+                 time: float | None = None):
+    """(C, H, W, 3) evaluation renders through the one render path (the scene's own method);
+    `time` (seconds) is the moment every camera sees (dynamic methods such as `temporal`)."""
+    times = None if time is None else torch.full((len(viewmats),), float(time))
     with torch.no_grad():
-        out = render(gaussians, Cameras(viewmats, Ks, width, height),
+        out = render(gaussians, Cameras(viewmats, Ks, width, height, times=times),
                      background=torch.tensor(background, dtype=torch.float32))
     return out.images.clamp(0, 1)
 
@@ -85,6 +90,8 @@ def render_main(argv: list[str] | None = None) -> int:
                     help="hierarchical scenes: per-view level-of-detail cut (subtrees stop refining below "
                          "this projected size in pixels)")
     ap.add_argument("--level", type=int, metavar="L", help="hierarchical scenes: render level L (0 = coarsest)")
+    ap.add_argument("--time", type=float, default=None,
+                    help="moment to render in seconds (dynamic scenes, e.g. --method temporal runs)")
     args = ap.parse_args(argv)
     if args.width < 1 or args.height < 1 or args.views < 1:
         ap.error("--width, --height and --views must be positive")
@@ -106,7 +113,7 @@ def render_main(argv: list[str] | None = None) -> int:
             print(f"error: {args.input}: {err}", file=sys.stderr)
             return 1
     viewmats, Ks = auto_orbit(gaussians, args.views, args.width, args.height, elevation_deg=args.elevation)
-    images = render_views(gaussians, viewmats, Ks, args.width, args.height, tuple(args.background))
+    images = render_views(gaussians, viewmats, Ks, args.width, args.height, tuple(args.background), args.time)
     stem, ext = os.path.splitext(args.out)
     for i, image in enumerate(images):
         path = args.out if args.views == 1 else f"{stem}_{i:03d}{ext or '.png'}"
