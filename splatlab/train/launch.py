@@ -58,9 +58,8 @@ def _worker(rank: int, world: int, cfg_dict: dict, out: str, port: int) -> None:
         cfg = TrainConfig.from_dict(cfg_dict)
         if rank != 0:
             cfg.progress = False
-        from splatlab.data import load_scene
-        scene = load_scene(cfg.scene, downscale=cfg.downscale, background=cfg.background,
-                           cache_images=cfg.cache_images)
+        from .trainer import load_training_scene
+        scene = load_training_scene(cfg, log=(lambda *a, **k: None))
         Trainer(cfg, scene, out, rank=rank, world=world).run()
     finally:
         dist.destroy_process_group()

@@ -74,7 +74,10 @@ def base_lrs(cfg: TrainConfig, scene_scale: float) -> dict[str, float]:
 class Trainer:
     def __init__(self, cfg: TrainConfig, scene: SceneData, out_dir: str | os.PathLike | None = None,
                  rank: int = 0, world: int = 1, checkpoint: dict | None = None) -> None:
-        self.cfg = cfg.resolved()
+        import dataclasses
+
+        sized = dataclasses.replace(cfg).resolve_budget(len(scene.train) * scene.width * scene.height)
+        self.cfg = sized.resolved()
         self.scene = scene
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.rank, self.world = rank, world
@@ -394,11 +397,25 @@ class Trainer:
 
 # ----------------------------------------------------------------------------------- entry
 
+def load_training_scene(cfg: TrainConfig, log=print) -> SceneData:
+    """The dataset as training sees it: with points, triangulated once and cached when it has
+    poses but none (unless `cfg.auto_triangulate` is off)."""
+    scene = load_scene(cfg.scene, downscale=cfg.downscale, background=cfg.background,
+                       cache_images=cfg.cache_images)
+    if cfg.auto_triangulate:
+        from splatlab.data.triangulate import ensure_points
+        scene = ensure_points(scene, log=log)
+    return scene
+
+
 def prepare_scene(cfg: TrainConfig) -> SceneData:
     """Load and validate the dataset (DatasetError before anything is written)."""
     scene = load_scene(cfg.scene, downscale=cfg.downscale, background=cfg.background,
                        cache_images=cfg.cache_images)
     scene.validate()
+    if cfg.auto_triangulate and cfg.resume is None:
+        from splatlab.data.triangulate import ensure_points
+        scene = ensure_points(scene)
     if len(scene.train) == 0:
         from splatlab.data import DatasetError
         raise DatasetError(f"{cfg.scene}: no training images")
