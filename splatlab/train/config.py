@@ -167,10 +167,20 @@ class TrainConfig:
         return cls(**d)
 
 
-def gaussian_budget(train_pixels: int, pixels_per_gaussian: float = 20.0) -> int:
-    """Default maximum number of Gaussians: one per `pixels_per_gaussian` training pixels, at least
-    10k. More Gaussians than the pixels can pin down fit the training views and not the others."""
-    return max(10_000, int(train_pixels / pixels_per_gaussian))
+MIN_BUDGET = 10_000
+CPU_MAX_BUDGET = 50_000  # what 3000 steps can afford in minutes on a 2-core CPU (~6 steps/s at 256²)
+GPU_MAX_BUDGET = 1_000_000
+
+
+def gaussian_budget(train_pixels: int, pixels_per_gaussian: float = 20.0, max_budget: int | None = None) -> int:
+    """Default maximum number of Gaussians: one per `pixels_per_gaussian` training pixels (more than
+    the pixels can pin down fit the training views and not the others), at least 10k, and at most
+    what the machine trains in minutes (`CPU_MAX_BUDGET` without CUDA)."""
+    if max_budget is None:
+        import torch
+
+        max_budget = GPU_MAX_BUDGET if torch.cuda.is_available() else CPU_MAX_BUDGET
+    return int(min(max_budget, max(MIN_BUDGET, train_pixels / pixels_per_gaussian)))
 
 
 # Values a preset sets (on the fields the user left alone). `fast` is the dataclass defaults.

@@ -33,6 +33,11 @@ def run_training(cfg: TrainConfig, scene: SceneData | None = None, checkpoint: d
     else:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     cfg.out = str(out)
+    if checkpoint is None and cfg.resume is None:
+        print(f"training {cfg.iterations} steps ({cfg.preset} preset) on {len(scene.train)} views of "
+              f"{scene.width}x{scene.height}; the Gaussian budget is "
+              + (f"{cfg.cap_max}" if cfg.cap_max is not None else
+                 f"one per {cfg.pixels_per_gaussian:g} training pixels") + f"; run folder {out}", flush=True)
     if cfg.nproc > 1:
         return launch(cfg, out)
     return Trainer(cfg, scene, out, checkpoint=checkpoint).run()
