@@ -247,3 +247,90 @@ def to_data_coordinates(scene: SceneData, points: np.ndarray) -> np.ndarray:
     """Scene-world points -> the dataset's own coordinates (undo the loader's normalisation)."""
     inv = np.linalg.inv(scene.transform.double().numpy())
     return (points.astype(np.float64) @ inv[:3, :3].T + inv[:3, 3]).astype(np.float32)
+
+
+# ------------------------------------------------------------------- automatic, cached triangulation
+
+STATUS_FILE = "triangulation.json"  # what the last automatic run found (kept even when it found nothing)
+
+
+def points_cache_dir(scene_dir: Path) -> Path:
+    """Where automatic triangulation writes: the scene folder itself when it is writable (the
+    loaders then read `points3d.ply` on their own), else splatlab's per-scene cache folder."""
+    from .scene import default_cache_dir
+
+    scene_dir = Path(scene_dir)
+    try:
+        probe = scene_dir / f".probe-tri-{time.time_ns()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return scene_dir
+    except OSError:
+        return default_cache_dir(scene_dir)
+
+
+def _attach_points(scene: SceneData, ply: Path) -> SceneData:
+    from dataclasses import replace
+
+    from .nerfstudio import load_ply_points
+
+    xyz, rgb = load_ply_points(ply)
+    if len(xyz) == 0:
+        return scene
+    T = scene.transform.double().numpy()
+    pts = xyz.astype(np.float64) @ T[:3, :3].T + T[:3, 3]
+    return replace(scene, points=torch.tensor(pts, dtype=torch.float32),
+                   points_rgb=None if rgb is None else torch.tensor(rgb, dtype=torch.float32))
+
+
+def ensure_points(scene: SceneData, log=print) -> SceneData:
+    """`scene` with sparse points: unchanged when it has some; else triangulated from its training
+    views once and cached (see `points_cache_dir`), the cache reused by every later run.
+
+    A failed or empty triangulation is remembered too (`triangulation.json`), so it is not retried;
+    the scene is then returned without points and training falls back to its random initialisation."""
+    import json
+    import os
+
+    if scene.points is not None and len(scene.points) > 0:
+        return scene
+    if os.environ.get("SPLATLAB_AUTO_TRIANGULATE", "1") == "0":  # the test suite: no caches in scenes/
+        return scene
+    if scene.format not in ("blender", "nerfstudio") or len(scene.train) < 2:
+        return scene
+    root = Path(scene.source)
+    root = root.parent if root.is_file() else root
+    cache = points_cache_dir(root)
+    ply, status = cache / POINTS_FILE, cache / STATUS_FILE
+    if ply.is_file():
+        if cache != root:
+            log(f"[init] using the cached triangulation {ply}")
+        return _attach_points(scene, ply)
+    if status.is_file():
+        try:
+            found = json.loads(status.read_text()).get("points", 0)
+        except (OSError, ValueError):
+            found = None
+        if found == 0:
+            return scene
+    try:
+        import pycolmap  # noqa: F401
+    except ImportError:
+        log("[init] pycolmap is not installed: no triangulation, starting from the fallback initialisation")
+        return scene
+    log(f"[init] {root} has camera poses but no points: triangulating its training views once "
+        f"(cached in {ply})")
+    try:
+        result = triangulate_scene(scene, log=lambda *a, **k: None)
+        n, error = len(result.points), None
+    except DatasetError as exc:
+        n, error, result = 0, str(exc), None
+    tmp = status.with_name(f".{status.name}.tmp")
+    tmp.write_text(json.dumps({"points": n, "error": error}) + "\n")
+    tmp.replace(status)
+    if n == 0:
+        log(f"[init] triangulation found no points ({error or 'no match survived'})")
+        return scene
+    write_points_ply(ply, to_data_coordinates(scene, result.points), result.colors)
+    log(f"[init] triangulated {n} points in {result.seconds:.0f} s")
+    return _attach_points(scene, ply)

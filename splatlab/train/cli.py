@@ -72,7 +72,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                 description="Train Gaussian splats on a scene folder (COLMAP, nerfstudio or Blender layout).")
     p.add_argument("scene", nargs="?", help="scene folder (not needed with --resume)")
     p.add_argument("--out", help="output folder (default outputs/<scene>/<timestamp>)")
-    p.add_argument("--iterations", type=int, help="training steps (default 30000)")
+    p.add_argument("--preset", choices=("fast", "paper"),
+                   help="fast (default): 3000 steps and a Gaussian budget sized to the training pixels, minutes on "
+                        "a CPU; paper: the 30k-step 3DGS recipe without a budget (hours on a CPU)")
+    p.add_argument("--iterations", type=int, help="training steps (default 3000; --preset paper: 30000)")
     p.add_argument("--resolution", "--downscale", dest="downscale", type=int,
                    help="image downscale factor 1, 2, 4, 8 (uses images_N/ when present)")
     p.add_argument("--strategy", help="densification: default (ADC) or mcmc")
@@ -94,7 +97,15 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--random-background", dest="random_background", action="store_true",
                    help="RGBA data: composite targets on a random colour each step")
     p.add_argument("--init-points", dest="init_num_points", type=int,
-                   help="random initial points when the scene has no point cloud (default 100000)")
+                   help="random initial points when the scene has no (or too few) points "
+                        "(default: a quarter of the Gaussian budget; --preset paper: 100000)")
+    p.add_argument("--no-triangulate", dest="auto_triangulate", action="store_false",
+                   help="do not triangulate a scene that has poses but no points (by default it is done once "
+                        "and cached beside the scene)")
+    p.add_argument("--pixels-per-gaussian", dest="pixels_per_gaussian", type=float,
+                   help="the default Gaussian budget: one per this many training pixels (default 20)")
+    p.add_argument("--prune-screen-size", dest="prune_screen_size", type=float,
+                   help="while densifying, split and prune Gaussians wider than this fraction of the image (0: off)")
     p.add_argument("--background-points", dest="background_points", type=int,
                    help="initial points along training rays beyond the scene, for sky and distant ground "
                         "(default: half of --init-points when the photos are opaque, none with alpha)")
@@ -106,7 +117,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--refine-stop", dest="refine_stop", type=int)
     p.add_argument("--refine-every", dest="refine_every", type=int)
     p.add_argument("--reset-every", dest="reset_every", type=int)
-    p.add_argument("--cap-max", dest="cap_max", type=int, help="maximum number of Gaussians (default strategy: growth stops there; mcmc: its cap)")
+    p.add_argument("--cap-max", dest="cap_max", type=int, help="maximum number of Gaussians (default: one per 20 training pixels; 0: no cap; mcmc: its cap)")
     p.add_argument("--max-eval-views", dest="max_eval_views", type=int)
     p.add_argument("--backend", help="rasterizer backend: auto, cpu, cuda, reference")
     p.add_argument("--nproc", type=int, help="processes for data-parallel training on this machine")
@@ -147,6 +158,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict | None
         if k == "list_methods":
             continue
         setattr(cfg, k, dict(v) if k == "method_options" else v)
+    cfg.apply_preset(explicit=set(given))
     cfg.scene = str(Path(cfg.scene).resolve()) if Path(cfg.scene).exists() else cfg.scene
     return cfg, None
 

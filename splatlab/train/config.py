@@ -1,4 +1,10 @@
-"""Training configuration: the baseline recipe (gsplat simple_trainer / splatfacto values) in one dataclass."""
+"""Training configuration in one dataclass.
+
+Two presets share it. `fast` (the defaults) is sized for the data and a CPU: 3000 steps with the
+recipe's schedule scaled to them, and a Gaussian budget proportional to the training pixels
+(`gaussian_budget`). `paper` restores the 30k-step 3DGS recipe (gsplat simple_trainer /
+splatfacto values, no budget). `TrainConfig.apply_preset` fills only what the user did not set.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -12,12 +18,13 @@ class TrainConfig:
     out: str | None = None  # default outputs/<scene>/<timestamp>
     method: str = "gs3d"
     strategy: str = "default"  # default | mcmc
-    iterations: int = 30_000
+    preset: str = "fast"  # fast | paper (see PRESETS)
+    iterations: int = 3000
     downscale: int = 1
     seed: int = 0
     batch_size: int = 1  # total cameras per step (split across ranks when distributed)
     eval_every: int = 7000  # 0: evaluate only at the end
-    save_every: int = 7000  # 0: checkpoint only at the end / on interrupt
+    save_every: int = 1000  # 0: checkpoint only at the end / on interrupt
     stop_at: int | None = None  # stop (checkpoint, no metrics.json) after this many steps
     resume: str | None = None
     nproc: int = 1
@@ -38,7 +45,9 @@ class TrainConfig:
     # init
     init_opacity: float | None = None  # None: 0.1 (default) / 0.5 (mcmc)
     init_scale: float | None = None  # multiplier of the 3-NN distance; None: 1.0 / 0.1 (mcmc)
-    init_num_points: int = 100_000  # random init when the scene has no points
+    init_num_points: int | None = None  # random init without (enough) points; None: budget // 4 (paper: 100k)
+    auto_triangulate: bool = True  # poses but no points: triangulate the training views once, cached
+    min_init_points: int = 300  # fewer triangulated points than this: add the fallback random init
     background_points: int = -1  # along training rays, beyond the scene; -1: init_num_points // 2 if photos are opaque
     # learning rates (Adam eps 1e-15); means lr is multiplied by the scene scale and decays to
     # means_lr_final_factor of itself; every lr is multiplied by sqrt(batch_size)
@@ -61,12 +70,32 @@ class TrainConfig:
     refine_every: int = 100
     reset_every: int | None = None  # default: min(3000, max(1000, iterations // 3))
     # mcmc
-    cap_max: int = 1_000_000
+    cap_max: int | None = None  # None: gaussian_budget(training pixels); 0: no cap (default strategy)
+    pixels_per_gaussian: float = 20.0  # the budget rule: one Gaussian per this many training pixels
+    prune_screen_size: float = 0.0  # > 0: prune/split Gaussians wider than this fraction of the image while densifying
     noise_lr: float = 5e5
     opacity_reg: float | None = None  # None: 0 (default) / 0.01 (mcmc)
     scale_reg: float | None = None
     # method-specific settings (read by the method's hooks)
     method_options: dict[str, Any] = field(default_factory=dict)
+
+    def apply_preset(self, explicit: set[str] | frozenset[str] = frozenset()) -> "TrainConfig":
+        """Set this preset's values on every field not in `explicit` (the ones the user gave)."""
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown --preset {self.preset!r} (choose {', '.join(PRESETS)})")
+        for k, v in PRESETS[self.preset].items():
+            if k not in explicit:
+                setattr(self, k, v)
+        return self
+
+    def resolve_budget(self, train_pixels: int) -> "TrainConfig":
+        """Fill the data-sized defaults (cap_max, init_num_points) for `train_pixels` training pixels."""
+        budget = gaussian_budget(train_pixels, self.pixels_per_gaussian)
+        if self.cap_max is None:
+            self.cap_max = budget if self.preset != "paper" else (1_000_000 if self.strategy == "mcmc" else 0)
+        if self.init_num_points is None:
+            self.init_num_points = max(1000, (self.cap_max or budget) // 4)
+        return self
 
     def resolved(self) -> "TrainConfig":
         """A copy with the strategy-dependent defaults filled in."""
@@ -102,7 +131,11 @@ class TrainConfig:
         need(self.stop_at is None or self.stop_at >= 0, "--stop-at must be >= 0")
         need(len(self.background) == 3 and all(0.0 <= v <= 1.0 for v in self.background),
              "--background must be 3 values in [0, 1]")
-        need(self.init_num_points >= 1, "--init-points must be >= 1")
+        need(self.preset in PRESETS, f"unknown --preset {self.preset!r} (choose {', '.join(PRESETS)})")
+        need(self.init_num_points is None or self.init_num_points >= 1, "--init-points must be >= 1")
+        need(self.cap_max is None or self.cap_max >= 0, "--cap-max must be >= 0")
+        need(self.pixels_per_gaussian > 0, "--pixels-per-gaussian must be > 0")
+        need(0.0 <= self.prune_screen_size < 1.0, "--prune-screen-size must be in [0, 1)")
         make_method(self.method, self.method_options)  # unknown method or bad option: ValueError listing the valid ones
 
     def make_strategy(self):
@@ -110,14 +143,15 @@ class TrainConfig:
 
         c = self.resolved()
         if c.strategy == "mcmc":
-            return MCMCStrategy(cap_max=c.cap_max, noise_lr=c.noise_lr, refine_start=c.refine_start,
+            return MCMCStrategy(cap_max=c.cap_max or 1_000_000, noise_lr=c.noise_lr, refine_start=c.refine_start,
                                 refine_stop=c.refine_stop, refine_every=c.refine_every,
                                 min_opacity=c.prune_opacity, opacity_reg=c.opacity_reg, scale_reg=c.scale_reg)
         return DefaultStrategy(grad_threshold=c.grad_threshold, absgrad=c.absgrad, grow_scale3d=c.grow_scale3d,
                                prune_opacity=c.prune_opacity, prune_scale3d=c.prune_scale3d,
                                refine_start=c.refine_start, refine_stop=c.refine_stop,
                                refine_every=c.refine_every, reset_every=c.reset_every,
-                               cap_max=c.cap_max)
+                               cap_max=c.cap_max or 0, prune_scale2d=c.prune_screen_size or 0.15,
+                               scale2d_stop=c.refine_stop if c.prune_screen_size > 0 else 0)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -131,3 +165,27 @@ class TrainConfig:
         if "background" in d:
             d["background"] = tuple(d["background"])
         return cls(**d)
+
+
+MIN_BUDGET = 10_000
+CPU_MAX_BUDGET = 50_000  # what 3000 steps can afford in minutes on a 2-core CPU (~6 steps/s at 256²)
+GPU_MAX_BUDGET = 1_000_000
+
+
+def gaussian_budget(train_pixels: int, pixels_per_gaussian: float = 20.0, max_budget: int | None = None) -> int:
+    """Default maximum number of Gaussians: one per `pixels_per_gaussian` training pixels (more than
+    the pixels can pin down fit the training views and not the others), at least 10k, and at most
+    what the machine trains in minutes (`CPU_MAX_BUDGET` without CUDA)."""
+    if max_budget is None:
+        import torch
+
+        max_budget = GPU_MAX_BUDGET if torch.cuda.is_available() else CPU_MAX_BUDGET
+    return int(min(max_budget, max(MIN_BUDGET, train_pixels / pixels_per_gaussian)))
+
+
+# Values a preset sets (on the fields the user left alone). `fast` is the dataclass defaults.
+PRESETS: dict[str, dict[str, Any]] = {
+    "fast": {"iterations": 3000, "save_every": 1000, "eval_every": 7000, "init_num_points": None, "cap_max": None},
+    "paper": {"iterations": 30_000, "save_every": 7000, "eval_every": 7000, "init_num_points": 100_000,
+              "cap_max": None, "prune_screen_size": 0.0},
+}

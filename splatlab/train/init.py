@@ -60,17 +60,19 @@ def camera_focus(scene: SceneData) -> tuple[torch.Tensor, float] | None:
 
 
 def random_init_points(scene: SceneData, n: int, generator: torch.Generator) -> torch.Tensor:
-    """Random initial positions without SfM points: 80% in the ball every camera looks at (the
-    object), 20% in the camera box (background); the whole camera box when there is no focus."""
-    box = random_points_in_camera_box(scene, n, generator)
+    """Random initial positions without (enough) SfM points: uniform in the ball every camera looks
+    at; the camera box when the cameras share no focus (e.g. a forward-facing capture).
+
+    Nothing is placed near the cameras: a random point there covers a large part of a few views,
+    and the optimiser turns it into a floater painted with the background those views see behind
+    it (the background is left to the points along the rays beyond the scene, `view_ray_points`)."""
     focus = camera_focus(scene)
     if focus is None:
-        return box
+        return random_points_in_camera_box(scene, n, generator)
     center, radius = focus
-    n_ball = int(0.8 * n)
-    direction = torch.nn.functional.normalize(torch.randn(n_ball, 3, generator=generator), dim=1)
-    r = radius * torch.rand(n_ball, 1, generator=generator) ** (1.0 / 3.0)
-    return torch.cat([center + direction * r, box[n_ball:]])
+    direction = torch.nn.functional.normalize(torch.randn(n, 3, generator=generator), dim=1)
+    r = radius * torch.rand(n, 1, generator=generator) ** (1.0 / 3.0)
+    return center + direction * r
 
 
 def has_background(scene: SceneData) -> bool:
@@ -111,16 +113,21 @@ def background_range(scene: SceneData, points: torch.Tensor) -> tuple[float, flo
 
 def init_points(scene: SceneData, cfg: TrainConfig,
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Positions and colours of the initial Gaussians, and how many of them (last) are background points."""
+    """Positions and colours of the initial Gaussians, and how many of them (last) are background points.
+
+    The scene's points when it has at least `cfg.min_init_points`; with fewer (a triangulation that
+    found little texture) or none, random points in the region the cameras look at are added."""
+    n_random = int(cfg.init_num_points or 100_000)
+    pts, rgb = torch.zeros(0, 3), torch.zeros(0, 3)
     if scene.points is not None and len(scene.points) > 0:
         pts = scene.points.float()
         rgb = scene.points_rgb.float() if scene.points_rgb is not None else torch.full_like(pts, 0.5)
-    else:
-        pts = random_init_points(scene, cfg.init_num_points, generator)
-        rgb = torch.rand(cfg.init_num_points, 3, generator=generator)
+    if len(pts) < cfg.min_init_points:
+        pts = torch.cat([pts, random_init_points(scene, n_random, generator)])
+        rgb = torch.cat([rgb, torch.rand(n_random, 3, generator=generator)])
     n_bg = cfg.background_points
     if n_bg < 0:
-        n_bg = cfg.init_num_points // 2 if has_background(scene) else 0
+        n_bg = n_random // 2 if has_background(scene) else 0
     if n_bg > 0:
         near, far = background_range(scene, pts)
         bg_pts, bg_rgb = view_ray_points(scene, n_bg, near, far, generator)

@@ -33,6 +33,11 @@ def run_training(cfg: TrainConfig, scene: SceneData | None = None, checkpoint: d
     else:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     cfg.out = str(out)
+    if checkpoint is None and cfg.resume is None:
+        print(f"training {cfg.iterations} steps ({cfg.preset} preset) on {len(scene.train)} views of "
+              f"{scene.width}x{scene.height}; the Gaussian budget is "
+              + (f"{cfg.cap_max}" if cfg.cap_max is not None else
+                 f"one per {cfg.pixels_per_gaussian:g} training pixels") + f"; run folder {out}", flush=True)
     if cfg.nproc > 1:
         return launch(cfg, out)
     return Trainer(cfg, scene, out, checkpoint=checkpoint).run()
@@ -58,9 +63,8 @@ def _worker(rank: int, world: int, cfg_dict: dict, out: str, port: int) -> None:
         cfg = TrainConfig.from_dict(cfg_dict)
         if rank != 0:
             cfg.progress = False
-        from splatlab.data import load_scene
-        scene = load_scene(cfg.scene, downscale=cfg.downscale, background=cfg.background,
-                           cache_images=cfg.cache_images)
+        from .trainer import load_training_scene
+        scene = load_training_scene(cfg, log=(lambda *a, **k: None))
         Trainer(cfg, scene, out, rank=rank, world=world).run()
     finally:
         dist.destroy_process_group()

@@ -74,7 +74,10 @@ def base_lrs(cfg: TrainConfig, scene_scale: float) -> dict[str, float]:
 class Trainer:
     def __init__(self, cfg: TrainConfig, scene: SceneData, out_dir: str | os.PathLike | None = None,
                  rank: int = 0, world: int = 1, checkpoint: dict | None = None) -> None:
-        self.cfg = cfg.resolved()
+        import dataclasses
+
+        sized = dataclasses.replace(cfg).resolve_budget(len(scene.train) * scene.width * scene.height)
+        self.cfg = sized.resolved()
         self.scene = scene
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.rank, self.world = rank, world
@@ -299,6 +302,7 @@ class Trainer:
         old_handler = self._install_sigint()
         status = "finished"
         t0 = time.perf_counter()
+        first = self.step
         ema_loss = ema_psnr = None
         try:
             while self.step < end:
@@ -318,6 +322,8 @@ class Trainer:
                     if self.step % 10 == 0 or self.step == end:
                         bar.set_postfix(loss=f"{ema_loss:.4f}", psnr=f"{ema_psnr:.2f}", n=len(self.gaussians),
                                         refresh=False)
+                if self.rank == 0 and self.step == first + 100 and self.step < end:
+                    print(self._time_estimate(time.perf_counter() - t0, end), flush=True)
                 if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.iterations and self.rank == 0:
                     ev = self.evaluate(self.scene.test, max_views=cfg.max_eval_views or 8)
                     ev["step"] = self.step
@@ -355,6 +361,20 @@ class Trainer:
             return result
         result["metrics"] = self.finalize()
         return result
+
+    def _time_estimate(self, seconds_for_100: float, end: int) -> str:
+        """A rough time to go from the first 100 steps: a step's cost grows about linearly with the
+        number of Gaussians, which densification takes up towards the budget until `refine_stop`."""
+        per_step = seconds_for_100 / 100
+        n_now = max(1, len(self.gaussians))
+        cap = self.cfg.cap_max or 4 * n_now
+        grow_until = min(end, self.cfg.refine_stop)
+        steps_growing = max(0, grow_until - self.step)
+        steps_full = max(0, end - max(self.step, grow_until))
+        full = max(1.0, cap / n_now)
+        estimate = per_step * (steps_growing * (1 + full) / 2 + steps_full * full)
+        return (f"{end} steps, up to {cap} Gaussians: roughly {estimate / 60:.0f} min to go on this machine "
+                f"({1 / per_step:.1f} steps/s now with {n_now} Gaussians)")
 
     def elapsed_add(self, t0: float) -> None:
         self.elapsed += time.perf_counter() - t0
@@ -399,11 +419,25 @@ class Trainer:
 
 # ----------------------------------------------------------------------------------- entry
 
+def load_training_scene(cfg: TrainConfig, log=print) -> SceneData:
+    """The dataset as training sees it: with points, triangulated once and cached when it has
+    poses but none (unless `cfg.auto_triangulate` is off)."""
+    scene = load_scene(cfg.scene, downscale=cfg.downscale, background=cfg.background,
+                       cache_images=cfg.cache_images)
+    if cfg.auto_triangulate:
+        from splatlab.data.triangulate import ensure_points
+        scene = ensure_points(scene, log=log)
+    return scene
+
+
 def prepare_scene(cfg: TrainConfig) -> SceneData:
     """Load and validate the dataset (DatasetError before anything is written)."""
     scene = load_scene(cfg.scene, downscale=cfg.downscale, background=cfg.background,
                        cache_images=cfg.cache_images)
     scene.validate()
+    if cfg.auto_triangulate and cfg.resume is None:
+        from splatlab.data.triangulate import ensure_points
+        scene = ensure_points(scene)
     if len(scene.train) == 0:
         from splatlab.data import DatasetError
         raise DatasetError(f"{cfg.scene}: no training images")
