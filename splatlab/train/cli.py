@@ -129,6 +129,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict | None
         from . import checkpoint as ckpt_io
         path = ckpt_io.find_checkpoint(given["resume"])
         ck = ckpt_io.load_checkpoint(path)
+        if not isinstance(ck.get("config"), dict):
+            raise ckpt_io.CheckpointError(path, "checkpoint holds no training config")
         cfg = TrainConfig.from_dict(ck["config"])
         cfg.stop_at = None
         cfg.resume = str(path)
@@ -152,6 +154,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict | None
 
 
 def train_main(argv=None) -> int:
+    from splatlab.checkpoint_file import CheckpointError
     from splatlab.data import DatasetError
 
     parser = build_parser()
@@ -166,6 +169,9 @@ def train_main(argv=None) -> int:
     except ArgumentError as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except CheckpointError as exc:
+        print(f"{PROG}: error: cannot resume: {exc}", file=sys.stderr)
+        return 1
     except ValueError as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
