@@ -191,6 +191,9 @@ def train_main(argv=None) -> int:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        saved = cfg.out and (Path(cfg.out) / "point_cloud.ply").is_file()
+        print(f"{PROG}: interrupted" + (f"; checkpoint and point_cloud.ply are saved in {cfg.out}" if saved else ""),
+              file=sys.stderr)
         return 130
     status = result.get("status")
     if status == "interrupted":
