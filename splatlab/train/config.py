@@ -103,6 +103,12 @@ class TrainConfig:
         need(len(self.background) == 3 and all(0.0 <= v <= 1.0 for v in self.background),
              "--background must be 3 values in [0, 1]")
         need(self.init_num_points >= 1, "--init-points must be >= 1")
+        if self.viewer:
+            from splatlab.view.listen import check_listen_address
+            try:
+                check_listen_address(self.viewer_host, self.viewer_port)
+            except ValueError as err:
+                raise ValueError(f"--viewer-host/--viewer-port: {err}") from None
         make_method(self.method, self.method_options)  # unknown method or bad option: ValueError listing the valid ones
 
     def make_strategy(self):

@@ -84,8 +84,14 @@ def serve_static(path: str, host: str, port: int) -> int:
 
 def view_main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        return _error(f"--port {args.port} is not a valid port")
+    from .listen import ListenAddressError, check_listen_address
+
+    try:
+        check_listen_address(args.host, args.port)
+    except ListenAddressError as err:
+        return _error(str(err))
+    if args.max_res < 16:
+        return _error(f"--max-res {args.max_res} must be at least 16 pixels")
     if args.max_cameras < 0:
         return _error(f"--max-cameras {args.max_cameras} must be 0 or more")
     if args.static:

@@ -36,6 +36,8 @@ class LiveViewer:
                  start_paused: bool = False, verbose: bool = True) -> None:
         import viser
 
+        from .listen import check_listen_address
+        check_listen_address(host, port)  # else viser's server thread dies and this waits forever
         self.min_interval = float(min_interval)
         self._server = viser.ViserServer(host=host, port=port, label="splatlab (training)", verbose=False)
         self.host, self.port = host, self._server.get_port()
