@@ -27,3 +27,15 @@ def test_train_viewer_port_out_of_range(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "70000" in err and "\n" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("flag, value", [("--reset-every", "0"), ("--init-opacity", "1"), ("--backend", "foo"),
+                                         ("--grad-threshold", "nan"), ("--refine-every", "0"), ("--cap-max", "0"),
+                                         ("--max-eval-views", "-1"), ("--init-scale", "-1")])
+def test_bad_train_flags_are_one_line(tmp_path, capsys, flag, value):
+    """Issue 13 groups 6/7: flags that used to be accepted silently (or crash later)."""
+    out = tmp_path / "out"
+    assert train_main([str(tmp_path), "--out", str(out), flag, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert flag.lstrip("-").split("-")[0] in err and "\n" not in err, err
+    assert not out.exists()
