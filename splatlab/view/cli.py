@@ -110,8 +110,11 @@ def view_main(argv: list[str] | None = None) -> int:
         return _error("the viser package is not installed (pip install viser==1.1.1)")
     from .app import DISPLAY_BROWSER, DISPLAY_SERVER, ViewerApp
 
+    from .origin import guarded_viser
+
     try:
-        server = viser.ViserServer(host=args.host, port=args.port, label="splatlab", verbose=False)
+        with guarded_viser(args.host):  # only pages served by this viewer may open its websocket
+            server = viser.ViserServer(host=args.host, port=args.port, label="splatlab", verbose=False)
     except OSError as err:
         return _error(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}")
     app = None
