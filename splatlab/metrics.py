@@ -107,7 +107,7 @@ class LPIPS:
         try:  # pragma: no cover - needs the optional package and local weights
             import lpips  # type: ignore
             model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False)
-            model.load_state_dict(torch.load(weights, map_location="cpu"), strict=False)
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=False)
             self.model = model.eval()
             self.reason = ""
         except Exception as exc:  # pragma: no cover

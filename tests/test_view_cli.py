@@ -54,7 +54,8 @@ def test_run_folder_prefers_newest_result(tmp_path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     g = textured_sphere(200)
-    torch.save({"step": 7, "params": {k: v.detach() for k, v in g.params.items()}, "config": {"scene": str(tmp_path / "gone")}},
+    from splatlab.checkpoint_file import encode_checkpoint
+    torch.save(encode_checkpoint({"step": 7, "params": {k: v.detach() for k, v in g.params.items()}, "config": {"scene": str(tmp_path / "gone")}}),
                run / "checkpoints" / "step_0000007.pt")
     src = open_source(str(run))
     assert src.format == "checkpoint" and src.step == 7 and len(src.gaussians) == 200

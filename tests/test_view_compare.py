@@ -65,7 +65,8 @@ def _make_run(root, n_views: int = 6):
     run = root / "run"
     (run / "checkpoints").mkdir(parents=True)
     g = textured_sphere(600)
-    torch.save({"step": 10, "params": {k: v.detach() for k, v in g.params.items()}, "config": {"scene": str(data)}},
+    from splatlab.checkpoint_file import encode_checkpoint
+    torch.save(encode_checkpoint({"step": 10, "params": {k: v.detach() for k, v in g.params.items()}, "config": {"scene": str(data)}}),
                run / "checkpoints" / "step_0000010.pt")
     (run / "metrics.json").write_text("{}")
     return run, data

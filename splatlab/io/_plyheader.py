@@ -107,9 +107,11 @@ def read_header(path) -> tuple[PlyHeader, int]:
     header = PlyHeader(fmt, elements, comments, m.end())
     if fmt != "ascii":
         avail = size - header.header_size
+        fixed = True
         for e in elements:
             rs = e.row_size
             if rs is None:
+                fixed = False
                 break  # list properties: sizes unknown up front; plyfile checks the rest
             need = rs * e.count
             if avail < need:
@@ -118,6 +120,8 @@ def read_header(path) -> tuple[PlyHeader, int]:
                 raise SplatFormatError(
                     path, f"truncated: header says {e.count} {noun} but data holds {have}")
             avail -= need
+        if fixed and avail > 0:
+            raise SplatFormatError(path, f"trailing data: {avail} bytes after the last element the header declares")
     return header, size
 
 

@@ -162,12 +162,15 @@ def _encode_webp(rgba: np.ndarray, effort: int = 4) -> bytes:
     return buf.getvalue()
 
 
-def _decode_webp(path, name: str, data: bytes) -> np.ndarray:
+def _decode_webp(path, name: str, data: bytes, max_texels: int | None = None) -> np.ndarray:
     from PIL import Image
     try:
         with Image.open(io.BytesIO(data)) as im:
             if im.format != "WEBP":
                 raise SplatFormatError(path, f"{name} is {im.format or 'unknown'} data, not WebP")
+            if max_texels is not None and im.size[0] * im.size[1] > max_texels:
+                raise SplatFormatError(path, f"{name} is {im.size[0]}x{im.size[1]} texels, far more than the "
+                                             f"header's count needs (corrupt or a decompression bomb)")
             im.load()
             return np.asarray(im.convert("RGBA"))
     except SplatFormatError:
@@ -370,6 +373,17 @@ def write_sog_files(path, files: dict[str, bytes], *, bundle: bool | None = None
 # reading
 
 
+MAX_META_BYTES = 16 << 20  # meta.json: three 256-entry codebooks and a few names
+MAX_COUNT = 1 << 27  # splats per SOG (textures of 11585^2 texels)
+
+
+def _texture_limits(texels: int) -> tuple[int, int]:
+    """(most bytes a lossless WebP of `texels` RGBA texels can take, most texels accepted) for a
+    texture sized for `texels` entries; generous for other writers' layouts, tiny next to a bomb."""
+    most = 4 * texels + 65536
+    return 8 * most + (1 << 20), most
+
+
 class _Source:
     """Files of a SOG, from a ZIP bundle or a folder."""
 
@@ -400,18 +414,33 @@ class _Source:
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
                 raise SplatFormatError(p, f"corrupt or truncated SOG zip ({e})") from None
 
-    def read(self, name: str) -> bytes:
+    def read(self, name: str, limit: int = MAX_META_BYTES) -> bytes:
+        """Member `name`, refused when it is (or declares to be) larger than `limit` bytes, so a small
+        bundle cannot inflate to gigabytes."""
         if os.path.basename(name) != name or name in ("", ".", ".."):
             raise SplatFormatError(self.path, f"meta.json names a file outside the bundle: {name!r}")
         if self.zip is not None:
             try:
-                return self.zip.read(name)
+                info = self.zip.getinfo(name)
+                if info.file_size > limit:
+                    raise SplatFormatError(self.path, f"{name} declares {info.file_size} bytes, more than the "
+                                                      f"{limit} its contents can need (corrupt or a zip bomb)")
+                with self.zip.open(info) as fh:  # zipfile stops at the declared size and checks the CRC
+                    data = fh.read(limit + 1)
+                if len(data) > limit:
+                    raise SplatFormatError(self.path, f"{name} inflates past {limit} bytes (corrupt or a zip bomb)")
+                return data
+            except SplatFormatError:
+                raise
             except KeyError:
                 raise SplatFormatError(self.path, f"SOG bundle lacks {name}") from None
             except (zipfile.BadZipFile, OSError, EOFError, zlib.error, struct.error, ValueError, NotImplementedError) as e:
                 raise SplatFormatError(self.path, f"corrupt SOG zip member {name} ({e})") from None
         full = os.path.join(self.dir, name)
         try:
+            if os.path.getsize(full) > limit:
+                raise SplatFormatError(self.path, f"{name} is {os.path.getsize(full)} bytes, more than the {limit} "
+                                                  "its contents can need")
             with open(full, "rb") as fh:
                 return fh.read()
         except FileNotFoundError:
@@ -470,8 +499,17 @@ def _decode(src: _Source, meta: dict) -> SceneArrays:
             cur = cur[k]
         return cur
 
+    def numbers(value, what: str) -> np.ndarray:
+        if isinstance(value, (str, bytes, dict)) or (isinstance(value, list) and any(
+                isinstance(v, (str, bytes, dict, list, bool)) or v is None for v in value)):
+            raise SplatFormatError(p, f"meta.json {what} must be numbers, got {str(value)[:40]!r}")
+        try:
+            return np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise SplatFormatError(p, f"meta.json {what} must be numbers, got {str(value)[:40]!r}") from None
+
     def codebook(key: str) -> np.ndarray:
-        cb = np.asarray(get(meta, key, "codebook"), dtype=np.float64)
+        cb = numbers(get(meta, key, "codebook"), f"{key}.codebook")
         if cb.ndim != 1 or cb.size == 0 or cb.size > 256 or not np.isfinite(cb).all():
             raise SplatFormatError(p, f"meta.json {key}.codebook must be up to 256 finite numbers")
         return np.concatenate([cb, np.zeros(256 - cb.size)])
@@ -483,19 +521,22 @@ def _decode(src: _Source, meta: dict) -> SceneArrays:
         return f
 
     n = get(meta, "count")
-    if not isinstance(n, int) or n < 0:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise SplatFormatError(p, f"meta.json count must be a non-negative integer, got {n!r}")
     if n == 0:
         raise SplatFormatError(p, "SOG holds no splats (count 0)")
+    if n > MAX_COUNT:
+        raise SplatFormatError(p, f"meta.json count {n} is more than the {MAX_COUNT} splats a SOG can hold")
+    tex_bytes, tex_texels = _texture_limits(n)
 
     def tex(name: str) -> np.ndarray:
-        t = _decode_webp(p, name, src.read(name))
+        t = _decode_webp(p, name, src.read(name, tex_bytes), tex_texels)
         if t.shape[0] * t.shape[1] < n:
             raise SplatFormatError(p, f"truncated: {name} holds {t.shape[1]}x{t.shape[0]} texels but count is {n}")
         return t.reshape(-1, 4)[:n].astype(np.int64)
 
-    mins = np.asarray(get(meta, "means", "mins"), np.float64)
-    maxs = np.asarray(get(meta, "means", "maxs"), np.float64)
+    mins = numbers(get(meta, "means", "mins"), "means.mins")
+    maxs = numbers(get(meta, "means", "maxs"), "means.maxs")
     if mins.shape != (3,) or maxs.shape != (3,) or not (np.isfinite(mins).all() and np.isfinite(maxs).all()):
         raise SplatFormatError(p, "meta.json means.mins/maxs must be 3 finite numbers each")
     fm = files("means", 2)
@@ -537,7 +578,8 @@ def _decode(src: _Source, meta: dict) -> SceneArrays:
             raise SplatFormatError(p, f"meta.json shN.count must be 1..65536, got {count!r}")
         shcb = codebook("shN")
         fs = files("shN", 2)
-        cen = _decode_webp(p, fs[0], src.read(fs[0]))
+        cen_bytes, cen_texels = _texture_limits(64 * k * ((count + 63) // 64))
+        cen = _decode_webp(p, fs[0], src.read(fs[0], cen_bytes), cen_texels)
         if cen.shape[1] != 64 * k or cen.shape[0] * 64 < count:
             raise SplatFormatError(p, f"{fs[0]} is {cen.shape[1]}x{cen.shape[0]}, expected width {64 * k} "
                                       f"and room for {count} entries")

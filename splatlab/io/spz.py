@@ -117,13 +117,32 @@ def write_spz(path, gaussians: Gaussians | SceneArrays, *, version: int = 3, fra
             gz.write(raw)
 
 
-def _gunzip(path, data: bytes) -> bytes:
+MAX_DEFLATE_RATIO = 1032  # deflate cannot expand more than this (258-byte matches from 2 bits)
+
+
+def _gunzip(path, data: bytes, expected: int | None = None) -> bytes:
+    """Inflate a single gzip member, never beyond `expected` bytes (+1 to detect trailing data).
+
+    With `expected` None only the 16-byte header is inflated. A body shorter than `expected` is
+    truncation, a longer one (or bytes after the gzip member) is trailing data: both are errors,
+    so a small file can never inflate to more than its header declares."""
+    want = HEADER.size if expected is None else expected
+    if expected is not None and expected > MAX_DEFLATE_RATIO * len(data) + 4096:
+        raise SplatFormatError(path, f"header declares {expected} bytes of data, more than a "
+                                     f"{len(data)}-byte gzip file can hold (corrupt count)")
+    d = zlib.decompressobj(wbits=31)
     try:
-        return gzip.decompress(data)
-    except EOFError:
-        raise SplatFormatError(path, "truncated: gzip stream ends early") from None
-    except (OSError, zlib.error) as e:
+        out = d.decompress(data, want + 1)  # bounded: never more than the header declares (+1)
+        if expected is None:
+            return out
+    except zlib.error as e:
         raise SplatFormatError(path, f"corrupt gzip stream ({str(e).splitlines()[0] if str(e) else 'bad data'})") from None
+    if len(out) > want or (d.eof and d.unused_data.strip(b"\x00")):
+        raise SplatFormatError(path, f"trailing data: more than the {want} bytes the header declares")
+    if not d.eof:
+        raise SplatFormatError(path, "truncated: gzip stream ends early" if len(out) < want else
+                               "corrupt gzip stream (no end marker after the declared data)")
+    return out
 
 
 def _v4_streams(path, data: bytes, n: int, sizes: list[int]) -> list[bytes]:
@@ -157,8 +176,9 @@ def _v4_streams(path, data: bytes, n: int, sizes: list[int]) -> list[bytes]:
 
 def read_spz_header(path, data: bytes | None = None) -> dict:
     raw = read_bytes(path) if data is None else data
+    compressed = None
     if raw[:2] == b"\x1f\x8b":
-        raw = _gunzip(path, raw)
+        compressed, raw = raw, _gunzip(path, raw)  # the header only: the body is inflated with its size known
         container = "gzip"
     elif raw[:4] == b"NGSP":
         container = "plain"
@@ -169,7 +189,7 @@ def read_spz_header(path, data: bytes | None = None) -> dict:
     magic, version, n, deg, fb, flags, _ = HEADER.unpack_from(raw)
     if magic != MAGIC:
         raise SplatFormatError(path, "not an SPZ file (bad 'NGSP' magic inside the gzip stream)")
-    return {"raw": raw, "container": container, "version": version, "count": n, "sh_degree": deg,
+    return {"raw": raw, "compressed": compressed, "container": container, "version": version, "count": n, "sh_degree": deg,
             "fractional_bits": fb, "antialiased": bool(flags & FLAG_ANTIALIASED)}
 
 
@@ -197,9 +217,13 @@ def read_spz_arrays(path) -> SceneArrays:
         blocks = _v4_streams(path, raw, n, sizes)
     else:
         per = sum(sizes) // n
+        if h["compressed"] is not None:
+            raw = _gunzip(path, h["compressed"], HEADER.size + sum(sizes))
         body = len(raw) - HEADER.size
         if body < sum(sizes):
             raise SplatFormatError(path, f"truncated: header says {n} splats but data holds {max(body, 0) // per}")
+        if body > sum(sizes):
+            raise SplatFormatError(path, f"trailing data: {body - sum(sizes)} bytes after the {n} splats")
         blocks, off = [], HEADER.size
         for s in sizes:
             blocks.append(raw[off:off + s])

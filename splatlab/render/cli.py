@@ -70,6 +70,9 @@ def save_png(image: torch.Tensor, path: str) -> None:
     os.close(fd)
     try:
         Image.fromarray(array).save(tmp, format="PNG")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a rendered image is an ordinary file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -95,6 +98,8 @@ def render_main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.width < 1 or args.height < 1 or args.views < 1:
         ap.error("--width, --height and --views must be positive")
+    if not (math.isfinite(args.elevation) and all(math.isfinite(v) for v in args.background)):
+        ap.error("--elevation and --background must be finite numbers")
     from ..io import read_splats
 
     try:

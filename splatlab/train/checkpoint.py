@@ -10,17 +10,28 @@ from typing import Any
 import numpy as np
 import torch
 
+from splatlab.checkpoint_file import CheckpointError, encode_checkpoint
+from splatlab.checkpoint_file import load_checkpoint as load_checkpoint_file
+
+__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint", "find_checkpoint", "rng_states", "set_rng_states"]
+
 CKPT_RE = re.compile(r"^step_(\d+)\.pt$")
 
 
 def rng_states() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """RNG states as tensors and plain data (readable with `torch.load(weights_only=True)`)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(),
+            "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+            "python": random.getstate()}
 
 
 def set_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
-    np.random.set_state(states["numpy"])
-    random.setstate(states["python"])
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -29,7 +40,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(payload, tmp)
+        torch.save(encode_checkpoint(payload), tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -38,7 +49,8 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    return torch.load(Path(path), map_location="cpu", weights_only=False)
+    """A checkpoint read without unpickling code (`CheckpointError`, one line, on any bad file)."""
+    return load_checkpoint_file(path)
 
 
 def checkpoint_name(step: int) -> str:

@@ -140,6 +140,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict | None
         from . import checkpoint as ckpt_io
         path = ckpt_io.find_checkpoint(given["resume"])
         ck = ckpt_io.load_checkpoint(path)
+        if not isinstance(ck.get("config"), dict):
+            raise ckpt_io.CheckpointError(path, "checkpoint holds no training config")
         cfg = TrainConfig.from_dict(ck["config"])
         cfg.stop_at = None
         cfg.resume = str(path)
@@ -164,6 +166,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict | None
 
 
 def train_main(argv=None) -> int:
+    from splatlab.checkpoint_file import CheckpointError
     from splatlab.data import DatasetError
 
     parser = build_parser()
@@ -178,6 +181,9 @@ def train_main(argv=None) -> int:
     except ArgumentError as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except CheckpointError as exc:
+        print(f"{PROG}: error: cannot resume: {exc}", file=sys.stderr)
+        return 1
     except ValueError as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
@@ -197,6 +203,9 @@ def train_main(argv=None) -> int:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        saved = cfg.out and (Path(cfg.out) / "point_cloud.ply").is_file()
+        print(f"{PROG}: interrupted" + (f"; checkpoint and point_cloud.ply are saved in {cfg.out}" if saved else ""),
+              file=sys.stderr)
         return 130
     status = result.get("status")
     if status == "interrupted":

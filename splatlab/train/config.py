@@ -136,6 +136,39 @@ class TrainConfig:
         need(self.cap_max is None or self.cap_max >= 0, "--cap-max must be >= 0")
         need(self.pixels_per_gaussian > 0, "--pixels-per-gaussian must be > 0")
         need(0.0 <= self.prune_screen_size < 1.0, "--prune-screen-size must be in [0, 1)")
+        need(self.init_num_points >= 1, "--init-points must be >= 1")
+        import math
+
+        def finite(v) -> bool:
+            return isinstance(v, (int, float)) and math.isfinite(v)
+        for name in ("means_lr", "scales_lr", "opacities_lr", "quats_lr", "sh0_lr", "shN_lr", "grad_threshold",
+                     "ssim_lambda", "noise_lr", "means_lr_final_factor", "prune_opacity", "grow_scale3d",
+                     "prune_scale3d"):
+            v = getattr(self, name)
+            need(finite(v) and v >= 0, f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
+        need(self.init_opacity is None or (finite(self.init_opacity) and 0.0 < self.init_opacity < 1.0),
+             f"--init-opacity must be strictly between 0 and 1, got {self.init_opacity}")
+        need(self.init_scale is None or (finite(self.init_scale) and self.init_scale > 0),
+             f"--init-scale must be > 0, got {self.init_scale}")
+        need(self.reset_every is None or self.reset_every >= 1, f"--reset-every must be >= 1, got {self.reset_every}")
+        need(self.refine_every >= 1, f"--refine-every must be >= 1, got {self.refine_every}")
+        need(self.refine_start >= 0, f"--refine-start must be >= 0, got {self.refine_start}")
+        need(self.refine_stop is None or self.refine_stop >= 0, f"--refine-stop must be >= 0, got {self.refine_stop}")
+        need(self.cap_max >= 1, f"--cap-max must be >= 1, got {self.cap_max}")
+        need(self.max_eval_views >= 0, f"--max-eval-views must be >= 0, got {self.max_eval_views}")
+        need(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
+        need(self.background_points >= -1, f"--background-points must be >= 0, got {self.background_points}")
+        need(self.backend in ("auto", "cpu", "cuda", "reference"),
+             f"unknown --backend {self.backend!r} (choose auto, cpu, cuda, reference)")
+        if self.backend == "cuda":
+            import torch
+            need(torch.cuda.is_available(), "--backend cuda needs a CUDA GPU, and none is available")
+        if self.viewer:
+            from splatlab.view.listen import check_listen_address
+            try:
+                check_listen_address(self.viewer_host, self.viewer_port)
+            except ValueError as err:
+                raise ValueError(f"--viewer-host/--viewer-port: {err}") from None
         make_method(self.method, self.method_options)  # unknown method or bad option: ValueError listing the valid ones
 
     def make_strategy(self):

@@ -88,6 +88,7 @@ class Trainer:
         self.elapsed = 0.0
         self.step = 0
         self._stop_requested = False
+        self._finalizing = False
         self._in_commit = False
         if checkpoint is None and self.cfg.resume:
             checkpoint = ckpt_io.load_checkpoint(ckpt_io.find_checkpoint(self.cfg.resume))
@@ -268,19 +269,32 @@ class Trainer:
                 "views": len(idx)}
 
     # -- loop ----------------------------------------------------------------------------------
-    def _install_sigint(self):
+    STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def _install_stop_handlers(self) -> dict:
+        """Ctrl-C and SIGTERM (a scheduler, `kill`, a closed terminal session) both stop training at
+        the end of the current step with a checkpoint; a second one, or one during the final
+        evaluation (when the results are already saved), interrupts at once."""
         if self.world > 1 or threading.current_thread() is not threading.main_thread():
-            return None
+            return {}
 
         def handler(signum, frame):
-            if self._stop_requested:
+            if self._stop_requested or self._finalizing:
                 raise KeyboardInterrupt
             self._stop_requested = True
 
-        try:
-            return signal.signal(signal.SIGINT, handler)
-        except (ValueError, OSError):
-            return None
+        old = {}
+        for sig in self.STOP_SIGNALS:
+            try:
+                old[sig] = signal.signal(sig, handler)
+            except (ValueError, OSError):
+                pass
+        return old
+
+    @staticmethod
+    def _restore_handlers(old: dict) -> None:
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
     def _start_viewer(self):
         """The live viewer on rank 0 when asked for; its per-step cost is ~zero with no browser."""
@@ -299,7 +313,13 @@ class Trainer:
             from tqdm import tqdm
             bar = tqdm(total=cfg.iterations, initial=self.step, dynamic_ncols=True, unit="it", desc="train")
         viewer = self._start_viewer()
-        old_handler = self._install_sigint()
+        old_handlers = self._install_stop_handlers()
+        try:
+            return self._run_loop(cfg, end, bar, viewer)
+        finally:
+            self._restore_handlers(old_handlers)
+
+    def _run_loop(self, cfg: TrainConfig, end: int, bar, viewer) -> dict[str, Any]:
         status = "finished"
         t0 = time.perf_counter()
         first = self.step
@@ -343,8 +363,6 @@ class Trainer:
             if self._in_commit and self.rank == 0:
                 print("warning: interrupted during an optimizer step; the checkpoint may not resume exactly")
         finally:
-            if old_handler is not None:
-                signal.signal(signal.SIGINT, old_handler)
             if bar is not None:
                 bar.close()
             if viewer is not None:
@@ -354,11 +372,14 @@ class Trainer:
             status = "stopped"
         result: dict[str, Any] = {"status": status, "step": self.step, "out": str(self.out_dir) if self.out_dir else None}
         if status != "finished":
+            self._finalizing = True  # a further signal interrupts the saving below
             path = self.save_checkpoint()
             if self.rank == 0 and self.out_dir is not None:
+                self._write_splats()
                 outputs.write_plot(self.out_dir / "plot.png", self.history)
                 print(f"{status} at step {self.step}: checkpoint {path} (resume with --resume {self.out_dir})")
             return result
+        self._finalizing = True
         result["metrics"] = self.finalize()
         return result
 
@@ -375,6 +396,9 @@ class Trainer:
         estimate = per_step * (steps_growing * (1 + full) / 2 + steps_full * full)
         return (f"{end} steps, up to {cap} Gaussians: roughly {estimate / 60:.0f} min to go on this machine "
                 f"({1 / per_step:.1f} steps/s now with {n_now} Gaussians)")
+    def _write_splats(self) -> None:
+        from splatlab.io import write_splats
+        write_splats(self.out_dir / "point_cloud.ply", self.gaussians)
 
     def elapsed_add(self, t0: float) -> None:
         self.elapsed += time.perf_counter() - t0
@@ -387,6 +411,9 @@ class Trainer:
             sync = max_param_diff(self.gaussians, self.rank)
         if self.rank != 0:
             return None
+        if self.out_dir is not None:  # the results first: an interrupted evaluation loses nothing
+            self.save_checkpoint()
+            self._write_splats()
         t0 = time.perf_counter()
         lpips = LPIPS()
         test = self.evaluate(self.scene.test, self.cfg.max_eval_views,
@@ -408,9 +435,6 @@ class Trainer:
         if sync is not None:
             metrics["distributed"] = {"world_size": self.world, "max_param_diff_across_ranks": sync}
         if self.out_dir is not None:
-            self.save_checkpoint()
-            from splatlab.io import write_splats
-            write_splats(self.out_dir / "point_cloud.ply", self.gaussians)
             outputs.write_plot(self.out_dir / "plot.png", self.history)
             metrics["eval_time_s"] = time.perf_counter() - t0
             outputs.write_json_atomic(self.out_dir / outputs.METRICS, metrics)

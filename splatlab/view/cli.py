@@ -84,8 +84,14 @@ def serve_static(path: str, host: str, port: int) -> int:
 
 def view_main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        return _error(f"--port {args.port} is not a valid port")
+    from .listen import ListenAddressError, check_listen_address
+
+    try:
+        check_listen_address(args.host, args.port)
+    except ListenAddressError as err:
+        return _error(str(err))
+    if args.max_res < 16:
+        return _error(f"--max-res {args.max_res} must be at least 16 pixels")
     if args.max_cameras < 0:
         return _error(f"--max-cameras {args.max_cameras} must be 0 or more")
     if args.static:
@@ -104,8 +110,11 @@ def view_main(argv: list[str] | None = None) -> int:
         return _error("the viser package is not installed (pip install viser==1.1.1)")
     from .app import DISPLAY_BROWSER, DISPLAY_SERVER, ViewerApp
 
+    from .origin import guarded_viser
+
     try:
-        server = viser.ViserServer(host=args.host, port=args.port, label="splatlab", verbose=False)
+        with guarded_viser(args.host):  # only pages served by this viewer may open its websocket
+            server = viser.ViserServer(host=args.host, port=args.port, label="splatlab", verbose=False)
     except OSError as err:
         return _error(f"cannot listen on {args.host}:{args.port}: {err.strerror or err}")
     app = None

@@ -36,8 +36,12 @@ class LiveViewer:
                  start_paused: bool = False, verbose: bool = True) -> None:
         import viser
 
+        from .listen import check_listen_address
+        check_listen_address(host, port)  # else viser's server thread dies and this waits forever
         self.min_interval = float(min_interval)
-        self._server = viser.ViserServer(host=host, port=port, label="splatlab (training)", verbose=False)
+        from .origin import guarded_viser
+        with guarded_viser(host):  # only pages served by this viewer may open its websocket
+            self._server = viser.ViserServer(host=host, port=port, label="splatlab (training)", verbose=False)
         self.host, self.port = host, self._server.get_port()
         self._app = None
         self._app_kwargs = dict(out_dir=out_dir, max_resolution=max_resolution, splat_upload_interval=2.0)

@@ -81,10 +81,15 @@ def checkpoint_method(payload: dict) -> MethodSpec | None:
 
 
 def read_checkpoint(path: Path) -> tuple[Gaussians, dict]:
+    from ..checkpoint_file import CheckpointError, load_checkpoint
+
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = load_checkpoint(path)  # weights_only: a crafted .pt cannot run code here
+    except CheckpointError as err:
+        raise ViewerInputError(str(err)) from None
+    try:
         return Gaussians.from_fields(payload["params"], checkpoint_method(payload)), payload
-    except Exception as err:  # torch.load raises many types on truncated / foreign files
+    except Exception as err:  # a checkpoint whose tensors do not form a scene
         raise ViewerInputError(f"{path}: cannot read checkpoint ({type(err).__name__}: "
                                f"{str(err).splitlines()[0] if str(err) else ''})") from None
 
@@ -130,10 +135,12 @@ def open_run_folder(run: Path, with_cameras: bool = True) -> ViewSource:
         source.label = f"{run.name}/point_cloud.ply"
         if ckpt is not None:
             step = int(ckpt.name[5:-3])
+            from ..checkpoint_file import CheckpointError, load_checkpoint
+
             try:  # for the dataset path only; a bad checkpoint must not stop viewing the .ply
-                config = torch.load(ckpt, map_location="cpu", weights_only=False).get("config", {}) or {}
-            except Exception:
-                pass
+                config = load_checkpoint(ckpt).get("config") or {}
+            except CheckpointError as err:
+                notes.append(f"checkpoint not read ({err})")
     else:
         g, payload = read_checkpoint(ckpt)
         config = payload.get("config", {}) or {}
