@@ -312,11 +312,27 @@ def check_meta(out: Path, seed: int, cfg: RenderConfig) -> None:
 
 def generate(out: Path, count: int, seed: int = 0, cfg: RenderConfig = RenderConfig(), ids: list[str] | None = None,
              progress: bool = True) -> dict:
-    """Render the first `count` objects of the plan (or `ids`) into `out`, skipping finished ones."""
-    from tqdm import tqdm
+    """Render the first `count` objects of the plan (or `ids`) into `out`, skipping finished ones.
+    One writer per folder (an flock on out/.lock); readers need no lock."""
+    import fcntl
 
     out = Path(out)
     (out / "objects").mkdir(parents=True, exist_ok=True)
+    lock = open(out / ".lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise SystemExit(f"{out}: another make_objects.py is writing here (lock {out / '.lock'})") from None
+    try:
+        return _generate_locked(out, count, seed, cfg, ids, progress)
+    finally:
+        lock.close()
+
+
+def _generate_locked(out: Path, count: int, seed: int, cfg: RenderConfig, ids: list[str] | None, progress: bool) -> dict:
+    from tqdm import tqdm
+
     check_meta(out, seed, cfg)
     todo_ids = ids if ids is not None else plan(count)
     order = {oid: i for i, oid in enumerate(todo_ids)}

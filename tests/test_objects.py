@@ -3,7 +3,8 @@
 The generator tests render 1–2 objects with a tiny view set, so they need the renderer of
 scripts/make_scenes.py (pyrender + Mesa EGL) and pybullet_data; install with `pip install -e ".[data]"`.
 Geometry is checked against closed forms and across views, not against the generator itself:
-- a textured unit sphere seen from distance 3 must cover pi * (f / sqrt(8))^2 pixels with depth 2 at the centre;
+- a textured unit sphere seen from distance 3 must cover pi * (f / sqrt(8))^2 pixels with depth 2 at the centre,
+  and its unprojected depth must lie on the unit sphere;
 - depth of one view, unprojected with its camera and projected into another, must land on that view's mask
   (and does not with a perturbed camera, so the check can fail).
 """
@@ -146,6 +147,11 @@ def test_unit_sphere_matches_closed_form(generated):
     c = cfg.res // 2
     centre_depth = z["depth"][:, c - 1:c + 1, c - 1:c + 1].astype(np.float64).mean(axis=(1, 2))
     np.testing.assert_allclose(centre_depth, cfg.radius - 1.0, atol=0.02)
+    # depth is camera z (not ray length): unprojected pixels lie on the unit sphere up to the rim,
+    # where reading ray length as z would put them ~6% off
+    for i in range(len(z["depth"])):
+        r = np.linalg.norm(_unproject(z, i, opaque=True), axis=0)
+        assert np.percentile(np.abs(r - 1.0), 95) < 0.015, i
 
 
 def test_resume_skips_finished_and_refuses_other_settings(generated, tmp_path):
@@ -154,6 +160,12 @@ def test_resume_skips_finished_and_refuses_other_settings(generated, tmp_path):
     assert stats["rendered"] == 0 and stats["total"] == 2
     with pytest.raises(SystemExit, match="meta.json: seed is 3 but this run uses 4"):
         M.generate(root, 0, seed=4, cfg=cfg, ids=ids[:1], progress=False)
+    import fcntl
+
+    with open(root / ".lock", "w") as held:  # a second writer on the same folder is refused
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(SystemExit, match="another make_objects.py is writing here"):
+            M.generate(root, 0, seed=3, cfg=cfg, ids=ids[:2], progress=False)
 
 
 def test_splits_are_deterministic_and_sized():
