@@ -251,6 +251,9 @@ def make_object(renderer: ObjectRenderer, object_id: str, seed: int) -> tuple[di
     el, az = view_angles(cfg, object_rng(seed, object_id, 1))
     c2w = np.stack([camera_to_world_cv(cfg, e, a) for e, a in zip(el, az)])
     rgba, depth = renderer.render_object(meshes, c2w)
+    empty = np.nonzero((rgba[..., 3] == 0).all(axis=(1, 2)))[0]
+    if len(empty):
+        raise ValueError(f"object {object_id}: views {empty.tolist()} are empty (broken source mesh?)")
     arrays = {
         "rgba": rgba,
         "depth": depth.astype(np.float16),
@@ -339,13 +342,18 @@ def _generate_locked(out: Path, count: int, seed: int, cfg: RenderConfig, ids: l
     done = {e["id"]: e for e in read_index(out) if (out / "objects" / f"{e['id']}.npz").exists()}
     todo = [oid for oid in todo_ids if oid not in done]
     renderer = ObjectRenderer(cfg) if todo else None
-    times = []
+    times, skipped = [], []
     try:
         bar = tqdm(todo, desc="objects", unit="obj", disable=not progress, initial=len(todo_ids) - len(todo),
                    total=len(todo_ids), smoothing=0.05)
         for oid in bar:
             t0 = time.time()
-            arrays, source = make_object(renderer, oid, seed)
+            try:
+                arrays, source = make_object(renderer, oid, seed)
+            except ValueError as e:  # a broken source mesh: report it and go on with the others
+                skipped.append(oid)
+                bar.write(f"skipped: {e}")
+                continue
             write_npz(out / "objects" / f"{oid}.npz", arrays)
             done[oid] = {"id": oid, "split": split_of(oid), "source": source, "n_views": int(len(arrays["rgba"]))}
             entries = sorted(done.values(), key=lambda e: (order.get(e["id"], len(order)), e["id"]))
@@ -356,7 +364,7 @@ def _generate_locked(out: Path, count: int, seed: int, cfg: RenderConfig, ids: l
         if renderer is not None:
             renderer.close()
     return {"rendered": len(times), "total": len(done), "seconds": float(np.sum(times)),
-            "s_per_object": float(np.mean(times)) if times else float("nan")}
+            "s_per_object": float(np.mean(times)) if times else float("nan"), "skipped": skipped}
 
 
 def main(argv=None):

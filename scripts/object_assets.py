@@ -385,9 +385,14 @@ def read_obj_groups(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     if cur:
         groups.append(cur)
     V = np.asarray(verts, np.float64)
-    if len(V) == 0 or not groups:
-        raise ValueError(f"{path}: no vertices or faces")
-    return [(V, np.asarray(g, np.int64)) for g in groups]
+    finite = np.isfinite(V).all(axis=1) if len(V) else np.zeros(0, bool)
+    # drop faces with non-finite vertices (random_urdfs/168 is all NaN) and groups left empty
+    groups = [g for g in (np.asarray(g, np.int64).reshape(-1, 3) for g in groups) if len(g)]
+    groups = [g[finite[g].all(axis=1)] for g in groups]
+    groups = [g for g in groups if len(g)]
+    if not groups:
+        raise ValueError(f"{path}: no finite triangles")
+    return [(V, g) for g in groups]
 
 
 def urdf_object(index: int, rng: np.random.Generator) -> list[Part]:

@@ -221,3 +221,15 @@ def test_reader_errors(tmp_path):
     _one_line_error(lambda: ds[1], "junk.npz", "not a readable .npz")
     _one_line_error(lambda: ds[2], "short.npz", "missing arrays depth")
     _one_line_error(lambda: ds[3], "bad.npz", "depth is float32")
+
+
+def test_obj_reader_drops_non_finite_vertices(tmp_path):
+    """pybullet's random_urdfs/168 has NaN vertices: such faces are dropped, a mesh with none left is an error."""
+    M = pytest.importorskip("make_objects", reason="generator dependencies missing")
+    p = tmp_path / "m.obj"
+    p.write_text("o a\nv 0 0 0\nv 1 0 0\nv 0 1 0\nv nan 0 0\nf 1 2 3\nf 1 2 4\no b\nf 2 3 4\n")
+    groups = M.A.read_obj_groups(p)
+    assert len(groups) == 1 and groups[0][1].tolist() == [[0, 1, 2]]
+    p.write_text("v nan 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    with pytest.raises(ValueError, match="no finite triangles"):
+        M.A.read_obj_groups(p)
