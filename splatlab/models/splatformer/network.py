@@ -10,7 +10,7 @@ orders, so windows overlap differently from block to block.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -20,17 +20,26 @@ from .serialization import serialize
 
 @dataclass
 class PointLevel:
-    """Points of one resolution: grid cells, the orders of each curve, and (for pooled levels) the
-    index of the coarse point each finer point was pooled into."""
+    """Points of one resolution: grid cells, the curve orders computed so far (lazily: a level only
+    needs the orders its blocks use), and `parent`, the index of the coarser point each of these
+    points is pooled into (set when the next level is built)."""
 
     cells: Tensor  # (N, 3) int64
     bits: int
-    orders: list[tuple[Tensor, Tensor]]  # per curve order: (perm, inverse)
-    parent: Tensor | None = None  # (N_finer,) index into this level, set on the finer level's pooling
+    order_names: tuple[str, ...]
+    parent: Tensor | None = None
+    _orders: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)
+
+    def order(self, i: int) -> tuple[Tensor, Tensor]:
+        """(perm, inverse) of curve order number i (cycling through `order_names`)."""
+        i %= len(self.order_names)
+        if i not in self._orders:
+            self._orders[i] = serialize(self.cells, self.order_names[i], self.bits)
+        return self._orders[i]
 
 
 def build_level(cells: Tensor, bits: int, order_names: tuple[str, ...]) -> PointLevel:
-    return PointLevel(cells, bits, [serialize(cells, o, bits) for o in order_names])
+    return PointLevel(cells, bits, tuple(order_names))
 
 
 def pool_cells(cells: Tensor) -> tuple[Tensor, Tensor]:
@@ -120,7 +129,7 @@ class PointTransformer(nn.Module):
     def _run(self, blocks: nn.ModuleList, x: Tensor, level: PointLevel, order_shift: int) -> Tensor:
         rel = level.cells.float() / float(1 << level.bits)
         for b, block in enumerate(blocks):
-            perm, inverse = level.orders[(b + order_shift) % len(level.orders)]
+            perm, inverse = level.order(b + order_shift)
             x = block(x, rel, perm, inverse)
         return x
 

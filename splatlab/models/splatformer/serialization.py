@@ -7,7 +7,9 @@ variants cut space differently; blocks cycle through (shuffled) orders to mix ac
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
+from numba import njit
 from torch import Tensor
 
 ORDERS = ("z", "z-trans", "hilbert", "hilbert-trans")
@@ -22,56 +24,56 @@ def quantize(positions: Tensor, bits: int) -> Tensor:
     return cells.clamp_(0, (1 << bits) - 1)
 
 
-def _spread_bits(v: Tensor, bits: int) -> Tensor:
-    """Put bit i of v at bit 3*i (the Morton interleave for one axis)."""
-    out = torch.zeros_like(v)
-    for i in range(bits):
-        out |= ((v >> i) & 1) << (3 * i)
+@njit(cache=True, nogil=True)
+def _curve_codes(cells: np.ndarray, bits: int, hilbert: bool) -> np.ndarray:
+    """Per point: the Z-order code (bits of x, y, z interleaved, x most significant in each triple)
+    or the 3-D Hilbert index (Skilling's axes-to-transpose algorithm, then the same interleave)."""
+    n = cells.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    x = np.empty(3, dtype=np.int64)
+    top = np.int64(1) << (bits - 1)
+    for k in range(n):
+        for i in range(3):
+            x[i] = cells[k, i]
+        if hilbert:
+            q = top
+            while q > 1:  # undo excess work: invert or exchange the low bits
+                p = q - 1
+                for i in range(3):
+                    if x[i] & q:
+                        x[0] ^= p
+                    else:
+                        t = (x[0] ^ x[i]) & p
+                        x[0] ^= t
+                        x[i] ^= t
+                q >>= 1
+            for i in range(1, 3):  # Gray encode
+                x[i] ^= x[i - 1]
+            t = np.int64(0)
+            q = top
+            while q > 1:
+                if x[2] & q:
+                    t ^= q - 1
+                q >>= 1
+            for i in range(3):
+                x[i] ^= t
+        code = np.int64(0)
+        for b in range(bits):
+            for i in range(3):
+                code |= ((x[i] >> b) & 1) << (3 * b + 2 - i)
+        out[k] = code
     return out
 
 
 def morton_code(cells: Tensor, bits: int) -> Tensor:
-    """Z-order code: bits of x, y, z interleaved (x most significant within each triple)."""
-    x, y, z = cells.unbind(-1)
-    return (_spread_bits(x, bits) << 2) | (_spread_bits(y, bits) << 1) | _spread_bits(z, bits)
+    """Z-order code of (N, 3) int64 cells."""
+    return torch.from_numpy(_curve_codes(cells.cpu().numpy().astype(np.int64), bits, False)).to(cells.device)
 
 
 def hilbert_code(cells: Tensor, bits: int) -> Tensor:
-    """3-D Hilbert index (Skilling's transpose algorithm, vectorised): consecutive codes are
-    face-adjacent cells, which keeps windows of the order compact."""
-    x = [c.clone() for c in cells.unbind(-1)]
-    n = 3
-    m = 1 << (bits - 1)
-    # inverse undo of the excess work (axes -> transposed Hilbert index)
-    q = m
-    while q > 1:
-        p = q - 1
-        for i in range(n):
-            hit = (x[i] & q) != 0
-            # where bit set: invert low bits of x[0]; else exchange low bits of x[0] and x[i]
-            x0_inv = x[0] ^ p
-            t = (x[0] ^ x[i]) & p
-            new_x0 = torch.where(hit, x0_inv, x[0] ^ t)
-            if i != 0:
-                x[i] = torch.where(hit, x[i], x[i] ^ t)
-            x[0] = new_x0
-        q >>= 1
-    # Gray encode
-    for i in range(1, n):
-        x[i] = x[i] ^ x[i - 1]
-    t = torch.zeros_like(x[0])
-    q = m
-    while q > 1:
-        t = torch.where((x[n - 1] & q) != 0, t ^ (q - 1), t)
-        q >>= 1
-    for i in range(n):
-        x[i] = x[i] ^ t
-    # interleave the transposed index: bit b of x[i] -> position 3*b + (2 - i)
-    code = torch.zeros_like(x[0])
-    for b in range(bits):
-        for i in range(n):
-            code |= ((x[i] >> b) & 1) << (3 * b + (n - 1 - i))
-    return code
+    """3-D Hilbert index of (N, 3) int64 cells: consecutive codes are face-adjacent cells, which
+    keeps windows of the order compact."""
+    return torch.from_numpy(_curve_codes(cells.cpu().numpy().astype(np.int64), bits, True)).to(cells.device)
 
 
 def serialization_code(cells: Tensor, order: str, bits: int) -> Tensor:
@@ -84,8 +86,8 @@ def serialization_code(cells: Tensor, order: str, bits: int) -> Tensor:
 
 def serialize(cells: Tensor, order: str, bits: int) -> tuple[Tensor, Tensor]:
     """(order, inverse): `x[order]` is x sorted along the curve and `x[order][inverse] == x`."""
-    code = serialization_code(cells, order, bits)
-    perm = torch.argsort(code, stable=True)
-    inverse = torch.empty_like(perm)
-    inverse[perm] = torch.arange(perm.numel(), device=perm.device)
-    return perm, inverse
+    code = serialization_code(cells, order, bits).cpu().numpy()
+    perm = np.argsort(code, kind="stable")
+    inverse = np.empty_like(perm)
+    inverse[perm] = np.arange(perm.size)
+    return torch.from_numpy(perm).to(cells.device), torch.from_numpy(inverse).to(cells.device)
