@@ -15,6 +15,7 @@ COMMANDS = {
     "compress": ("splatlab.compress.cli", "compress_main", "self-organizing grid compression to .sog"),
     "view": ("splatlab.view.cli", "view_main", "browser viewer for splat files and training runs"),
     "predict": ("splatlab.models.cli", "predict_main", "splats from a learned model (e.g. one photo -> 3D object)"),
+    "refine": ("splatlab.models.cli", "refine_main", "SplatFormer: repair a trained scene for unseen viewpoints"),
 }
 
 

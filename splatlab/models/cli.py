@@ -86,3 +86,15 @@ def predict_main(argv: list[str] | None = None) -> int:
         from splatlab.view.cli import view_main
         return view_main([args.out, "--port", str(args.port)])
     return 0
+
+
+def refine_main(argv: list[str] | None = None) -> int:
+    """`splatlab refine SCENE --out OUT [--weights DIR] [--view]`: SplatFormer on a trained splat file
+    (the same as `splatlab predict splatformer SCENE ...`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        print("usage: splatlab refine SCENE --out OUT [--weights DIR] [--view] [--port PORT]\n\n"
+              "Refine a trained splat scene with SplatFormer so views outside the capture's band look better.")
+        return 0
+    return predict_main(["splatformer", *argv])
+

@@ -9,7 +9,7 @@ from typing import Callable
 from .base import FeedForwardModel
 
 ENTRY_POINT_GROUP = "splatlab.models"
-BUILTIN_MODULES: tuple[str, ...] = ("splatlab.models.tgs",)
+BUILTIN_MODULES = ("splatlab.models.tgs", "splatlab.models.splatformer")
 
 _MODELS: dict[str, type[FeedForwardModel]] = {}
 _loaded = False

@@ -1,0 +1,164 @@
+"""SplatFormer: curve orders against their definitions, the zero-init identity, gradients, a tiny
+training run whose loss falls, chunked refinement and one-line errors on bad scenes."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from splatlab.cameras import Cameras, intrinsics_from_fov, look_at
+from splatlab.gaussians import Gaussians
+from splatlab.io import write_splats
+from splatlab.models import InputError
+from splatlab.models.splatformer import SplatFormer, SplatFormerConfig
+from splatlab.models.splatformer.model import render_fields
+from splatlab.models.splatformer.network import pool_cells
+from splatlab.models.splatformer.serialization import hilbert_code, morton_code, serialize
+from splatlab.render import render
+
+
+def all_cells(bits: int) -> torch.Tensor:
+    side = range(1 << bits)
+    return torch.tensor(list(itertools.product(side, side, side)), dtype=torch.long)
+
+
+def test_morton_code_interleaves_bits():
+    rng = torch.Generator().manual_seed(0)
+    cells = torch.randint(0, 1 << 10, (50, 3), generator=rng)
+    for (x, y, z), code in zip(cells.tolist(), morton_code(cells, 10).tolist()):
+        expect = 0
+        for b in range(10):
+            expect |= ((x >> b) & 1) << (3 * b + 2) | ((y >> b) & 1) << (3 * b + 1) | ((z >> b) & 1) << (3 * b)
+        assert code == expect
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3])
+def test_hilbert_code_is_a_face_adjacent_bijection(bits):
+    cells = all_cells(bits)
+    code = hilbert_code(cells, bits)
+    assert sorted(code.tolist()) == list(range(len(cells)))  # a bijection onto 0..8^bits-1
+    walk = cells[torch.argsort(code)]
+    steps = (walk[1:] - walk[:-1]).abs().sum(dim=1)
+    assert (steps == 1).all()  # consecutive indices are neighbouring cells: the curve never jumps
+    assert code[0] == 0  # starts at the origin corner
+
+
+@pytest.mark.parametrize("order", ["z", "z-trans", "hilbert", "hilbert-trans"])
+def test_serialisation_orders_are_inverse_consistent(order):
+    cells = torch.randint(0, 64, (500, 3), generator=torch.Generator().manual_seed(1))
+    perm, inverse = serialize(cells, order, 6)
+    assert torch.equal(cells[perm][inverse], cells)
+    assert torch.equal(perm[inverse], torch.arange(500))
+    if order.endswith("trans"):  # the transposed order is the plain one with x and y swapped
+        plain, _ = serialize(cells[:, [1, 0, 2]], order.split("-")[0], 6)
+        assert torch.equal(perm, plain)
+
+
+def test_grid_pooling_groups_cells_by_halving():
+    cells = torch.tensor([[0, 0, 0], [1, 1, 1], [2, 0, 0], [3, 1, 0], [0, 0, 2]])
+    coarse, cluster = pool_cells(cells)
+    assert torch.equal(coarse[cluster], cells // 2)
+    assert len(coarse) == 3
+
+
+def scene(n: int = 300, seed: int = 0, sh_degree: int = 1) -> Gaussians:
+    gen = torch.Generator().manual_seed(seed)
+    pts = torch.randn(n, 3, generator=gen) * 0.4
+    g = Gaussians.from_points(pts, torch.rand(n, 3, generator=gen), torch.full((n,), 0.05), opacity=0.6,
+                              sh_degree=sh_degree)
+    with torch.no_grad():
+        g.params["quats"].copy_(torch.randn(n, 4, generator=gen))
+        g.params["shN"].normal_(0, 0.1, generator=gen)
+    return g
+
+
+def test_untrained_model_is_the_identity():
+    torch.manual_seed(0)
+    model = SplatFormer(SplatFormer.tiny_config()).eval()
+    g = scene()
+    out = model.refine(g)
+    for k in g.params:
+        assert torch.equal(out.params[k], g.params[k]), k
+
+
+def test_heads_change_the_output_once_trained_and_gradients_reach_the_backbone():
+    torch.manual_seed(0)
+    model = SplatFormer(SplatFormer.tiny_config())
+    g = scene(120)
+    fields = {k: v.detach() for k, v in g.params.items()}
+    out = model.refine_fields(fields)
+    # with zero last layers only the last layers get gradients at first; after one step all do
+    loss = sum((out[k] - fields[k] - 0.1).square().mean() for k in ("means", "sh0"))
+    loss.backward()
+    assert model.heads["sh0"][-1].weight.grad.abs().sum() > 0
+    assert model.backbone.stem[0].weight.grad is None or model.backbone.stem[0].weight.grad.abs().sum() == 0
+    with torch.no_grad():
+        for head in model.heads.values():
+            head[-1].weight.normal_(0, 0.01)
+    model.zero_grad()
+    out = model.refine_fields(fields)
+    sum(v.square().mean() for v in out.values()).backward()
+    assert model.backbone.stem[0].weight.grad.abs().sum() > 0
+    assert not torch.equal(out["means"], fields["means"])
+
+
+def test_a_tiny_training_run_lowers_the_render_loss():
+    """Learn to undo a known corruption (darkened colours) from renders of the clean scene."""
+    torch.manual_seed(0)
+    clean = scene(200, seed=3, sh_degree=1)
+    corrupt = {k: v.detach().clone() for k, v in clean.params.items()}
+    corrupt["sh0"] = corrupt["sh0"] - 0.6
+    eyes = [torch.tensor([2.0 * torch.cos(torch.tensor(a)), 2.0 * torch.sin(torch.tensor(a)), 1.2]) for a in (0.0, 2.1, 4.2)]
+    cams = Cameras(torch.stack([look_at(e, torch.zeros(3)) for e in eyes]),
+                   intrinsics_from_fov(0.9, 32, 32)[None].expand(3, 3, 3).clone(), 32, 32)
+    with torch.no_grad():
+        target = render(clean, cams).images
+    model = SplatFormer(SplatFormer.tiny_config())
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for step in range(25):
+        loss = (render_fields(model.refine_fields(corrupt), cams).images - target).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.6 * losses[0], losses
+
+
+def test_large_scenes_are_refined_in_chunks_that_cover_every_gaussian():
+    config = SplatFormer.tiny_config()
+    config.max_points = 64
+    torch.manual_seed(0)
+    model = SplatFormer(config).eval()
+    with torch.no_grad():
+        model.heads["sh0"][-1].bias.fill_(0.25)
+    g = scene(300)
+    out = model.refine(g)
+    assert torch.allclose(out.params["sh0"], g.params["sh0"] + 0.25)
+    assert torch.equal(out.params["means"], g.params["means"])
+
+
+def test_bad_scenes_get_one_line_errors(tmp_path):
+    model = SplatFormer(SplatFormer.tiny_config()).eval()
+    g = scene(50)
+    with torch.no_grad():
+        g.params["scales"][3, 1] = float("nan")
+    with pytest.raises(InputError, match="1 Gaussians have NaN or infinite scales"):
+        model.refine(g, where="x.ply")
+    with pytest.raises(InputError, match="no Gaussians"):
+        model.refine(scene(50).subset(torch.zeros(50, dtype=torch.bool)), where="x.ply")
+    path = tmp_path / "s.ply"
+    write_splats(path, scene(50))
+    assert len(model.predict_path(str(path))) == 50
+    (tmp_path / "t.ply").write_bytes(path.read_bytes()[:300])
+    with pytest.raises(InputError) as err:
+        model.predict_path(str(tmp_path / "t.ply"))
+    assert "t.ply" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_config_rejects_nonsense():
+    with pytest.raises(ValueError):
+        SplatFormer(SplatFormerConfig(orders=("peano",)))
+    with pytest.raises(ValueError):
+        SplatFormer(SplatFormerConfig(sh_degree=4))
