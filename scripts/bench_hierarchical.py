@@ -150,7 +150,7 @@ def bench_scene(scene_dir: str, args) -> dict:
     imp = splat_importance(flat, train_views.viewmats[pick], train_views.Ks[pick], train_views.width, train_views.height)
     order = np.argsort(-imp, kind="stable")
     budgets = sorted({r["n"] for r in res["levels"]} | {round(r["n"]) for r in res["lod"] if r["cameras"] == "test"})
-    print(f"\nbudget  frac(of hier full)  pruned gs3d PSNR(test)  hierarchy cut PSNR(test) at that count")
+    print("\nbudget  frac(of hier full)  pruned gs3d PSNR(test)  hierarchy cut PSNR(test) at that count")
     res["pruned_gs3d"] = []
     cut_rows = [(r["n"], r["psnr"]) for r in res["levels"]] + [(r["n"], r["psnr"]) for r in res["lod"] if r["cameras"] == "test"]
     for k in budgets:

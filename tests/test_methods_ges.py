@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from splatlab.cameras import Cameras
-from splatlab.gaussians import Gaussians, MethodSpec
+from splatlab.gaussians import Gaussians
 from splatlab.methods import make_method
 from splatlab.methods.ges import beta_from_phi, dog_mask, dog_sigma, phi_of_shape
 from splatlab.render import render

@@ -48,8 +48,6 @@ def with_detail_options(gaussians: Gaussians, lod: float | None, level: int | No
     return None
 
 
-def render_views(gaussians: Gaussians, viewmats, Ks, width: int, height: int, background=(0.0, 0.0, 0.0)):
-    """(C, H, W, 3) evaluation renders through the one render path (the scene's own method)."""
 def render_views(gaussians: Gaussians, viewmats, Ks, width: int, height: int, background=(0.0, 0.0, 0.0),
                  time: float | None = None):
     """(C, H, W, 3) evaluation renders through the one render path (the scene's own method);

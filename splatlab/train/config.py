@@ -136,11 +136,11 @@ class TrainConfig:
         need(self.cap_max is None or self.cap_max >= 0, "--cap-max must be >= 0")
         need(self.pixels_per_gaussian > 0, "--pixels-per-gaussian must be > 0")
         need(0.0 <= self.prune_screen_size < 1.0, "--prune-screen-size must be in [0, 1)")
-        need(self.init_num_points >= 1, "--init-points must be >= 1")
         import math
 
         def finite(v) -> bool:
             return isinstance(v, (int, float)) and math.isfinite(v)
+
         for name in ("means_lr", "scales_lr", "opacities_lr", "quats_lr", "sh0_lr", "shN_lr", "grad_threshold",
                      "ssim_lambda", "noise_lr", "means_lr_final_factor", "prune_opacity", "grow_scale3d",
                      "prune_scale3d"):
@@ -154,7 +154,6 @@ class TrainConfig:
         need(self.refine_every >= 1, f"--refine-every must be >= 1, got {self.refine_every}")
         need(self.refine_start >= 0, f"--refine-start must be >= 0, got {self.refine_start}")
         need(self.refine_stop is None or self.refine_stop >= 0, f"--refine-stop must be >= 0, got {self.refine_stop}")
-        need(self.cap_max >= 1, f"--cap-max must be >= 1, got {self.cap_max}")
         need(self.max_eval_views >= 0, f"--max-eval-views must be >= 0, got {self.max_eval_views}")
         need(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
         need(self.background_points >= -1, f"--background-points must be >= 0, got {self.background_points}")

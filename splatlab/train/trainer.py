@@ -396,6 +396,7 @@ class Trainer:
         estimate = per_step * (steps_growing * (1 + full) / 2 + steps_full * full)
         return (f"{end} steps, up to {cap} Gaussians: roughly {estimate / 60:.0f} min to go on this machine "
                 f"({1 / per_step:.1f} steps/s now with {n_now} Gaussians)")
+
     def _write_splats(self) -> None:
         from splatlab.io import write_splats
         write_splats(self.out_dir / "point_cloud.ply", self.gaussians)

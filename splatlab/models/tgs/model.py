@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,7 +26,7 @@ from torch import Tensor, nn
 from splatlab.cameras import Cameras, intrinsics_from_fov, look_at
 from splatlab.gaussians import Gaussians, rgb_to_sh0
 
-from ..base import FeedForwardModel, InputError, ModelConfig
+from ..base import FeedForwardModel, ModelConfig
 from ..registry import register_model
 
 
