@@ -30,7 +30,7 @@ def test_train_viewer_port_out_of_range(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("flag, value", [("--reset-every", "0"), ("--init-opacity", "1"), ("--backend", "foo"),
-                                         ("--grad-threshold", "nan"), ("--refine-every", "0"), ("--cap-max", "0"),
+                                         ("--grad-threshold", "nan"), ("--refine-every", "0"), ("--cap-max", "-1"),
                                          ("--max-eval-views", "-1"), ("--init-scale", "-1")])
 def test_bad_train_flags_are_one_line(tmp_path, capsys, flag, value):
     """Issue 13 groups 6/7: flags that used to be accepted silently (or crash later)."""
