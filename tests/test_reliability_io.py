@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import tracemalloc
 import zipfile
 
@@ -104,3 +105,38 @@ def test_trailing_data_is_refused(tmp_path, ext):
     with pytest.raises(SplatFormatError, match="trailing data"):
         read_splats(bad)
     read_splats(good)  # the exact body still reads
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_failed_sog_folder_write_leaves_the_old_sog_intact(tmp_path, shared, monkeypatch):
+    from splatlab.io.sog import encode_sog, write_sog_files
+
+    folder = tmp_path / "scene_sog"
+    folder.mkdir()
+    if shared:  # a folder that also holds the user's other files
+        (folder / "notes.txt").write_text("keep me")
+    write_sog_files(str(folder), encode_sog(tiny(32)))
+    before = _snapshot(folder)
+    new = encode_sog(tiny(48))
+    real_fsync, calls = os.fsync, []
+
+    def disk_full_on_third_file(fd):  # a disk that fills up in the middle of the folder
+        calls.append(fd)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", disk_full_on_third_file)
+    with pytest.raises(OSError):
+        write_sog_files(str(folder), new)
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert _snapshot(folder) == before
+    assert len(read_splats(folder / "meta.json")) == 32
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene_sog"]  # no temp folders left behind
+    write_sog_files(str(folder), new)
+    assert len(read_splats(folder / "meta.json")) == 48
+    assert (folder / "notes.txt").exists() == shared

@@ -16,7 +16,9 @@ import io
 import json
 import math
 import os
+import shutil
 import struct
+import tempfile
 import zipfile
 import zlib
 
@@ -25,7 +27,7 @@ import torch
 
 from splatlab.gaussians import Gaussians, num_sh_bases
 
-from ._common import (SceneArrays, SplatFormatError, as_arrays, atomic_write, atomic_write_bytes, check_finite, check_writable,
+from ._common import (SceneArrays, SplatFormatError, as_arrays, atomic_write, check_finite, check_writable,
                       check_order, logit, morton_order, normalize_quats, sigmoid)
 
 SQRT2 = math.sqrt(2.0)
@@ -346,6 +348,47 @@ def write_sog(path, gaussians: Gaussians | SceneArrays, order=None, *, bundle: b
     write_sog_files(path, files, bundle=bundle)
 
 
+def _write_sog_folder(target: str, files: dict[str, bytes], meta_name: str) -> None:
+    """Write loose SOG files so that a failure leaves the old folder as it was: everything goes into a
+    temp folder beside `target` first. A folder holding only a SOG (or nothing) is then swapped whole;
+    a folder shared with other files gets the new files renamed in one by one, meta last."""
+    target = os.path.abspath(target)
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    existing = os.listdir(target) if os.path.isdir(target) else []
+    only_sog = all(n in (meta_name, "meta.json") or n.endswith(".webp") for n in existing)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=parent)
+    try:
+        names = {name: (meta_name if name == "meta.json" else name) for name in files}
+        for name, data in files.items():
+            with open(os.path.join(tmp, names[name]), "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(os.path.join(tmp, names[name]), 0o644)
+        os.chmod(tmp, 0o755)
+        if not existing or only_sog:
+            old = None
+            if os.path.isdir(target):
+                old = tmp + ".old"
+                os.replace(target, old)
+            try:
+                os.replace(tmp, target)
+            except BaseException:
+                if old is not None:
+                    os.replace(old, target)
+                raise
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        else:
+            for name in sorted(files, key=lambda n: n == "meta.json"):  # meta last: marks completion
+                os.replace(os.path.join(tmp, names[name]), os.path.join(target, names[name]))
+            os.rmdir(tmp)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def write_sog_files(path, files: dict[str, bytes], *, bundle: bool | None = None) -> None:
     """Write encoded SOG files (from `encode_sog` / `layout_sog`) as a bundle or loose files (see
     `write_sog`), atomically."""
@@ -353,11 +396,7 @@ def write_sog_files(path, files: dict[str, bytes], *, bundle: bool | None = None
     folder, target = _is_folder_target(path, bundle)
     if folder:
         meta_name = os.path.basename(path) if path.lower().endswith(".json") else "meta.json"
-        os.makedirs(target, exist_ok=True)
-        for name, data in files.items():
-            if name != "meta.json":
-                atomic_write_bytes(os.path.join(target, name), data)
-        atomic_write_bytes(os.path.join(target, meta_name), files["meta.json"])  # last: marks completion
+        _write_sog_folder(target, files, meta_name)
         return
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED, allowZip64=False) as zf:
