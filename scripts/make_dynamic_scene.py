@@ -25,21 +25,9 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 os.environ.setdefault("LP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+from scene_scenes import look_at_gl  # noqa: E402  (scripts/ is on sys.path when run as a script)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def look_at_gl(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
-    """OpenGL camera-to-world (x right, y up, z back) at `eye` looking at `target`."""
-    eye, target, up = (np.asarray(v, float) for v in (eye, target, up))
-    back = eye - target
-    back /= np.linalg.norm(back)
-    right = np.cross(up, back)
-    right /= np.linalg.norm(right)
-    cam_up = np.cross(back, right)
-    m = np.eye(4)
-    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, cam_up, back, eye
-    return m
 
 
 def camera_ring(n: int, radius: float = 4.0, height: float = 1.6, target=(0.0, 0.0, 0.5)) -> list[np.ndarray]:

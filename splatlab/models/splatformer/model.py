@@ -23,7 +23,7 @@ from ..registry import register_model
 from .network import PointTransformer
 from .serialization import ORDERS, quantize, serialize
 
-# attribute -> width of its residual (shN's width depends on the SH degree)
+# the core fields the model reads and refines (each gets a residual head)
 ATTRIBUTES = ("means", "scales", "opacities", "quats", "sh0", "shN")
 
 
@@ -114,7 +114,7 @@ def check_fields(fields: dict[str, Tensor], where: str) -> None:
     n = fields["means"].shape[0]
     if n == 0:
         raise InputError(f"{where}: the scene has no Gaussians")
-    for name in ("means", "quats", "scales", "opacities", "sh0", "shN"):
+    for name in ATTRIBUTES:
         bad = (~torch.isfinite(fields[name].reshape(n, -1))).any(dim=1)
         if bad.any():
             raise InputError(f"{where}: {int(bad.sum())} Gaussians have NaN or infinite {name}")
