@@ -1,6 +1,6 @@
 """Small procedural objects (ellipsoids, boxes, cylinders with stripe/checker/solid textures and
 baked Lambert shading), drawn as dense surface Gaussians by splatlab's rasterizer, written in the
-shared object-dataset format (/work/notes/objects_format.md: index.json + objects/<id>.npz with
+shared object-dataset format (documented in splatlab/data/objects.py: index.json + objects/<id>.npz with
 rgba, depth, viewmats, Ks, elevation_deg, azimuth_deg).
 
 Why: a stand-in for `scripts/make_objects.py` (branch `objects`) so Triplane-Gaussian can be

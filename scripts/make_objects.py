@@ -5,7 +5,7 @@
     python scripts/make_objects.py --count 3000                # same command later: continues
     nice -n 15 python scripts/make_objects.py --count 400 &    # background, resumable
 
-The format (index.json + objects/<id>.npz) is written down in /work/notes/objects_format.md and read
+The format (index.json + objects/<id>.npz) is documented in splatlab/data/objects.py and read
 by ``splatlab.data.objects.ObjectDataset``.  Objects are procedural compositions, pybullet's random
 shapes with procedural textures, and the few real textured meshes in pybullet_data (split "ood").
 Everything depends only on ``--seed`` and the object id: the same id always gives the same arrays,
@@ -302,7 +302,7 @@ def check_meta(out: Path, seed: int, cfg: RenderConfig) -> None:
     """Refuse to mix objects made with another seed or render configuration in one folder."""
     meta = {"format_version": FORMAT_VERSION, "seed": seed, "render": {k: v if not isinstance(v, tuple) else list(v)
                                                                         for k, v in cfg.__dict__.items()},
-            "generator": "scripts/make_objects.py (pyrender EGL)", "format": "/work/notes/objects_format.md"}
+            "generator": "scripts/make_objects.py (pyrender EGL)", "format": "splatlab/data/objects.py"}
     p = out / "meta.json"
     if p.exists():
         old = json.loads(p.read_text())

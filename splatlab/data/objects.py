@@ -6,7 +6,7 @@
     views.cameras                       # splatlab Cameras (OpenCV, world-to-camera)
     low = views.meta["elevation_deg"] < 45   # in-distribution (low) vs high-elevation views
 
-Layout (see /work/notes/objects_format.md): ``index.json`` lists finished objects
+Layout (this docstring is the format's reference): ``index.json`` lists finished objects
 ``{"id", "split", "source", "n_views"}``; ``objects/<id>.npz`` holds ``rgba`` uint8 (V,H,W,4),
 ``depth`` float16 (V,H,W) camera z (0 = background), ``viewmats`` float32 (V,4,4), ``Ks`` float32
 (V,3,3), ``elevation_deg`` and ``azimuth_deg`` float32 (V,).  The generator rewrites the index
