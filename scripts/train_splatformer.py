@@ -61,8 +61,9 @@ class Pair:
         return render_fields(fields, self.cameras[views], background=WHITE, sh_degree=1).images
 
 
-def load_pairs(data: Path, objects: Path, splits: set[str]) -> list[Pair]:
-    records = [json.loads(p.read_text()) for p in sorted((data / "records").glob("*.json"))]
+def load_pairs(data: Path, objects: Path, splits: set[str], skip: set[str] = frozenset()) -> list[Pair]:
+    records = [json.loads(p.read_text()) for p in sorted((data / "records").glob("*.json"))
+               if p.stem not in skip]
     return [Pair(r, data, objects) for r in records if r["split"] in splits]
 
 
@@ -114,6 +115,8 @@ def main() -> int:
     ap.add_argument("--eval", action="store_true", help="only evaluate the checkpoint (or untrained model)")
     ap.add_argument("--export", help="write the trained weights + model card to this folder")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rescan-every", type=int, default=100,
+                    help="pick up training pairs that make_splatformer_data.py finished since (0: never)")
     args = ap.parse_args()
     data, objects, run = Path(args.data), Path(args.objects), Path(args.run)
     if not (data / "records").is_dir():
@@ -156,6 +159,12 @@ def main() -> int:
     bar = tqdm(total=args.steps, initial=step, unit="step")
     try:
         while step < args.steps:
+            if args.rescan_every and step % args.rescan_every == 0 and step:
+                known = {p.id for p in train}
+                fresh = [p for p in load_pairs(data, objects, {"train"}, skip=known)]
+                if fresh:
+                    train += fresh
+                    tqdm.write(f"step {step}: +{len(fresh)} training objects ({len(train)})")
             pair = train[int(torch.randint(len(train), (1,), generator=gen))]
             views = pair.sample_views(args.views, gen)
             refined = model.refine_fields(pair.fields, order_shift=int(torch.randint(4, (1,), generator=gen)))
