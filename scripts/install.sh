@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Install everything splatlab needs on a Debian machine: system packages, a virtualenv in .venv with
-# the CPU build of torch pinned, splatlab itself (editable, with test extras), and the npm tools the
+# the CPU build of torch pinned, splatlab itself (editable, with the test extras and the data extras the
+# scene/object generators and their tests use: pyrender on Mesa EGL, pybullet), and the npm tools the
 # tests compare against. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-apt_packages=(python3-venv python3-dev gcc chromium libgl1 libglib2.0-0)
+apt_packages=(python3-venv python3-dev gcc chromium libgl1 libglib2.0-0 libegl1 libgl1-mesa-dri)
 command -v npm >/dev/null 2>&1 || apt_packages+=(nodejs npm)
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -28,7 +29,7 @@ echo "[install] python packages"
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 # torch first and pinned: an unpinned resolve pulls a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "is ignored" || true
-.venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "is ignored" || true
+.venv/bin/python -m pip install -q -e ".[test,data]" 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -c "import torch, numba, splatlab; print('[install] torch', torch.__version__, '| numba', numba.__version__)"
 
 if [ ! -x .tools/node_modules/.bin/splat-transform ]; then
