@@ -74,7 +74,7 @@ def make_pair(entry: dict, objects: Path, out: Path, seed: int, iterations: int 
         cmd = [sys.executable, "-m", "splatlab", "train", str(capture), "--out", str(run), "--seed", str(seed), *RECIPE]
         if iterations:
             cmd += ["--iterations", str(iterations)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"})
         if proc.returncode != 0:
             raise RuntimeError(f"{oid}: training failed: {proc.stderr.strip().splitlines()[-1:]}")
         metrics = json.loads((run / "metrics.json").read_text()) if (run / "metrics.json").is_file() else {}

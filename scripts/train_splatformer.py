@@ -31,6 +31,10 @@ from splatlab.models.splatformer import SplatFormer, SplatFormerConfig
 from splatlab.models.splatformer.model import render_fields
 
 OOD_PROBABILITY = 0.7
+SIZES = {"base": {},
+         "small": {"enc_channels": (24, 48, 64, 96), "enc_depths": (1, 1, 1, 1), "enc_heads": (2, 2, 4, 4),
+                   "dec_channels": (32, 48, 64), "dec_depths": (1, 1, 1), "dec_heads": (2, 2, 4), "patch": 128,
+                   "head_width": 48}}
 LOW_MAX_ELEVATION = 45.0
 WHITE = torch.ones(3)
 
@@ -112,6 +116,8 @@ def main() -> int:
     ap.add_argument("--save-every", type=int, default=50)
     ap.add_argument("--eval-every", type=int, default=0)
     ap.add_argument("--tiny", action="store_true", help="the tiny test config (smoke runs)")
+    ap.add_argument("--size", choices=sorted(SIZES), default="base",
+                    help="network width: small trains ~1.6x faster per step on CPU (255k vs 624k parameters)")
     ap.add_argument("--eval", action="store_true", help="only evaluate the checkpoint (or untrained model)")
     ap.add_argument("--export", help="write the trained weights + model card to this folder")
     ap.add_argument("--subset", help="with --export: copy a few held-out pairs here, with their measured gain, "
@@ -127,7 +133,7 @@ def main() -> int:
         return 1
     run.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
-    config = SplatFormer.tiny_config() if args.tiny else SplatFormerConfig()
+    config = SplatFormer.tiny_config() if args.tiny else SplatFormerConfig(**SIZES[args.size])
     model = SplatFormer(config)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     gen = torch.Generator().manual_seed(args.seed)
