@@ -108,8 +108,9 @@ def _dataset_cameras(scene: str | None, notes: list[str]) -> tuple[Cameras | Non
         if len(data.test):
             test = data.test.cameras
             if (test.width, test.height) == (cams.width, cams.height):
+                times = None if cams.times is None or test.times is None else torch.cat([cams.times, test.times])
                 cams = Cameras(torch.cat([cams.viewmats, test.viewmats]), torch.cat([cams.Ks, test.Ks]),
-                               cams.width, cams.height)
+                               cams.width, cams.height, times=times)
 
         def image(i: int):
             return train.load_image(i) if i < n_train else data.test.load_image(i - n_train)
