@@ -148,3 +148,37 @@ def test_exported_moment_is_read_by_splat_transform(tmp_path):
     assert res.returncode == 0, res.stderr
     lines = csv.read_text().strip().splitlines()
     assert len(lines) - 1 == len(expected_at(g, 0.5)["means"])
+
+
+def test_render_time_range_frames_and_mp4(tmp_path, capsys):
+    from PIL import Image
+
+    from splatlab.render.cli import auto_orbit, render_main
+
+    g = clip()
+    ply = tmp_path / "clip.ply"
+    write_splats(ply, g)
+    back = read_splats(ply)
+    assert render_main([str(ply), "--out", str(tmp_path / "f.png"), "--width", "32", "--height", "24",
+                        "--time-range", "0.5", "1.5", "--frames", "3"]) == 0
+    vm, Ks = auto_orbit(back, 1, 32, 24)
+    frames = []
+    for i, t in enumerate((0.5, 1.0, 1.5)):  # evenly spaced, ends included
+        img = np.asarray(Image.open(tmp_path / f"f_f{i:03d}.png"), dtype=np.int32)
+        with torch.no_grad():  # reference: the render path at that moment
+            ref = render(back, Cameras(vm, Ks, 32, 24, times=torch.tensor([t])), background=torch.zeros(3)).images[0]
+        assert np.abs(img - (ref.clamp(0, 1).numpy() * 255 + 0.5).astype(np.int32)).max() <= 1
+        frames.append(img)
+    assert np.abs(frames[0] - frames[2]).mean() > 0.5
+    mp4 = tmp_path / "clip.mp4"
+    assert render_main([str(ply), "--out", str(mp4), "--width", "32", "--height", "24",
+                        "--time-range", "0", "2", "--frames", "5"]) == 0
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(mp4))
+    meta = next(reader)
+    assert meta["size"] == (32, 24) and sum(1 for _ in reader) == 5
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".frames_")]  # temp frames removed
+    capsys.readouterr()
+    assert render_main([str(ply), "--out", str(tmp_path / "x.png"), "--time-range", "0", "9"]) == 1
+    assert "outside the clip" in capsys.readouterr().err
