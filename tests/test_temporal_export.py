@@ -182,3 +182,22 @@ def test_render_time_range_frames_and_mp4(tmp_path, capsys):
     capsys.readouterr()
     assert render_main([str(ply), "--out", str(tmp_path / "x.png"), "--time-range", "0", "9"]) == 1
     assert "outside the clip" in capsys.readouterr().err
+
+
+def test_viewer_opens_a_temporal_splat_folder(tmp_path):
+    from splatlab.view.render import RenderSet
+    from splatlab.view.source import ViewerInputError, open_source
+
+    g = clip()
+    store = SegmentStore.create(tmp_path / "store", method_of(g))
+    store.write_all(g)
+    src = open_source(str(tmp_path / "store"))
+    assert len(src.gaussians) == sum(n for n, *_ in PARTS) and src.gaussians.method.name == "temporal"
+    from splatlab.view.render import Detail
+
+    for t in (0.5, 1.5):  # the slice at t has the rows the hand-made clip has then
+        assert len(RenderSet.build(src.gaussians, detail=Detail(time=t)).plain) == len(expected_at(g, t)["means"])
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "index.json").write_text("{not json")
+    with pytest.raises(ViewerInputError, match="bad"):
+        open_source(str(tmp_path / "bad"))
