@@ -370,7 +370,7 @@ class ViewerApp:
                 self.gui_cut = gui.add_dropdown("Cut", options, initial_value=CUT_FINEST,
                                                 hint="A fixed level (0 = coarsest), or per view: each subtree "
                                                      "stops refining once it is smaller than the threshold")
-                self.gui_lod = gui.add_slider("LOD threshold (px)", 0.25, 32.0, 0.25, 2.0,
+                self.gui_lod = gui.add_slider("LOD threshold (px)", 0.25, 128.0, 0.25, 2.0,
                                               hint="Projected size (3σ, pixels) below which a subtree is not refined")
                 if self._detail_md is None:
                     self._detail_md = gui.add_markdown("")
