@@ -195,3 +195,31 @@ def test_static_scene_has_no_detail_controls(make_app):
     cam = camera()
     assert rs.drawn_count(cam, W, H) == 100
     np.testing.assert_array_equal(render_image(rs.at(None), cam, W, H), render_image(rs, cam, W, H))
+
+
+def test_filters_on_a_hierarchical_scene_drop_whole_subtrees():
+    from splatlab.view.render import ViewFilter
+
+    g = hier_scene()
+    level, parent = hier.tree_of(g)
+    a = hier.resolve(g)
+    # crop away the roots whose absolute centre has x > 0: they go with all their descendants
+    rs = RenderSet.build(g, ViewFilter(crop_min=(-9, -9, -9), crop_max=(0.0, 9, 9)))
+    l2, p2 = hier.tree_of(rs.gaussians)
+    hier.check_tree(l2, p2)  # still a valid forest
+    inside = (a["means"] <= torch.tensor([0.0, 9, 9])).all(dim=1)
+    keep = ~hier.descendants_mask(level, parent, ~inside)  # by hand: a node stays iff it and its ancestors are inside
+    assert len(rs.gaussians) == int(keep.sum()) and 0 < int(keep.sum()) < len(g)
+    # the kept nodes resolve to the same absolute Gaussians as before
+    torch.testing.assert_close(hier.resolve(rs.gaussians)["means"], a["means"][keep], atol=1e-6, rtol=0)
+
+
+def test_a_scene_saved_with_a_cut_opens_at_that_cut(make_app):
+    g = hier_scene()
+    g.method = MethodSpec("hierarchical", {"level": 1})
+    app = make_app(g)
+    assert app.gui_cut.value == "Level 1" and app.detail.level == 1
+    cam = camera(3.0)
+    assert app.render_set.drawn_count(cam, W, H) == 25 * 4
+    with pytest.raises(ValueError, match="no temporal scene"):
+        app.step_frame(1)

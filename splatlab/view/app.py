@@ -174,7 +174,10 @@ class ViewerApp:
         self._filter = ViewFilter(sh_degree_cap=max(g.sh_degree for g in self._all_gaussians))
         self.duration = max(clip_duration(g) for g in self._all_gaussians)
         self.frame_step = frame_step(sources)
-        self.detail = Detail(time=0.0 if self.duration > 0 else None)
+        hier_opts = next((dict(x.method.options) for x in self._all_gaussians if scene_kind(x) == "hierarchical"), {})
+        # a scene saved with a cut (its method options) opens at that cut
+        self.detail = Detail(time=0.0 if self.duration > 0 else None, lod=float(hier_opts.get("lod", 0.0) or 0.0),
+                             level=int(hier_opts.get("level", -1)))
         self.playing = False
         self._play_thread: threading.Thread | None = None
         self.last_drawn: int | None = None  # Gaussians drawn in the latest frame (server) / upload (browser)
@@ -366,11 +369,14 @@ class ViewerApp:
             finest = max(int(tree_of(x)[0].max()) for x in self._all_gaussians
                          if scene_kind(x) == "hierarchical" and len(x))
             options = [CUT_FINEST] + [f"Level {i}" for i in range(finest)] + [CUT_LOD]
+            d = self.detail
+            initial = CUT_LOD if d.lod > 0 else (f"Level {d.level}" if 0 <= d.level < finest else CUT_FINEST)
             with gui.add_folder("Level of detail"):
-                self.gui_cut = gui.add_dropdown("Cut", options, initial_value=CUT_FINEST,
+                self.gui_cut = gui.add_dropdown("Cut", options, initial_value=initial,
                                                 hint="A fixed level (0 = coarsest), or per view: each subtree "
                                                      "stops refining once it is smaller than the threshold")
-                self.gui_lod = gui.add_slider("LOD threshold (px)", 0.25, 128.0, 0.25, 2.0,
+                self.gui_lod = gui.add_slider("LOD threshold (px)", 0.25, 128.0, 0.25,
+                                              min(max(d.lod, 0.25), 128.0) if d.lod > 0 else 2.0,
                                               hint="Projected size (3σ, pixels) below which a subtree is not refined")
                 if self._detail_md is None:
                     self._detail_md = gui.add_markdown("")
@@ -425,6 +431,8 @@ class ViewerApp:
 
     def step_frame(self, k: int = 1) -> float:
         """Move the time slider by k frames (wrapping around the clip); returns the new time."""
+        if self.gui_time is None:
+            raise ValueError("no temporal scene is open: there is no time slider")
         n = max(1, int(round(self.duration / self.frame_step)))
         frame = int(round(float(self.gui_time.value) / self.frame_step))
         t = ((frame + k) % n) * self.frame_step

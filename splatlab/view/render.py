@@ -95,13 +95,21 @@ class ViewFilter:
     def mask(self, g: Gaussians) -> torch.Tensor:
         with torch.no_grad():
             keep = torch.ones(len(g), dtype=torch.bool)
+            if self.is_identity():
+                return keep
+            means, opacities, scales = g.means, g.opacities, g.scales
+            if scene_kind(g) == "hierarchical":  # children store residuals: filter the absolute values
+                from ..methods.hierarchical import resolve
+
+                a = resolve(g)
+                means, opacities, scales = a["means"], torch.sigmoid(a["logits"]), torch.exp(a["log_scales"])
             if self.min_opacity > 0:
-                keep &= g.opacities >= self.min_opacity
+                keep &= opacities >= self.min_opacity
             if math.isfinite(self.max_scale):
-                keep &= g.scales.max(dim=1).values <= self.max_scale
+                keep &= scales.max(dim=1).values <= self.max_scale
             if self.crop_min is not None and self.crop_max is not None:
                 lo, hi = torch.tensor(self.crop_min), torch.tensor(self.crop_max)
-                keep &= ((g.means >= lo) & (g.means <= hi)).all(dim=1)
+                keep &= ((means >= lo) & (means <= hi)).all(dim=1)
         return keep
 
     def is_identity(self) -> bool:
@@ -148,6 +156,21 @@ def with_detail(g: Gaussians, detail: Detail | None) -> Gaussians:
     return out
 
 
+def tree_subset(g: Gaussians, keep: torch.Tensor) -> Gaussians:
+    """A hierarchical scene without the dropped nodes and their descendants (a child cannot outlive
+    its parent: it is stored relative to it), parent indices renumbered."""
+    from ..methods.hierarchical import LEVEL, PARENT, descendants_mask, tree_of
+
+    level, parent = tree_of(g)
+    keep = ~descendants_mask(level, parent, ~keep)
+    new_index = torch.cumsum(keep.long(), 0) - 1
+    fields = {k: v.detach()[keep] for k, v in g.params.items()}
+    old_parent = parent[keep]
+    fields[PARENT] = torch.where(old_parent >= 0, new_index[old_parent.clamp_min(0)], old_parent).float()
+    fields[LEVEL] = level[keep].float()
+    return Gaussians.from_fields(fields, g.method)
+
+
 @dataclass
 class RenderSet:
     """The shown Gaussians (filtered, detached; computed once per filter/scene change).
@@ -171,7 +194,12 @@ class RenderSet:
         flt = flt or ViewFilter()
         with torch.no_grad():
             keep = flt.mask(g)
-            shown = g.subset(keep) if not bool(keep.all()) else Gaussians.from_fields(g.detached_fields(), g.method)
+            if bool(keep.all()):
+                shown = Gaussians.from_fields(g.detached_fields(), g.method)
+            elif scene_kind(g) == "hierarchical":
+                shown = tree_subset(g, keep)
+            else:
+                shown = g.subset(keep)
             degree = max(0, min(g.sh_degree, int(flt.sh_degree_cap)))
             return RenderSet(shown, degree, len(g)).at(detail)
 
