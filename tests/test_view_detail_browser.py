@@ -38,14 +38,21 @@ def open_in_browser(g, tmp_path):
     return app, server, browser
 
 
-def settled_shot(app, browser, frames_before: int, timeout: float = 90.0) -> np.ndarray:
-    """A screenshot once a new full-resolution server render has reached the browser."""
+def settled_shot(app, browser, frames_before: int, timeout: float = 120.0) -> np.ndarray:
+    """A screenshot once the full-resolution server render of the current state has reached the
+    browser and the page has stopped changing."""
     deadline = time.time() + timeout
-    while app.client_stats()[0]["frames"] <= frames_before and time.time() < deadline:
+    while not (app.client_stats()[0]["frames"] > frames_before and app.settled()) and time.time() < deadline:
         time.sleep(0.2)
-    assert app.client_stats()[0]["frames"] > frames_before, f"no render reached the browser ({app.render_error})"
-    time.sleep(1.5)  # the full-resolution pass after the low-resolution one
-    return browser.screenshot()
+    assert app.settled(), f"no full render reached the browser ({app.render_error})"
+    shot = browser.screenshot()
+    while time.time() < deadline:
+        time.sleep(0.5)
+        again = browser.screenshot()
+        if np.array_equal(again, shot):
+            return shot
+        shot = again
+    return shot
 
 
 def reference(app, t=None, g=None) -> np.ndarray:

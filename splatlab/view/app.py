@@ -722,6 +722,13 @@ class ViewerApp:
             return [{"id": cid, "frames": c.frames, "shape": c.last_frame_shape, "ready": c.camera_ready}
                     for cid, c in self._clients.items()]
 
+    def settled(self) -> bool:
+        """True once every client with a camera has been sent the full-resolution server render of
+        the current scene, settings and camera (for tests and scripted screenshots)."""
+        with self._lock:
+            key = (self._scene_version, self._settings_version)
+            return all(c.full_key == (*key, c.camera_version) for c in self._clients.values() if c.camera_ready)
+
     def client_camera(self, client=None) -> ViewCamera | None:
         with self._lock:
             states = [self._clients[client.client_id]] if client is not None and \
