@@ -15,6 +15,15 @@ budget, then prints, in this process:
 
 Timings are wall-clock minimum of `--repeats` renders in this process; on a shared machine the
 load average is printed with them.
+
+    nice -n 15 python scripts/bench_hierarchical.py --synthetic [--roots 1000 --levels 4]
+
+`--synthetic` needs no training: a hand-built tree (roots on a sphere, `--children` half-size
+children per node, as `hierarchical` initialises new levels) seen by an orbit of views from near
+and from twice as far. It prints, per threshold, the LOD cut's Gaussians per view and the speed
+ratio finest / LOD of the same batch in this process (interleaved repeats, minimum time), for the
+batched LOD render (one rasterize call on the union of the views' cuts with per-view visibility)
+and for the per-view calls it replaced.
 """
 from __future__ import annotations
 
@@ -76,6 +85,21 @@ def timed_render(g, cams: Cameras, bg, repeats: int):
     return out.images.clamp(0, 1), best
 
 
+def timed_ratio(g, full, cams: Cameras, bg, repeats: int):
+    """(image, seconds, seconds of `full`): the two renders timed alternately, so a shared machine's
+    load changes hit both alike; the ratio of the minima is what the tables print."""
+    best, best_full = float("inf"), float("inf")
+    with torch.no_grad():
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = render(g, cams, background=bg)
+            best = min(best, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            render(full, cams, background=bg)
+            best_full = min(best_full, time.perf_counter() - t0)
+    return out.images.clamp(0, 1), best, best_full
+
+
 def mean_psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(np.mean([psnr(x, y) for x, y in zip(a, b)]))
 
@@ -108,8 +132,10 @@ def bench_scene(scene_dir: str, args) -> dict:
     res: dict = {"scene": name, "iterations": args.iterations, "downscale": args.downscale,
                  "load_before": os.getloadavg()}
 
-    full_img, t_full = timed_render(with_options(g), cams, bg, args.repeats)
-    full_far, t_full_far = timed_render(with_options(g), far, bg, args.repeats)
+    g_full = tagged(g)
+    timed_render(g_full, cams, bg, 1)  # compile the rasterizer's kernels before timing
+    full_img, t_full = timed_render(g_full, cams, bg, args.repeats)
+    full_far, t_full_far = timed_render(g_full, far, bg, args.repeats)
     flat_img, t_flat = timed_render(flat, cams, bg, args.repeats)
     res["full"] = {"n": n_full, "psnr": mean_psnr(full_img, gt), "seconds": t_full, "seconds_far": t_full_far}
     res["gs3d"] = {"n": len(flat), "psnr": mean_psnr(flat_img, gt), "seconds": t_flat}
@@ -121,28 +147,28 @@ def bench_scene(scene_dir: str, args) -> dict:
     res["levels"] = []
     for lv in range(finest + 1):
         rows = hier.level_cut(level, parent, lv)
-        img, t = timed_render(with_options(g, level=lv), cams, bg, args.repeats)
+        img, t, t_ref = timed_ratio(tagged(g, level=lv), g_full, cams, bg, args.repeats)
         row = {"level": lv, "n": len(rows), "psnr": mean_psnr(img, gt), "psnr_vs_full": mean_psnr(img, full_img),
-               "time_ratio": t / t_full}
+               "time_ratio": t / t_ref}
         res["levels"].append(row)
         print(f"{lv:5d}  {row['n']:9d}  {row['n'] / n_full:5.3f}  {row['psnr']:10.2f}  {row['psnr_vs_full']:13.2f}  "
               f"{row['time_ratio']:10.3f}")
 
-    print("\nLOD px  cams  Gaussians/view  frac   PSNR(test)  PSNR(vs full)  time ratio")
+    print("\nLOD px  cams  Gaussians/view  frac   PSNR(test)  PSNR(vs full)  time ratio  (LOD ms / full ms, batch)")
     res["lod"] = []
     for thr in args.thresholds:
-        for label, views, ref, t_ref in (("test", cams, full_img, t_full), ("far", far, full_far, t_full_far)):
-            img, t = timed_render(with_options(g, lod=thr), views, bg, args.repeats)
+        for label, views, ref in (("test", cams, full_img), ("far", far, full_far)):
+            img, t, t_ref = timed_ratio(tagged(g, lod=thr), g_full, views, bg, args.repeats)
             with torch.no_grad():
                 a = hier.resolve(g)
                 size = hier.projected_size(a["means"], a["log_scales"], views)
             drawn = float(np.mean([len(hier.lod_cut(level, parent, size[i], thr)) for i in range(len(views))]))
             row = {"threshold": thr, "cameras": label, "n": drawn, "psnr": mean_psnr(img, gt) if label == "test" else None,
-                   "psnr_vs_full": mean_psnr(img, ref), "time_ratio": t / t_ref}
+                   "psnr_vs_full": mean_psnr(img, ref), "time_ratio": t / t_ref, "ms": 1e3 * t, "ms_full": 1e3 * t_ref}
             res["lod"].append(row)
             p = f"{row['psnr']:10.2f}" if row["psnr"] is not None else f"{'-':>10}"
             print(f"{thr:6.2f}  {label:4s}  {drawn:14.0f}  {drawn / n_full:5.3f}  {p}  {row['psnr_vs_full']:13.2f}  "
-                  f"{row['time_ratio']:10.3f}")
+                  f"{row['time_ratio']:10.3f}  ({row['ms']:.1f} / {row['ms_full']:.1f})")
 
     # baseline: flat gs3d pruned by importance to the hierarchy's counts
     train_views = scene.train.cameras
@@ -166,9 +192,116 @@ def bench_scene(scene_dir: str, args) -> dict:
     return res
 
 
+def synthetic_tree(n_roots: int, children: int, levels: int, seed: int = 0):
+    """Roots on a unit sphere (3σ ≈ 0.2), each finer level `children` children per node with the
+    residuals `add_children` starts from (half the parent's scale, offset in ±0.5 R·S) plus small
+    colour residuals; a complete picture at every level."""
+    from splatlab.gaussians import Gaussians
+
+    gen = torch.Generator().manual_seed(seed)
+    v = torch.randn(n_roots, 3, generator=gen)
+    v = v / v.norm(dim=1, keepdim=True)
+    col = 0.4 * torch.stack([torch.sin(4 * v[:, 0]), torch.cos(5 * v[:, 1]), torch.sin(3 * v[:, 2])], 1)
+    quats = torch.zeros(n_roots, 4)
+    quats[:, 0] = 1
+    g = Gaussians.from_fields({"means": v, "quats": quats, "scales": torch.full((n_roots, 3), float(np.log(0.07))),
+                               "opacities": torch.full((n_roots,), 2.0), "sh0": col[:, None] / 0.2821,
+                               "shN": torch.zeros(n_roots, 3, 3), hier.LEVEL: torch.zeros(n_roots),
+                               hier.PARENT: torch.full((n_roots,), -1.0)}, MethodSpec("hierarchical", {}))
+    for lv in range(1, levels):
+        level, _ = hier.tree_of(g)
+        hier.add_children(g, [], torch.nonzero(level == lv - 1, as_tuple=True)[0], children, 0.5, gen)
+        new = hier.tree_of(g)[0] == lv
+        with torch.no_grad():
+            g.params["sh0"][new] += 0.3 * torch.randn(int(new.sum()), 1, 3, generator=gen)
+    return g
+
+
+def tagged(g, **opts):
+    """A separate scene object on the same tensors with these render options (the options live in
+    the scene's method spec, so two option sets need two objects)."""
+    from splatlab.gaussians import Gaussians
+
+    base = dict(g.method.options) if g.method is not None else {}
+    return Gaussians.from_fields(g.detached_fields(), MethodSpec("hierarchical", {**base, "level": -1, "lod": 0.0, **opts}))
+
+
+def per_view_render(g, cams: Cameras, bg):
+    """The replaced LOD path: one rasterize call per view on that view's cut."""
+    from splatlab.render.api import rasterize
+    from splatlab.render.path import method_of
+
+    m = method_of(g)
+    a = hier.resolve(g)
+    out = []
+    for cam_ids, rows in m.eval_rows(g, cams, a):
+        i = int(cam_ids[0])
+        img, _, _ = rasterize(viewmats=cams.viewmats[i:i + 1], Ks=cams.Ks[i:i + 1], width=cams.width,
+                              height=cams.height, backgrounds=bg[None], **m._args(a, rows, g.sh_degree))
+        out.append(img)
+    return torch.cat(out)
+
+
+def bench_synthetic(args) -> dict:
+    import math
+
+    from splatlab.cameras import intrinsics_from_fov, orbit
+
+    g = synthetic_tree(args.roots or 1000, args.children, args.levels, args.seed)
+    level, parent = hier.tree_of(g)
+    n_full = len(hier.level_cut(level, parent, int(level.max())))
+    size = args.size
+    K = intrinsics_from_fov(math.radians(50), size, size)
+    bg = torch.zeros(3)
+    res = {"synthetic": True, "rows": len(g), "finest": n_full, "size": size, "views": args.views,
+           "load_before": os.getloadavg(), "rows_out": []}
+    print(f"\n== synthetic tree: {args.roots or 1000} roots x {args.children} children, {args.levels} levels = "
+          f"{len(g)} rows, finest level {n_full}; {args.views} views at {size}x{size}; torch threads 1; "
+          f"load {res['load_before']}")
+    print("cams  LOD px  Gaussians/view  frac   PSNR(vs full)  finest ms  LOD ms  speed finest/LOD  "
+          "per-view-calls ms  speed finest/per-view")
+    g_full = tagged(g)
+    with torch.no_grad():  # compile the rasterizer's kernels before timing
+        render(g_full, Cameras(orbit(1, 3.0, 20.0), K[None], size, size), background=bg)
+    for label, dist in (("near", 3.0), ("far", 6.0)):
+        cams = Cameras(orbit(args.views, dist, 20.0), K[None].expand(args.views, 3, 3), size, size)
+        for thr in args.thresholds:
+            gl = tagged(g, lod=thr)
+            times = {"full": [], "lod": [], "per_view": []}
+            with torch.no_grad():
+                for _ in range(args.repeats):  # interleaved, so load changes hit all three alike
+                    for key in times:
+                        t0 = time.perf_counter()
+                        if key == "full":
+                            full = render(g_full, cams, background=bg).images
+                        elif key == "lod":
+                            lod = render(gl, cams, background=bg).images
+                        else:
+                            pv = per_view_render(gl, cams, bg)
+                        times[key].append(time.perf_counter() - t0)
+                a = hier.resolve(g)
+                masks = hier.lod_masks(level, parent, hier.projected_size(a["means"], a["log_scales"], cams), thr)
+            assert torch.allclose(pv, lod, atol=1e-4), "batched and per-view LOD renders differ"
+            t = {k: min(v) for k, v in times.items()}
+            drawn = float(masks.sum(dim=1).float().mean())
+            row = {"cameras": label, "threshold": thr, "n": drawn, "psnr_vs_full": mean_psnr(lod.clamp(0, 1), full.clamp(0, 1)),
+                   "ms_full": 1e3 * t["full"], "ms_lod": 1e3 * t["lod"], "ms_per_view": 1e3 * t["per_view"],
+                   "speed_lod": t["full"] / t["lod"], "speed_per_view": t["full"] / t["per_view"]}
+            res["rows_out"].append(row)
+            print(f"{label:4s}  {thr:6.2f}  {drawn:14.0f}  {drawn / n_full:5.3f}  {row['psnr_vs_full']:13.2f}  "
+                  f"{row['ms_full']:9.1f}  {row['ms_lod']:6.1f}  {row['speed_lod']:16.2f}  "
+                  f"{row['ms_per_view']:17.1f}  {row['speed_per_view']:21.2f}")
+    res["load_after"] = os.getloadavg()
+    print(f"load average after: {res['load_after']}")
+    return res
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("scenes", nargs="+")
+    ap.add_argument("scenes", nargs="*")
+    ap.add_argument("--synthetic", action="store_true", help="time LOD vs finest on a hand-built tree (no training)")
+    ap.add_argument("--size", type=int, default=256, help="--synthetic: image size")
+    ap.add_argument("--views", type=int, default=4, help="--synthetic: views per batch")
     ap.add_argument("--out", default=str(ROOT / ".cache" / "bench_hierarchical"))
     ap.add_argument("--iterations", type=int, default=1000)
     ap.add_argument("--downscale", type=int, default=4)
@@ -184,7 +317,10 @@ def main(argv=None) -> int:
     ap.add_argument("--importance-views", type=int, default=20)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    results = [bench_scene(s, args) for s in args.scenes]
+    if not args.scenes and not args.synthetic:
+        ap.error("give scene folders or --synthetic")
+    results = [bench_synthetic(args)] if args.synthetic else []
+    results += [bench_scene(s, args) for s in args.scenes]
     path = Path(args.out) / "results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -31,8 +31,56 @@ def _export_parser() -> argparse.ArgumentParser:
     ap.add_argument("--lod", type=float, metavar="PIXELS",
                     help="hierarchical scenes: write the level-of-detail cut at this pixel threshold, fine "
                          "enough for every training camera of the run (input must be a run folder)")
+    ap.add_argument("--time", type=float, metavar="T",
+                    help="temporal scenes (run folder, .ply or temporal splat folder): write the plain 3D "
+                         "Gaussians active at T seconds (sliced, the cut ones dropped)")
     ap.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     return ap
+
+
+def read_input(path: str, time: float | None = None):
+    """The scene an export reads: a run folder's point_cloud.ply, a temporal splat folder (only the
+    segments active at `time` are read), or any splat file / SOG folder."""
+    import os
+
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "index.json")):
+        from splatlab.methods.temporal_store import SegmentStore
+
+        try:
+            store = SegmentStore(path)
+        except ValueError as e:
+            raise SplatFormatError(path, str(e).split(": ", 1)[-1]) from None
+        if time is None:
+            raise SplatFormatError(path, "a temporal splat folder holds a clip; give --time T to export one moment")
+        check_time(path, time, store.method.config.duration)
+        return store.load_active(time)
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "point_cloud.ply")):
+        return read_splats(os.path.join(path, "point_cloud.ply"))
+    return read_splats(path)
+
+
+def check_time(path: str, time: float, duration: float) -> None:
+    import math
+
+    if not math.isfinite(time) or not 0.0 <= time <= duration:
+        raise SplatFormatError(path, f"--time {time} is outside the clip (0..{duration:g} s)")
+
+
+def moment(g, input_path: str, time: float):
+    """The plain 3D Gaussians of a temporal scene at `time` seconds (`TemporalHierarchy.gaussians_at`)."""
+    if g.method is None or g.method.name != "temporal":
+        raise SplatFormatError(input_path, "--time needs a temporal scene (trained with --method temporal), this "
+                                           f"one is {g.method.name if g.method else 'plain 3DGS'}")
+    from splatlab.render.path import method_of
+
+    try:
+        method = method_of(g)
+    except ValueError as e:
+        raise SplatFormatError(input_path, " ".join(str(e).split())) from None
+    if method.config.duration <= 0:
+        raise SplatFormatError(input_path, "the temporal scene has no clip duration (static); export it without --time")
+    check_time(input_path, time, method.config.duration)
+    return method.gaussians_at(g, time)
 
 
 def _run_cameras(run: str):
@@ -80,8 +128,11 @@ def export_main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         import os
 
-        source = os.path.join(args.input, "point_cloud.ply") if os.path.isdir(args.input) else args.input
-        g = read_splats(source)
+        g = read_input(args.input, args.time)
+        if args.time is not None:
+            if args.level is not None or args.lod is not None:
+                raise SplatFormatError(args.input, "give --time or --level/--lod, not both")
+            g = moment(g, args.input, args.time)
         if args.level is not None or args.lod is not None:
             if args.level is not None and args.lod is not None:
                 raise SplatFormatError(args.input, "give --level or --lod, not both")

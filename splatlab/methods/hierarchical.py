@@ -31,6 +31,7 @@ remaps `hier_parent` and keeps the optimizer state of every row aligned (`densif
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,20 +177,26 @@ def projected_size(means: Tensor, log_scales: Tensor, cameras: Cameras) -> Tenso
     return torch.where(z > 1e-6, size, torch.full_like(size, math.inf)).T
 
 
-def lod_cut(level: Tensor, parent: Tensor, size: Tensor, threshold: float) -> Tensor:
-    """Rows of the cut in which each node is expanded into its children while its size (N,) is
-    above `threshold`; always a valid cut (one node on every root-to-leaf path)."""
+def lod_masks(level: Tensor, parent: Tensor, size: Tensor, threshold: float) -> Tensor:
+    """(C, N) bool: row n is in view c's cut, where each node is expanded into its children while
+    its size (C, N) is above `threshold`. Every view at once: one pass per level, no loop over
+    views or subtrees. Always a valid cut (one node on every root-to-leaf path)."""
     n = level.shape[0]
-    expanded = (size > threshold) & has_children(parent, n)
-    shown_path = torch.zeros(n, dtype=torch.bool, device=level.device)  # all ancestors expanded
+    expanded = (size > threshold) & has_children(parent, n)[None]
+    shown_path = torch.zeros_like(expanded)  # all ancestors expanded
     for lv in range(int(level.max()) + 1 if n else 0):
-        rows = level == lv
+        rows = torch.nonzero(level == lv, as_tuple=True)[0]
         if lv == 0:
-            shown_path[rows] = True
+            shown_path[:, rows] = True
         else:
             par = parent[rows]
-            shown_path[rows] = shown_path[par] & expanded[par]
-    return torch.nonzero(shown_path & ~expanded, as_tuple=True)[0]
+            shown_path[:, rows] = shown_path[:, par] & expanded[:, par]
+    return shown_path & ~expanded
+
+
+def lod_cut(level: Tensor, parent: Tensor, size: Tensor, threshold: float) -> Tensor:
+    """Rows of one view's cut (`size` (N,)); see `lod_masks`."""
+    return torch.nonzero(lod_masks(level, parent, size[None], threshold)[0], as_tuple=True)[0]
 
 
 def cut_for_cameras(gaussians: Gaussians, cameras: Cameras, threshold: float) -> Tensor:
@@ -346,14 +353,20 @@ class HierarchicalGaussians(Method):
 
     # -- rendering ------------------------------------------------------------------------------
     def eval_rows(self, gaussians: Gaussians, cameras: Cameras, absolute: dict[str, Tensor]) -> list[tuple[Tensor | None, Tensor]]:
-        """(camera index or None for all, rows) of the evaluation cut(s)."""
+        """(camera index or None for all, rows) of the evaluation cut(s): one per view with `lod`."""
         level, parent = tree_of(gaussians)
         if self.config.lod > 0:
-            size = projected_size(absolute["means"].detach(), absolute["log_scales"].detach(), cameras)
-            return [(torch.tensor([i]), lod_cut(level, parent, size[i], self.config.lod)) for i in range(len(cameras))]
+            masks = self.lod_masks(gaussians, cameras, absolute)
+            return [(torch.tensor([i]), torch.nonzero(masks[i], as_tuple=True)[0]) for i in range(len(cameras))]
         finest = int(level.max()) if len(level) else 0
         target = finest if self.config.level < 0 else min(self.config.level, finest)
         return [(None, level_cut(level, parent, target))]
+
+    def lod_masks(self, gaussians: Gaussians, cameras: Cameras, absolute: dict[str, Tensor]) -> Tensor:
+        """(C, N) membership of every row in each view's cut at the `lod` threshold."""
+        level, parent = tree_of(gaussians)
+        size = projected_size(absolute["means"].detach(), absolute["log_scales"].detach(), cameras)
+        return lod_masks(level, parent, size, self.config.lod)
 
     @staticmethod
     def _args(absolute: dict[str, Tensor], rows: Tensor, deg: int) -> dict[str, Any]:
@@ -367,12 +380,38 @@ class HierarchicalGaussians(Method):
             raise ValueError("hierarchical: an LOD cut is per camera; use render_passes")
         return passes[0].args
 
+    def absolute(self, gaussians: Gaussians) -> dict[str, Tensor]:
+        """`resolve(gaussians)`, reused across gradient-free renders of unchanged parameters (a
+        viewer or benchmark draws the same scene many times; resolving is O(N) over every level
+        while a cut draws a fraction of the rows). The cache holds weak references to the
+        parameter tensors and their in-place version counters, so any edit or new scene misses."""
+        if torch.is_grad_enabled():
+            return resolve(gaussians)
+        params = list(gaussians.params.values())
+        cached = getattr(self, "_resolved", None)
+        if cached is not None:
+            refs, versions, value = cached
+            if len(refs) == len(params) and all(r() is t and t._version == v
+                                                for r, v, t in zip(refs, versions, params)):
+                return value
+        value = resolve(gaussians)
+        self._resolved = ([weakref.ref(t) for t in params], [t._version for t in params], value)
+        return value
+
     def render_passes(self, gaussians: Gaussians, cameras: Cameras, ctx: RenderContext) -> list[RenderPass]:
-        absolute = resolve(gaussians)
+        absolute = resolve(gaussians) if ctx.training else self.absolute(gaussians)
         if ctx.training:
             level, parent = tree_of(gaussians)
             rows = level_cut(level, parent, int(level.max()))
             return [RenderPass(self._args(absolute, rows, ctx.sh_degree), index=rows)]
+        if self.config.lod > 0 and ctx.backend != "cuda":
+            # the whole batch in one rasterize call: the union of the views' cuts, each view
+            # drawing only its own cut (a visibility mask), instead of one call per view
+            masks = self.lod_masks(gaussians, cameras, absolute)
+            rows = torch.nonzero(masks.any(dim=0), as_tuple=True)[0]
+            args = self._args(absolute, rows, ctx.sh_degree)
+            args["visibility"] = masks[:, rows]
+            return [RenderPass(args, index=rows)]
         return [RenderPass(self._args(absolute, rows, ctx.sh_degree), cameras=cams, index=rows)
                 for cams, rows in self.eval_rows(gaussians, cameras, absolute)]
 

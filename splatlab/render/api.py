@@ -1,6 +1,7 @@
 """`rasterize()`: one differentiable Gaussian rasterizer, gsplat's calling convention, two backends."""
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import torch
@@ -77,19 +78,27 @@ def rasterize(
     backgrounds: Tensor | None = None, render_mode: RenderMode = "RGB",
     rasterize_mode: RasterizeMode = "classic", eps2d: float = 0.3, radius_clip: float = 0.0,
     absgrad: bool = False, shapes: Tensor | None = None, backend: Backend = "auto",
+    visibility: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, RenderMeta]:
     """Render N Gaussians into C cameras.
 
     Args follow gsplat's `rasterization`: activated `scales` (N,3) and `opacities` (N,), unit or
     raw wxyz `quats`, `colors` (N,D) / (C,N,D) or SH coefficients (N,K,3) with `sh_degree`.
     `shapes` (N,) switches the falloff to the generalized exponential exp(-σ^(β/2)) (β = 2 is a
-    Gaussian). Returns colours (C,H,W,D'), alphas (C,H,W,1) and a `RenderMeta`.
+    Gaussian). `visibility` (C,N) bool (an extension of gsplat's convention) draws Gaussian n in
+    camera c only where it is True, as if each camera had its own subset: one call renders a batch
+    of views whose Gaussian sets differ (level-of-detail cuts); CPU and reference backends only.
+    Returns colours (C,H,W,D'), alphas (C,H,W,1) and a `RenderMeta`.
     """
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree,
                   backgrounds, render_mode, rasterize_mode, shapes)
     width, height = int(width), int(height)
     chosen = select_backend(backend)
+    if visibility is not None and tuple(visibility.shape) != (viewmats.shape[0], means.shape[0]):
+        raise ValueError(f"visibility must be (C,N) = {(viewmats.shape[0], means.shape[0])}, got {tuple(visibility.shape)}")
     if chosen == "cuda":
+        if visibility is not None:
+            raise ValueError("rasterize: visibility masks are not supported on the cuda backend (render per camera)")
         from .cuda import rasterize_cuda
         return rasterize_cuda(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
                               near_plane=near_plane, far_plane=far_plane, sh_degree=sh_degree,
@@ -106,6 +115,8 @@ def rasterize(
                        far_plane=far_plane, eps2d=eps2d, antialiased=rasterize_mode == "antialiased",
                        shapes=shapes, radius_clip=radius_clip)
         sh_colors = None
+    if visibility is not None:  # culled in camera c: radii 0, exactly as the projection culls
+        proj = dataclasses.replace(proj, radii=proj.radii * visibility.to(proj.radii.device)[..., None].to(proj.radii.dtype))
     if proj.means2d.requires_grad:
         proj.means2d.retain_grad()
 

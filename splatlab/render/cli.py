@@ -93,11 +93,23 @@ def render_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--level", type=int, metavar="L", help="hierarchical scenes: render level L (0 = coarsest)")
     ap.add_argument("--time", type=float, default=None,
                     help="moment to render in seconds (dynamic scenes, e.g. --method temporal runs)")
+    ap.add_argument("--time-range", type=float, nargs=2, metavar=("T0", "T1"),
+                    help="dynamic scenes: render --frames moments from T0 to T1 seconds; PNG frames "
+                         "<stem>_f000.png ..., or one MP4 when --out ends in .mp4 (one view)")
+    ap.add_argument("--frames", type=int, default=30, help="moments in --time-range (default 30)")
+    ap.add_argument("--fps", type=float, default=30.0, help="MP4 frame rate for --time-range (default 30)")
     args = ap.parse_args(argv)
     if args.width < 1 or args.height < 1 or args.views < 1:
         ap.error("--width, --height and --views must be positive")
     if not (math.isfinite(args.elevation) and all(math.isfinite(v) for v in args.background)):
         ap.error("--elevation and --background must be finite numbers")
+    if args.time_range is not None:
+        if args.time is not None:
+            ap.error("give --time or --time-range, not both")
+        if args.frames < 1 or not args.fps > 0 or not all(math.isfinite(t) for t in args.time_range):
+            ap.error("--frames and --fps must be positive, --time-range finite")
+        if args.out.lower().endswith(".mp4") and args.views != 1:
+            ap.error("an MP4 holds one view: use --views 1 (or PNG frames)")
     from ..io import read_splats
 
     try:
@@ -116,10 +128,52 @@ def render_main(argv: list[str] | None = None) -> int:
             print(f"error: {args.input}: {err}", file=sys.stderr)
             return 1
     viewmats, Ks = auto_orbit(gaussians, args.views, args.width, args.height, elevation_deg=args.elevation)
+    if args.time_range is not None:
+        return render_time_range(gaussians, viewmats, Ks, args)
     images = render_views(gaussians, viewmats, Ks, args.width, args.height, tuple(args.background), args.time)
     stem, ext = os.path.splitext(args.out)
     for i, image in enumerate(images):
         path = args.out if args.views == 1 else f"{stem}_{i:03d}{ext or '.png'}"
         save_png(image, path)
         print(f"wrote {path}")
+    return 0
+
+
+def render_time_range(gaussians: Gaussians, viewmats, Ks, args) -> int:
+    """`--time-range T0 T1`: every view at `--frames` moments, as PNG frames or one MP4."""
+    duration = float((gaussians.method.options.get("duration", 0.0) if gaussians.method else 0.0) or 0.0)
+    if gaussians.method is None or gaussians.method.name != "temporal" or duration <= 0:
+        print(f"error: {args.input}: --time-range needs a temporal scene with a clip duration", file=sys.stderr)
+        return 1
+    t0, t1 = args.time_range
+    if not (0.0 <= t0 <= duration and 0.0 <= t1 <= duration):
+        print(f"error: {args.input}: --time-range {t0:g} {t1:g} is outside the clip (0..{duration:g} s)",
+              file=sys.stderr)
+        return 1
+    times = np.linspace(t0, t1, args.frames) if args.frames > 1 else np.array([t0])
+    stem, ext = os.path.splitext(args.out)
+    if ext.lower() == ".mp4":
+        from ..view.campath import write_mp4
+
+        directory = os.path.dirname(os.path.abspath(args.out))
+        os.makedirs(directory, exist_ok=True)
+        frames = tempfile.mkdtemp(prefix=".frames_", dir=directory)
+        try:
+            for i, t in enumerate(times):
+                image = render_views(gaussians, viewmats, Ks, args.width, args.height, tuple(args.background), float(t))[0]
+                save_png(image, os.path.join(frames, f"frame_{i:05d}.png"))
+            write_mp4(frames, len(times), args.fps, args.out)
+        finally:
+            import shutil
+
+            shutil.rmtree(frames, ignore_errors=True)
+        print(f"wrote {args.out} ({len(times)} frames, t = {t0:g}..{t1:g} s)")
+        return 0
+    for i, t in enumerate(times):
+        images = render_views(gaussians, viewmats, Ks, args.width, args.height, tuple(args.background), float(t))
+        for v, image in enumerate(images):
+            view = "" if len(images) == 1 else f"_v{v:03d}"
+            path = f"{stem}{view}_f{i:03d}{ext or '.png'}"
+            save_png(image, path)
+            print(f"wrote {path} (t = {t:.4g} s)")
     return 0

@@ -21,10 +21,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from ..gaussians import Gaussians
-from .render import (RENDER_MODES, RenderSet, ViewCamera, ViewFilter, camera_from_viser, default_view,
-                     render_image, save_png_atomic, to_uint8)
+from .render import (RENDER_MODES, Detail, RenderSet, ViewCamera, ViewFilter, camera_from_viser, clip_duration,
+                     default_view, render_image, save_png_atomic, scene_kind, splat_arrays, to_uint8)
 from .source import ViewSource
 
 DISPLAY_BROWSER = "Splats in browser (WebGL)"
@@ -33,6 +34,25 @@ DISPLAYS = (DISPLAY_BROWSER, DISPLAY_SERVER)
 ALL_SOURCES = "All (left to right)"
 THUMBNAIL_SIZE = 64  # long side of frustum thumbnails, pixels
 MAX_CAMERAS = 200  # frustums per run folder (evenly spaced subset of larger datasets)
+CUT_LOD = "LOD threshold (per view)"
+CUT_FINEST = "Finest level"
+DEFAULT_FRAMES = 100  # time-slider steps of a clip whose frame rate is unknown (no dataset cameras)
+
+
+def frame_step(sources: list[ViewSource]) -> float:
+    """Seconds between frames of the temporal sources: from their dataset cameras' times when
+    known, else the longest clip / DEFAULT_FRAMES."""
+    steps = []
+    for src in sources:
+        times = getattr(src.cameras, "times", None) if src.cameras is not None else None
+        if times is not None and len(times) > 1:
+            t = torch.unique(times)
+            if len(t) > 1:
+                steps.append(float((t[1:] - t[:-1]).min()))
+    if steps:
+        return min(steps)
+    duration = max((clip_duration(s.gaussians) for s in sources), default=0.0)
+    return duration / DEFAULT_FRAMES if duration > 0 else 1.0
 
 
 def unique_labels(labels: list[str]) -> list[str]:
@@ -152,7 +172,17 @@ class ViewerApp:
         self._all_gaussians = [s.gaussians for s in sources]
         self._gaussians = self._all_gaussians[0]
         self._filter = ViewFilter(sh_degree_cap=max(g.sh_degree for g in self._all_gaussians))
-        self._sets = [RenderSet.build(g, self._filter) for g in self._all_gaussians]
+        self.duration = max(clip_duration(g) for g in self._all_gaussians)
+        self.frame_step = frame_step(sources)
+        hier_opts = next((dict(x.method.options) for x in self._all_gaussians if scene_kind(x) == "hierarchical"), {})
+        # a scene saved with a cut (its method options) opens at that cut
+        self.detail = Detail(time=0.0 if self.duration > 0 else None, lod=float(hier_opts.get("lod", 0.0) or 0.0),
+                             level=int(hier_opts.get("level", -1)))
+        self.playing = False
+        self._play_thread: threading.Thread | None = None
+        self.last_drawn: int | None = None  # Gaussians drawn in the latest frame (server) / upload (browser)
+        self.last_frame_ms: float | None = None
+        self._sets = [RenderSet.build(g, self._filter, self.detail) for g in self._all_gaussians]
         self._rs = self._sets[0]
         self._scene_version = 1
         self._settings_version = 1
@@ -192,7 +222,7 @@ class ViewerApp:
 
     def set_gaussians(self, gaussians: Gaussians, stats: str = "") -> None:
         """Show new Gaussians (filters kept). Rebuilding the render set is O(N) and done here."""
-        rs = RenderSet.build(gaussians, self._filter)
+        rs = RenderSet.build(gaussians, self._filter, self.detail)
         with self._lock:
             self._gaussians = gaussians
             self._all_gaussians[self._index] = gaussians
@@ -213,7 +243,7 @@ class ViewerApp:
         return list(self._sets)
 
     def _refilter(self) -> None:
-        sets = [RenderSet.build(g, self._filter) for g in self._all_gaussians]
+        sets = [RenderSet.build(g, self._filter, self.detail) for g in self._all_gaussians]
         with self._lock:
             self._sets = sets
             self._rs = sets[self._index]
@@ -267,8 +297,9 @@ class ViewerApp:
             self.gui_crop = gui.add_checkbox("Crop box", False)
             self.gui_crop_min = gui.add_vector3("Crop min", tuple(np.round(lo - pad, 4)), step=0.01)
             self.gui_crop_max = gui.add_vector3("Crop max", tuple(np.round(hi + pad, 4)), step=0.01)
-            gui.add_markdown("_No time or LOD slider: this scene has no temporal or hierarchical fields._"
-                             if not g.extra_names() else f"_Extra fields: {', '.join(g.extra_names())}_")
+            if g.extra_names():
+                gui.add_markdown(f"_Extra fields: {', '.join(g.extra_names())}_")
+        self._build_detail_gui()
         with gui.add_folder("Capture"):
             self.gui_shot_dir = gui.add_text("Output folder", self.out_dir)
             self.gui_shot = gui.add_button("Screenshot (PNG)")
@@ -310,6 +341,128 @@ class ViewerApp:
         self.gui_key_clear.on_click(lambda _: self._clear_keys())
         self.gui_render_path.on_click(lambda _: self.render_camera_path())
         self._update_stats()
+
+    # ------------------------------------------------------------------ time and level of detail
+    def _build_detail_gui(self) -> None:
+        """A time slider with play/pause and frame stepping for temporal scenes; a cut selector (a
+        level, or a per-view LOD pixel threshold) for hierarchical ones. Both re-render through the
+        one render path (`Detail` -> the cameras' times / the method's cut options)."""
+        gui = self.server.gui
+        kinds = {scene_kind(x) for x in self._all_gaussians}
+        self.gui_time = self.gui_cut = self.gui_lod = self._detail_md = None
+        if self.duration > 0:
+            with gui.add_folder("Time"):
+                last = max(self.duration - self.frame_step, 0.0) if self.frame_step < self.duration else self.duration
+                self.gui_time = gui.add_slider("Time (s)", 0.0, max(last, 1e-6), self.frame_step, 0.0,
+                                               hint="The moment drawn: only the segments active then are rendered")
+                self.gui_play = gui.add_button("Play / pause")
+                self.gui_prev = gui.add_button("Previous frame")
+                self.gui_next = gui.add_button("Next frame")
+                self._detail_md = gui.add_markdown("")
+            self.gui_time.on_update(lambda _: self._on_detail())
+            self.gui_play.on_click(lambda _: self.play(not self.playing))
+            self.gui_prev.on_click(lambda _: self.step_frame(-1))
+            self.gui_next.on_click(lambda _: self.step_frame(1))
+        if "hierarchical" in kinds:
+            from ..methods.hierarchical import tree_of
+
+            finest = max(int(tree_of(x)[0].max()) for x in self._all_gaussians
+                         if scene_kind(x) == "hierarchical" and len(x))
+            options = [CUT_FINEST] + [f"Level {i}" for i in range(finest)] + [CUT_LOD]
+            d = self.detail
+            initial = CUT_LOD if d.lod > 0 else (f"Level {d.level}" if 0 <= d.level < finest else CUT_FINEST)
+            with gui.add_folder("Level of detail"):
+                self.gui_cut = gui.add_dropdown("Cut", options, initial_value=initial,
+                                                hint="A fixed level (0 = coarsest), or per view: each subtree "
+                                                     "stops refining once it is smaller than the threshold")
+                self.gui_lod = gui.add_slider("LOD threshold (px)", 0.25, 128.0, 0.25,
+                                              min(max(d.lod, 0.25), 128.0) if d.lod > 0 else 2.0,
+                                              hint="Projected size (3σ, pixels) below which a subtree is not refined")
+                if self._detail_md is None:
+                    self._detail_md = gui.add_markdown("")
+            self.gui_cut.on_update(lambda _: self._on_detail())
+            self.gui_lod.on_update(lambda _: self._on_detail())
+        self._update_detail_md()
+
+    def _read_detail(self) -> Detail:
+        t = float(self.gui_time.value) if self.gui_time is not None else None
+        lod, level = 0.0, -1
+        if self.gui_cut is not None:
+            cut = self.gui_cut.value
+            if cut == CUT_LOD:
+                lod = float(self.gui_lod.value)
+            elif cut != CUT_FINEST:
+                level = int(cut.split()[-1])
+        return Detail(t, lod, level)
+
+    def _on_detail(self) -> None:
+        detail = self._read_detail()
+        with self._lock:
+            if detail == self.detail:
+                return
+            self.detail = detail
+            self._sets = [s.at(detail) for s in self._sets]
+            self._rs = self._sets[self._index]
+            self._scene_version += 1
+        self._update_detail_md()
+        self._wake.set()
+
+    def _update_detail_md(self) -> None:
+        if self._detail_md is None:
+            return
+        d, lines = self.detail, []
+        if d.time is not None:
+            frame = int(round(d.time / self.frame_step)) if self.frame_step > 0 else 0
+            n = max(1, int(round(self.duration / self.frame_step))) if self.frame_step > 0 else 1
+            lines.append(f"t = {d.time:.3f} s (frame {frame + 1} of {n}){' ▶ playing' if self.playing else ''}")
+        if self.gui_cut is not None:
+            lines.append(f"Cut: LOD {d.lod:g} px" if d.lod > 0 else
+                         f"Cut: {'finest level' if d.level < 0 else f'level {d.level}'}")
+        if self.last_drawn is not None:
+            lines.append(f"Gaussians drawn: {self.last_drawn:,} of {len(self._gaussians):,}")
+        if self.last_frame_ms is not None:
+            lines.append(f"Frame time: {self.last_frame_ms:.0f} ms")
+        self._detail_md.content = "  \n".join(lines)
+
+    def set_time(self, t: float) -> None:
+        """Show the moment `t` seconds (as the time slider does)."""
+        self.gui_time.value = float(t)
+        self._on_detail()
+
+    def step_frame(self, k: int = 1) -> float:
+        """Move the time slider by k frames (wrapping around the clip); returns the new time."""
+        if self.gui_time is None:
+            raise ValueError("no temporal scene is open: there is no time slider")
+        n = max(1, int(round(self.duration / self.frame_step)))
+        frame = int(round(float(self.gui_time.value) / self.frame_step))
+        t = ((frame + k) % n) * self.frame_step
+        self.set_time(t)
+        return t
+
+    def play(self, on: bool = True) -> None:
+        """Play (advance one frame per frame interval of wall time, looping) or pause."""
+        self.playing = bool(on) and self.gui_time is not None
+        if self.playing and (self._play_thread is None or not self._play_thread.is_alive()):
+            self._play_thread = threading.Thread(target=self._play_loop, name="splatlab-view-play", daemon=True)
+            self._play_thread.start()
+        self._update_detail_md()
+
+    def _play_loop(self) -> None:
+        while self.playing and not self._stop.is_set():
+            t0 = time.time()
+            self.step_frame(1)
+            self._stop.wait(max(0.0, self.frame_step - (time.time() - t0)))
+
+    def set_lod(self, pixels: float) -> None:
+        """Per-view LOD cut at this pixel threshold (as the LOD slider does)."""
+        self.gui_lod.value = float(pixels)
+        self.gui_cut.value = CUT_LOD
+        self._on_detail()
+
+    def set_level(self, level: int) -> None:
+        """A fixed level (-1: finest), as the cut selector does."""
+        self.gui_cut.value = CUT_FINEST if level < 0 else f"Level {int(level)}"
+        self._on_detail()
 
     def _update_stats(self) -> None:
         s, rs = self.source, self._rs
@@ -569,6 +722,13 @@ class ViewerApp:
             return [{"id": cid, "frames": c.frames, "shape": c.last_frame_shape, "ready": c.camera_ready}
                     for cid, c in self._clients.items()]
 
+    def settled(self) -> bool:
+        """True once every client with a camera has been sent the full-resolution server render of
+        the current scene, settings and camera (for tests and scripted screenshots)."""
+        with self._lock:
+            key = (self._scene_version, self._settings_version)
+            return all(c.full_key == (*key, c.camera_version) for c in self._clients.values() if c.camera_ready)
+
     def client_camera(self, client=None) -> ViewCamera | None:
         with self._lock:
             states = [self._clients[client.client_id]] if client is not None and \
@@ -599,7 +759,23 @@ class ViewerApp:
         if not clients:
             return
         if display == DISPLAY_BROWSER:
-            self._sync_splats(rs, scene_v, visible=True)
+            plain, key = None, scene_v
+            if rs.gaussians.method is not None and scene_kind(rs.gaussians) == "hierarchical" and \
+                    float(rs.gaussians.method.options.get("lod", 0.0) or 0.0) > 0:
+                # the browser draws fixed splats: upload the LOD cut of the first client's view once
+                # its camera rests (moving away then uploads fewer Gaussians)
+                now = time.time()
+                for st in clients:
+                    if st.camera_ready and now - st.last_move >= self.rest_delay:
+                        cam = camera_from_viser(st.handle.camera)
+                        w, h = cam.size_for(max(st.handle.camera.image_width, st.handle.camera.image_height, 64))
+                        key = (scene_v, st.handle.client_id, st.camera_version)
+                        if key != self._uploaded_version:
+                            plain = rs.plain_for_view(cam, w, h)
+                        break
+                else:
+                    key = self._uploaded_version  # wait for a camera at rest
+            self._sync_splats(rs, key, visible=True, plain=plain)
             bg = tuple(to_uint8(np.asarray(self.background)).tolist())
             for st in clients:
                 if st.solid_key != bg:
@@ -629,8 +805,12 @@ class ViewerApp:
         w, h = cam.size_for(long_side)
         t0 = time.perf_counter()
         img = compose_side_by_side(panels, cam, w, h, self.mode, self.background)
+        elapsed = time.perf_counter() - t0
         st.handle.scene.set_background_image(to_uint8(img), format="jpeg", jpeg_quality=90)
         st.times.append(time.perf_counter() - t0)
+        if self._detail_md is not None:
+            self.last_drawn, self.last_frame_ms = panels[0].drawn_count(cam, w, h), 1e3 * elapsed
+            self._update_detail_md()
         del st.times[:-20]
         st.frames += 1
         st.last_frame_shape = (h, w)
@@ -640,16 +820,17 @@ class ViewerApp:
         else:
             st.full_key = st.low_key = key
 
-    def _sync_splats(self, rs: RenderSet, version: int, visible: bool) -> None:
+    def _sync_splats(self, rs: RenderSet, version, visible: bool, plain: Gaussians | None = None) -> None:
         node = getattr(self, "_splat_node", None)
         if visible and self._uploaded_version != version and \
                 time.time() - self._last_upload >= self.splat_upload_interval:
-            if len(rs):
-                self._splat_node = self.server.scene.add_gaussian_splats(
-                    "/splats", centers=rs.means.numpy().astype(np.float32), covariances=rs.covariances(),
-                    rgbs=rs.dc_rgb(), opacities=rs.opacities.numpy().astype(np.float32)[:, None])
+            plain = rs.plain if plain is None else plain
+            if len(rs) and len(plain):
+                self._splat_node = self.server.scene.add_gaussian_splats("/splats", **splat_arrays(plain))
             elif node is not None:
                 node.visible = False
+            self.last_drawn, self.last_frame_ms = len(plain), None
+            self._update_detail_md()
             self._uploaded_version = version
             self._last_upload = time.time()
             node = getattr(self, "_splat_node", None)
@@ -750,6 +931,7 @@ class ViewerApp:
         return self._path_thread
 
     def stop(self) -> None:
+        self.playing = False
         self._stop.set()
         self._wake.set()
         self._worker.join(timeout=5)

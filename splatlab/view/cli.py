@@ -6,12 +6,15 @@ import os
 import sys
 import time
 
-DESCRIPTION = """Open a splat file (.ply, compressed .ply, .sog, .spz, .splat), a SOG folder, a checkpoint
+DESCRIPTION = """Open a splat file (.ply, compressed .ply, .sog, .spz, .splat), a SOG or temporal splat folder, a checkpoint
 (.pt) or a training run folder (newest point_cloud.ply or checkpoint) in the browser. Default: a viser
 app with browser-side splats and server-side splatlab renders. A run folder's dataset cameras are drawn
 as frustums with a thumbnail of their image; click one to look through that camera.
 Several inputs (runs or files of different methods) open together: "Compare runs" in the GUI picks
 the one shown, and "Side by side" renders two (or all) of them from the same camera, left to right.
+Temporal scenes (--method temporal runs, temporal splat folders) get a time slider with play/pause
+and frame stepping; hierarchical scenes a level-of-detail control (a fixed level or a per-view pixel
+threshold). Both show the Gaussians drawn.
 --static: serve the prebuilt WebGL page (viewer/dist) and exactly one file."""
 
 EPILOG = """examples:

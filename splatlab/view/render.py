@@ -5,6 +5,7 @@ viewer, screenshots and the camera-path renderer share them (and they are testab
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -94,17 +95,80 @@ class ViewFilter:
     def mask(self, g: Gaussians) -> torch.Tensor:
         with torch.no_grad():
             keep = torch.ones(len(g), dtype=torch.bool)
+            if self.is_identity():
+                return keep
+            means, opacities, scales = g.means, g.opacities, g.scales
+            if scene_kind(g) == "hierarchical":  # children store residuals: filter the absolute values
+                from ..methods.hierarchical import resolve
+
+                a = resolve(g)
+                means, opacities, scales = a["means"], torch.sigmoid(a["logits"]), torch.exp(a["log_scales"])
             if self.min_opacity > 0:
-                keep &= g.opacities >= self.min_opacity
+                keep &= opacities >= self.min_opacity
             if math.isfinite(self.max_scale):
-                keep &= g.scales.max(dim=1).values <= self.max_scale
+                keep &= scales.max(dim=1).values <= self.max_scale
             if self.crop_min is not None and self.crop_max is not None:
                 lo, hi = torch.tensor(self.crop_min), torch.tensor(self.crop_max)
-                keep &= ((g.means >= lo) & (g.means <= hi)).all(dim=1)
+                keep &= ((means >= lo) & (means <= hi)).all(dim=1)
         return keep
 
     def is_identity(self) -> bool:
         return self.min_opacity <= 0 and not math.isfinite(self.max_scale) and self.crop_min is None
+
+
+# ------------------------------------------------------------------------------- time and detail
+
+def scene_kind(g: Gaussians) -> str | None:
+    """'temporal' or 'hierarchical' for scenes whose render depends on a moment or a level of
+    detail (the viewer shows a time slider / LOD control for them), else None."""
+    name = g.method.name if g.method is not None else None
+    return name if name in ("temporal", "hierarchical") else None
+
+
+@dataclass(frozen=True)
+class Detail:
+    """What the viewer's time slider and LOD control chose. `time` (seconds) is the moment every
+    view of a temporal scene sees; `lod` (> 0: per-view cut at this pixel threshold) and `level`
+    (-1: finest) choose the cut of a hierarchical scene. Scenes of other methods ignore it."""
+
+    time: float | None = None
+    lod: float = 0.0
+    level: int = -1
+
+
+def clip_duration(g: Gaussians) -> float:
+    """Length in seconds of a temporal scene's clip (0 when static or not temporal)."""
+    if scene_kind(g) != "temporal":
+        return 0.0
+    return float(g.method.options.get("duration", 0.0) or 0.0)
+
+
+def with_detail(g: Gaussians, detail: Detail | None) -> Gaussians:
+    """`g` (same tensors) with a hierarchical scene's method options set to the detail's cut, so
+    the one render path draws that cut; other scenes are returned as they are."""
+    if detail is None or scene_kind(g) != "hierarchical":
+        return g
+    from ..gaussians import MethodSpec
+
+    out = copy.copy(g)  # shares the parameters; only the method spec differs
+    out.method = MethodSpec("hierarchical", {**g.method.options, "lod": float(max(detail.lod, 0.0)),
+                                             "level": int(detail.level)})
+    return out
+
+
+def tree_subset(g: Gaussians, keep: torch.Tensor) -> Gaussians:
+    """A hierarchical scene without the dropped nodes and their descendants (a child cannot outlive
+    its parent: it is stored relative to it), parent indices renumbered."""
+    from ..methods.hierarchical import LEVEL, PARENT, descendants_mask, tree_of
+
+    level, parent = tree_of(g)
+    keep = ~descendants_mask(level, parent, ~keep)
+    new_index = torch.cumsum(keep.long(), 0) - 1
+    fields = {k: v.detach()[keep] for k, v in g.params.items()}
+    old_parent = parent[keep]
+    fields[PARENT] = torch.where(old_parent >= 0, new_index[old_parent.clamp_min(0)], old_parent).float()
+    fields[LEVEL] = level[keep].float()
+    return Gaussians.from_fields(fields, g.method)
 
 
 @dataclass
@@ -119,30 +183,79 @@ class RenderSet:
     sh_degree: int
     total: int = 0  # Gaussians before filtering
     extra: dict = field(default_factory=dict)
+    time: float | None = None  # the moment a temporal scene is drawn at (seconds)
     _plain: Gaussians | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return len(self.gaussians)
 
     @staticmethod
-    def build(g: Gaussians, flt: ViewFilter | None = None) -> "RenderSet":
+    def build(g: Gaussians, flt: ViewFilter | None = None, detail: Detail | None = None) -> "RenderSet":
         flt = flt or ViewFilter()
         with torch.no_grad():
             keep = flt.mask(g)
-            shown = g.subset(keep) if not bool(keep.all()) else Gaussians.from_fields(g.detached_fields(), g.method)
+            if bool(keep.all()):
+                shown = Gaussians.from_fields(g.detached_fields(), g.method)
+            elif scene_kind(g) == "hierarchical":
+                shown = tree_subset(g, keep)
+            else:
+                shown = g.subset(keep)
             degree = max(0, min(g.sh_degree, int(flt.sh_degree_cap)))
-            return RenderSet(shown, degree, len(g))
+            return RenderSet(shown, degree, len(g)).at(detail)
+
+    def at(self, detail: Detail | None) -> "RenderSet":
+        """The same shown Gaussians at another moment / level of detail (no copy of the tensors)."""
+        kind = scene_kind(self.gaussians)
+        time = None
+        if kind == "temporal" and clip_duration(self.gaussians) > 0:
+            time = min(max(float(detail.time if detail is not None and detail.time is not None else 0.0), 0.0),
+                       clip_duration(self.gaussians))
+        return RenderSet(with_detail(self.gaussians, detail), self.sh_degree, self.total, dict(self.extra), time)
+
+    def cameras(self, viewmats: torch.Tensor, Ks: torch.Tensor, width: int, height: int) -> Cameras:
+        """Cameras of these views at this set's moment (`times` set for a temporal scene)."""
+        times = None if self.time is None else torch.full((len(viewmats),), float(self.time))
+        return Cameras(viewmats, Ks, width, height, times=times)
+
+    def drawn_count(self, camera: "ViewCamera", width: int, height: int) -> int:
+        """How many Gaussians the render path draws for this view: the active segments' rows at this
+        moment, this view's LOD cut, ... (asked of the method's own render passes)."""
+        from ..methods import RenderContext
+        from ..render import method_of
+
+        if len(self) == 0:
+            return 0
+        cams = self.cameras(camera.viewmat()[None], camera.K(width, height)[None], width, height)
+        with torch.no_grad():
+            passes = method_of(self.gaussians).render_passes(self.gaussians, cams,
+                                                             RenderContext(False, None, self.sh_degree))
+        n = 0
+        for p in passes:
+            vis = p.args.get("visibility")
+            if vis is not None:
+                n += int(vis[0].sum())
+            else:
+                n += len(self.gaussians) if p.index is None else len(p.index)
+        return n
 
     @property
     def plain(self) -> Gaussians:
+        """Plain 3D Gaussians for the browser splats: a temporal scene sliced at this set's moment
+        (only the active, visible ones), a hierarchical scene's level cut, ..."""
         if self._plain is None:
             from ..render import method_of
             with torch.no_grad():
-                self._plain = method_of(self.gaussians).plain_gaussians(self.gaussians)
+                method = method_of(self.gaussians)
+                if self.time is not None and hasattr(method, "gaussians_at"):
+                    self._plain = method.gaussians_at(self.gaussians, self.time)
+                else:
+                    self._plain = method.plain_gaussians(self.gaussians)
         return self._plain
 
     @property
     def means(self) -> torch.Tensor:
+        if self.time is not None or scene_kind(self.gaussians) == "hierarchical":
+            return self.plain.means.detach()  # where the shown splats are, not residuals / time centres
         return self.gaussians.means.detach()
 
     @property
@@ -151,18 +264,43 @@ class RenderSet:
 
     def covariances(self) -> np.ndarray:
         """(N,3,3) world covariances R diag(s^2) R^T for viser's splat node."""
-        q = self.plain.quats.detach()
+        return splat_arrays(self.plain)["covariances"]
+
+    def dc_rgb(self) -> np.ndarray:
+        return splat_arrays(self.plain)["rgbs"]
+
+    def plain_for_view(self, camera: "ViewCamera", width: int, height: int) -> Gaussians:
+        """Plain Gaussians of what this view draws: a hierarchical scene's LOD cut for this camera
+        (the browser splats cannot cut per frame, so the viewer re-uploads this when the camera
+        rests); every other scene's `plain`."""
+        g = self.gaussians
+        lod = float(g.method.options.get("lod", 0.0) or 0.0) if scene_kind(g) == "hierarchical" else 0.0
+        if lod <= 0 or len(g) == 0:
+            return self.plain
+        from ..methods import hierarchical as hier
+
+        cams = self.cameras(camera.viewmat()[None], camera.K(width, height)[None], width, height)
+        with torch.no_grad():
+            return hier.bake(g, hier.cut_for_cameras(g, cams, lod))
+
+
+def splat_arrays(plain: Gaussians) -> dict[str, np.ndarray]:
+    """float32 arrays viser's splat node takes: centers (N,3), covariances (N,3,3) R diag(s²) Rᵀ,
+    rgbs (N,3) DC colour, opacities (N,1)."""
+    from ..gaussians import SH_C0
+
+    with torch.no_grad():
+        q = plain.quats.detach()
         w, x, y, z = q.unbind(-1)
         R = torch.stack([
             1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
             2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
             2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1).reshape(-1, 3, 3)
-        M = R * self.plain.scales.detach()[:, None, :]
-        return (M @ M.transpose(1, 2)).numpy().astype(np.float32)
-
-    def dc_rgb(self) -> np.ndarray:
-        from ..gaussians import SH_C0
-        return (self.plain.params["sh0"].detach()[:, 0] * SH_C0 + 0.5).clamp(0, 1).numpy().astype(np.float32)
+        M = R * plain.scales.detach()[:, None, :]
+        return {"centers": plain.means.detach().numpy().astype(np.float32),
+                "covariances": (M @ M.transpose(1, 2)).numpy().astype(np.float32),
+                "rgbs": (plain.params["sh0"].detach()[:, 0] * SH_C0 + 0.5).clamp(0, 1).numpy().astype(np.float32),
+                "opacities": plain.opacities.detach().numpy().astype(np.float32)[:, None]}
 
 
 # ------------------------------------------------------------------------------------- colour maps
@@ -207,7 +345,7 @@ def render_image(rs: RenderSet, camera: ViewCamera, width: int, height: int, mod
     bg = np.asarray(background, dtype=np.float32)
     if len(rs) == 0:
         return np.broadcast_to(bg, (height, width, 3)).copy()
-    cameras = Cameras(camera.viewmat()[None], camera.K(width, height)[None], width, height)
+    cameras = rs.cameras(camera.viewmat()[None], camera.K(width, height)[None], width, height)
     with torch.no_grad():
         if mode == "RGB":
             out = render(rs.gaussians, cameras, sh_degree=rs.sh_degree, background=torch.from_numpy(bg))

@@ -108,8 +108,9 @@ def _dataset_cameras(scene: str | None, notes: list[str]) -> tuple[Cameras | Non
         if len(data.test):
             test = data.test.cameras
             if (test.width, test.height) == (cams.width, cams.height):
+                times = None if cams.times is None or test.times is None else torch.cat([cams.times, test.times])
                 cams = Cameras(torch.cat([cams.viewmats, test.viewmats]), torch.cat([cams.Ks, test.Ks]),
-                               cams.width, cams.height)
+                               cams.width, cams.height, times=times)
 
         def image(i: int):
             return train.load_image(i) if i < n_train else data.test.load_image(i - n_train)
@@ -158,6 +159,24 @@ def open_run_folder(run: Path, with_cameras: bool = True) -> ViewSource:
     return source
 
 
+def read_temporal_folder(path: Path) -> ViewSource:
+    """A temporal splat folder (`splatlab.methods.temporal_store`): every segment, tagged with the
+    method, so the time slider renders the segments active at each moment through the render path."""
+    from ..methods.temporal_store import SegmentStore
+
+    try:
+        store = SegmentStore(path)
+        keys = sorted((s["level"], s["segment"]) for s in store.index["segments"].values())
+        tensors = store.load_tensors(keys)
+    except (ValueError, KeyError, TypeError, OSError) as err:
+        text = str(err).strip().splitlines()
+        raise ViewerInputError(f"{path}: cannot read temporal splat folder ({text[0] if text else type(err).__name__})") from None
+    if not tensors:
+        raise ViewerInputError(f"{path}: the temporal splat folder holds no Gaussians")
+    g = Gaussians.from_fields({k: v for k, v in tensors.items() if "." not in k}, store.method.spec())
+    return ViewSource(g, path.name, str(path), _size_on_disk(str(path)), "temporal")
+
+
 def open_source(path: str, with_cameras: bool = True) -> ViewSource:
     """Open a splat file (any format splatlab reads), a SOG folder, a checkpoint or a run folder."""
     p = Path(path)
@@ -166,6 +185,8 @@ def open_source(path: str, with_cameras: bool = True) -> ViewSource:
     if p.is_dir():
         if (p / "meta.json").is_file():
             return read_splat_file(str(p))
+        if (p / "index.json").is_file():
+            return read_temporal_folder(p)
         return open_run_folder(p, with_cameras)
     if p.suffix == ".pt":
         g, payload = read_checkpoint(p)
