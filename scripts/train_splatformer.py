@@ -55,8 +55,8 @@ class Pair:
         self.ood = torch.nonzero(elev >= LOW_MAX_ELEVATION).flatten()
         self.low = torch.nonzero(elev < LOW_MAX_ELEVATION).flatten()
 
-    def sample_views(self, k: int, gen: torch.Generator) -> torch.Tensor:
-        pick_ood = torch.rand(k, generator=gen) < OOD_PROBABILITY
+    def sample_views(self, k: int, gen: torch.Generator, ood_probability: float = OOD_PROBABILITY) -> torch.Tensor:
+        pick_ood = torch.rand(k, generator=gen) < ood_probability
         ood = self.ood[torch.randint(len(self.ood), (k,), generator=gen)]
         low = self.low[torch.randint(len(self.low), (k,), generator=gen)]
         return torch.where(pick_ood, ood, low)
@@ -112,6 +112,8 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--views", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--ood-probability", type=float, default=OOD_PROBABILITY,
+                    help="share of supervised views taken from the high-elevation set (the rest: input views)")
     ap.add_argument("--ssim-lambda", type=float, default=0.2)
     ap.add_argument("--save-every", type=int, default=50)
     ap.add_argument("--eval-every", type=int, default=0)
@@ -152,7 +154,9 @@ def main() -> int:
         print(json.dumps(report, indent=1))
         if args.export:
             train_pairs = len(list((data / "records").glob("*.json"))) - len(held_out)
-            card = model_card(model, report, history, train_pairs, step)
+            recipe = (f"size `{args.size}`, {args.views} views per step, share of high-elevation views "
+                      f"{args.ood_probability}, Adam lr {args.lr}, L1 + {args.ssim_lambda}·(1 − SSIM), batch of 1 object")
+            card = model_card(model, report, history, train_pairs, step, recipe)
             model.save_pretrained(args.export, card=card)
             save_grid(model, held_out, Path(args.export) / "grid.png")
             if args.subset:
@@ -177,7 +181,7 @@ def main() -> int:
                     train += fresh
                     tqdm.write(f"step {step}: +{len(fresh)} training objects ({len(train)})")
             pair = train[int(torch.randint(len(train), (1,), generator=gen))]
-            views = pair.sample_views(args.views, gen)
+            views = pair.sample_views(args.views, gen, args.ood_probability)
             refined = model.refine_fields(pair.fields, order_shift=int(torch.randint(4, (1,), generator=gen)))
             image = pair.render(refined, views)
             target = pair.targets[views]
@@ -241,7 +245,8 @@ def write_subset(model: SplatFormer, pairs: list[Pair], folder: Path, data: Path
     (folder / "subset.json").write_text(json.dumps(summary, indent=1) + "\n")
 
 
-def model_card(model: SplatFormer, report: dict, history: list, train_objects: int, step: int) -> str:
+def model_card(model: SplatFormer, report: dict, history: list, train_objects: int, step: int,
+               recipe: str = "") -> str:
     wall = history[-1]["wall_s"] / 3600 if history else 0.0
     lines = ["# SplatFormer (splatlab)", "",
              "Point transformer after PTv3 that refines a trained splat set in one pass so that views far",
@@ -250,6 +255,7 @@ def model_card(model: SplatFormer, report: dict, history: list, train_objects: i
              "SH degree 1; targets: 8 high-elevation views and the input views).", "",
              f"- parameters: {sum(p.numel() for p in model.parameters())}",
              f"- training objects: {train_objects}; steps: {step}; wall time: {wall:.2f} h (2 shared CPU cores)",
+             f"- recipe: {recipe}",
              "", "| split | objects | OOD PSNR before | after | gain | improved | input PSNR change |",
              "|---|---|---|---|---|---|---|"]
     for split, r in sorted(report.items()):
