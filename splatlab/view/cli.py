@@ -49,9 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def static_server_for(src, path: str, host: str, port: int):
+    """The `--static` server for an already-read file: opens on the fitted camera (`splatlab.framing`)."""
+    from ..framing import fit_camera
+    from .static_server import StaticViewerServer
+
+    return StaticViewerServer(path, host, port, quiet=True, camera=fit_camera(src.gaussians))
+
+
 def serve_static(path: str, host: str, port: int) -> int:
     from .source import ViewerInputError, read_splat_file
-    from .static_server import StaticViewerServer
 
     if os.path.isdir(path):
         return _error(f"{path}: --static serves one file (.ply, compressed .ply, .sog, .spz); pass the file")
@@ -68,7 +75,7 @@ def serve_static(path: str, host: str, port: int) -> int:
         except Exception:
             pass
     try:
-        srv = StaticViewerServer(path, host, port, quiet=True)
+        srv = static_server_for(src, path, host, port)
     except (OSError, FileNotFoundError) as err:
         return _error(_one_line(err))
     try:  # from here on Ctrl+C must close the server, even if it lands while we are still printing
