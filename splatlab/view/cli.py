@@ -5,6 +5,11 @@ import argparse
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .source import ViewSource
+    from .static_server import StaticViewerServer
 
 DESCRIPTION = """Open a splat file (.ply, compressed .ply, .sog, .spz, .splat), a SOG folder, a checkpoint
 (.pt) or a training run folder (newest point_cloud.ply or checkpoint) in the browser. Default: a viser
@@ -49,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def static_server_for(src, path: str, host: str, port: int):
+def static_server_for(src: "ViewSource", path: str, host: str, port: int) -> "StaticViewerServer":
     """The `--static` server for an already-read file: opens on the fitted camera (`splatlab.framing`)."""
     from ..framing import fit_camera
     from .static_server import StaticViewerServer

@@ -1,0 +1,201 @@
+"""The one "fit the scene" camera (splatlab/framing.py) and the three pictures that open with it:
+`splatlab render`'s orbit, viser's initial camera and the static viewer's URL camera."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from splatlab.cameras import Cameras, look_at
+from splatlab.framing import SceneBox, fit_camera, fit_distance, scene_box, view_direction, weighted_quantile
+from splatlab.render import render
+from splatlab.view.testing import frame_stats, tall_object_with_strays
+
+
+def _object_alpha(g, n_object: int, viewmats: torch.Tensor, Ks: torch.Tensor, width: int, height: int) -> np.ndarray:
+    """(C, H, W) alpha of the object alone (the strays that steered the camera are left out)."""
+    obj = g.subset(torch.arange(n_object))
+    with torch.no_grad():
+        out = render(obj, Cameras(viewmats, Ks, width, height))
+    return out.alphas[..., 0].numpy()
+
+
+def test_weighted_quantile_equals_the_quantile_of_repeated_values():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=40)
+    counts = rng.integers(1, 6, size=40)
+    repeated = np.repeat(values, counts)
+    for q in (0.0, 0.02, 0.3, 0.5, 0.98, 1.0):
+        expect = np.quantile(repeated, q, method="inverted_cdf")
+        assert weighted_quantile(values, counts.astype(float), q) == pytest.approx(expect), q
+
+
+def test_fit_distance_puts_the_outermost_corner_on_the_margin():
+    """Project the box corners with cameras.look_at + a pinhole K: all in front of the camera, all
+    inside the frame shrunk by the margin, and the outermost exactly on it (the distance is the smallest)."""
+    rng = np.random.default_rng(1)
+    for trial in range(30):
+        lo = rng.normal(size=3)
+        box = SceneBox(lo, lo + rng.uniform(0.05, 3.0, size=3), 1, 1)
+        el, az = rng.uniform(-80, 80), rng.uniform(0, 360)
+        fov_y, aspect, margin = math.radians(rng.uniform(20, 90)), rng.uniform(0.5, 2.0), rng.uniform(0.0, 0.3)
+        direction = view_direction(el, az)
+        d = fit_distance(box, direction, fov_y, aspect, margin)
+        eye = box.center + d * direction
+        vm = look_at(torch.tensor(eye), torch.tensor(box.center)).double().numpy()
+        cam = box.corners() @ vm[:3, :3].T + vm[:3, 3]
+        assert (cam[:, 2] > 0).all(), trial
+        ndc_x = cam[:, 0] / cam[:, 2] / (math.tan(fov_y / 2) * aspect)
+        ndc_y = cam[:, 1] / cam[:, 2] / math.tan(fov_y / 2)
+        worst = np.maximum(np.abs(ndc_x), np.abs(ndc_y)).max()
+        assert worst == pytest.approx(1 - margin, abs=1e-4), (trial, worst)
+
+
+def test_scene_box_ignores_strays_and_keeps_the_antenna():
+    g, n_object = tall_object_with_strays()
+    box = scene_box(g)
+    # the object: body x in [-0.4, 0.4], y in [-0.3, 0.3], z from 0 to the antenna tip at 2.2, splats 0.04 wide
+    assert np.all(box.lo <= np.array([-0.4, -0.3, 0.0])) and np.all(box.hi >= np.array([0.4, 0.3, 2.2]))
+    assert np.all(box.lo >= np.array([-0.6, -0.5, -0.2])) and np.all(box.hi <= np.array([0.6, 0.5, 2.4]))
+    assert box.kept == n_object and box.total == len(g)
+    # the plain min/max bounds are what strays make of them: 30x larger
+    lo, hi = (b.numpy() for b in g.bounds())
+    assert np.linalg.norm(hi - lo) > 10 * np.linalg.norm(box.size)
+
+
+def test_scene_box_of_an_empty_or_transparent_scene_is_finite():
+    from splatlab.gaussians import Gaussians
+
+    faint = Gaussians.from_points(torch.tensor([[1.0, 2.0, 3.0]]), torch.ones(1, 3), torch.full((1,), 0.1),
+                                  opacity=0.01, sh_degree=0)
+    empty = faint.subset(torch.zeros(1, dtype=torch.bool))
+    for g in (empty, faint):
+        cam = fit_camera(g)
+        assert np.isfinite(cam.eye).all() and cam.distance > 0
+    assert np.allclose(fit_camera(faint).target, [1.0, 2.0, 3.0], atol=0.3)
+
+
+@pytest.mark.parametrize("width,height", [(64, 64), (80, 48)])
+def test_render_orbit_has_the_whole_object_in_frame(width, height):
+    """`splatlab render`'s cameras (auto_orbit) on a scene with far strays: in every orbit view the
+    object's alpha stays off the image border and its bounding box spans most of the frame."""
+    from splatlab.render.cli import auto_orbit
+
+    g, n_object = tall_object_with_strays()
+    viewmats, Ks = auto_orbit(g, 6, width, height)
+    for view, alpha in enumerate(_object_alpha(g, n_object, viewmats, Ks, width, height)):
+        stats = frame_stats(alpha)
+        assert not stats["touches_border"], (view, stats)
+        assert stats["span"] > 0.6, (view, stats)
+
+
+def test_render_cli_writes_the_fitted_turntable(tmp_path):
+    """The CLI end to end on a file: the object on a black background, off the border, large."""
+    from PIL import Image
+
+    from splatlab.io import write_splats
+    from splatlab.render.cli import render_main
+
+    g, n_object = tall_object_with_strays(strays=False)
+    write_splats(tmp_path / "obj.ply", g)
+    assert render_main([str(tmp_path / "obj.ply"), "--out", str(tmp_path / "t.png"), "--views", "2",
+                        "--width", "64", "--height", "64"]) == 0
+    for i in range(2):
+        img = np.asarray(Image.open(tmp_path / f"t_{i:03d}.png"), dtype=np.float64) / 255.0
+        stats = frame_stats(img.max(-1), threshold=0.05, edge_threshold=0.02)
+        assert not stats["touches_border"] and stats["span"] > 0.6, (i, stats)
+
+
+def _app(sources):
+    viser = pytest.importorskip("viser", reason="viser not installed (pip install viser==1.1.1)")
+    from splatlab.view.app import ViewerApp
+
+    server = viser.ViserServer(host="127.0.0.1", port=0, verbose=False)
+    try:
+        return server, ViewerApp(server, sources)
+    except BaseException:
+        server.stop()
+        raise
+
+
+def _source(g, n_cameras: int = 0):
+    from splatlab.view.source import ViewSource
+
+    cams = None
+    if n_cameras:
+        eyes = [view_direction(10, 360 * i / n_cameras) * 4 for i in range(n_cameras)]
+        vm = torch.stack([look_at(torch.tensor(e), torch.zeros(3)) for e in eyes])
+        K = torch.tensor([[40.0, 0, 32], [0, 40.0, 24], [0, 0, 1]])
+        cams = Cameras(vm, K[None].expand(n_cameras, 3, 3).clone(), 64, 48)
+    return ViewSource(g, "test", "", 0, "memory", cameras=cams)
+
+
+def test_viser_opens_on_the_fit_camera_with_the_object_in_frame():
+    """viser's initial camera is `fit_camera` of the scene; a 4:3 window from it shows the whole object."""
+    from splatlab.view.render import look_at_camera
+
+    g, n_object = tall_object_with_strays()
+    server, app = _app([_source(g)])
+    try:
+        ic = server.initial_camera
+        fit = fit_camera(g)
+        assert np.allclose(ic.position, fit.eye, atol=1e-6) and np.allclose(ic.look_at, fit.target, atol=1e-6)
+        assert ic.fov == pytest.approx(fit.fov_y)
+        for w, h in ((64, 48), (48, 48)):  # a landscape window and the square one the fit is made for
+            cam = look_at_camera(ic.position, ic.look_at, ic.fov, w / h)
+            alpha = _object_alpha(g, n_object, cam.viewmat()[None], cam.K(w, h)[None], w, h)[0]
+            stats = frame_stats(alpha)
+            assert not stats["touches_border"] and stats["span_y"] > 0.6, (w, h, stats)
+    finally:
+        app.stop()
+        server.stop()
+
+
+def test_many_dataset_frustums_start_hidden_and_the_checkbox_shows_them():
+    from splatlab.view.app import SHOW_CAMERAS_UP_TO
+    from splatlab.view.testing import textured_sphere
+
+    for n, shown in ((SHOW_CAMERAS_UP_TO, True), (SHOW_CAMERAS_UP_TO + 1, False), (125, False)):
+        server, app = _app([_source(textured_sphere(200), n)])
+        try:
+            frustums = app.dataset_frustums()
+            assert len(frustums) == n
+            assert all(h.visible == shown for _, h in frustums), n
+            assert app.gui_show_cams.value == shown
+            app.gui_show_cams.value = True
+            app._show_frustums()
+            assert all(h.visible for _, h in frustums), n
+        finally:
+            app.stop()
+            server.stop()
+
+
+def test_static_viewer_url_carries_the_same_fit_camera(tmp_path):
+    """What `splatlab view --static` serves: the page URL's pos/target/fov are `fit_camera` of the file,
+    the camera viser opens with (the static page itself is checked in headless Chromium in
+    tests/test_view_static.py)."""
+    from splatlab.io import write_splats
+    from splatlab.view.cli import static_server_for
+    from splatlab.view.source import read_splat_file
+    from splatlab.view.static_server import find_dist, parse_camera_query
+
+    if find_dist() is None:
+        pytest.skip("viewer/dist not built")
+    g, _ = tall_object_with_strays()
+    write_splats(tmp_path / "scene.ply", g)
+    src = read_splat_file(str(tmp_path / "scene.ply"))
+    srv = static_server_for(src, str(tmp_path / "scene.ply"), "127.0.0.1", 0)
+    try:
+        got = parse_camera_query(srv.url)
+    finally:
+        srv.httpd.server_close()
+    server, app = _app([src])
+    try:
+        ic = server.initial_camera
+        assert np.allclose(got["pos"], ic.position, atol=1e-4) and np.allclose(got["target"], ic.look_at, atol=1e-4)
+        assert got["fov"][0] == pytest.approx(math.degrees(ic.fov), abs=1e-4)
+    finally:
+        app.stop()
+        server.stop()
