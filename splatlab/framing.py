@@ -5,15 +5,16 @@ camera all come from `fit_camera` / `fit_orbit`, so the three open on the same f
 
 Two steps:
 
-1. `scene_box`: where the scene is. Trained scenes carry stray splats (floaters, a few Gaussians
+1. `scene_box`: what the object is. Trained scenes carry stray splats (floaters, a few Gaussians
    far outside the object) that make min/max bounds useless, and a fixed quantile of the positions
    cuts off thin extremities such as the top of a head. So: opacity-weighted quantiles of the
    positions of the sufficiently opaque Gaussians give a core box; every opaque Gaussian within a
-   reach of that core (a quarter of its diagonal) is part of the object, and the box is grown to hold
-   them whole (mean +- 2 sigma along each axis). Splats farther out are strays and are ignored.
-2. `fit_distance`: how far back. With the camera looking at the box centre from a given direction,
-   the smallest distance at which all eight box corners project inside the frame shrunk by a margin
-   (closed form: one inequality per corner and image axis).
+   reach of that core (a quarter of its diagonal) is part of the object, as a ball of 2 standard
+   deviations around its centre. Splats farther out are strays and are ignored.
+2. `fit_view`: where the camera goes. For a viewing direction, the camera position at which every
+   object ball lies inside the frame shrunk by a margin, as close as possible and centred (closed
+   form: each image side is a plane through the camera, one inequality per ball and side).
+   `fit_distance` is the same for a camera that looks at a given point (the turntable's centre).
 """
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ class SceneBox:
     hi: np.ndarray  # (3,)
     kept: int  # Gaussians inside the box (the object)
     total: int  # Gaussians in the scene
+    points: np.ndarray | None = None  # (K, 3) centres of the object's Gaussians (None: the box corners)
+    radii: np.ndarray | None = None  # (K,) their extent (2 sigma of the largest axis)
 
     @property
     def center(self) -> np.ndarray:
@@ -52,6 +55,12 @@ class SceneBox:
         """(8, 3) corners."""
         return np.array([[x, y, z] for x in (self.lo[0], self.hi[0]) for y in (self.lo[1], self.hi[1])
                          for z in (self.lo[2], self.hi[2])], dtype=np.float64)
+
+    def balls(self) -> tuple[np.ndarray, np.ndarray]:
+        """(centres (K, 3), radii (K,)) that must be in frame: the object's Gaussians, or the corners."""
+        if self.points is None or len(self.points) == 0:
+            return self.corners(), np.zeros(8)
+        return self.points, self.radii if self.radii is not None else np.zeros(len(self.points))
 
 
 @dataclass(frozen=True)
@@ -133,14 +142,14 @@ def scene_box(gaussians: Gaussians, min_opacity: float = 0.2, quantile: float = 
     grow = reach * diag
     inside = ((pts >= core_lo - grow) & (pts <= core_hi + grow)).all(1)
     sig = np.nan_to_num(_axis_sigmas(g)[opaque][inside], nan=0.0, posinf=0.0)
-    # a huge splat (sky, a background blob) must not blow the box up: at most `grow` per side
+    # a huge splat (sky, a background blob) must not blow the object up: at most `grow` per side
     ext = np.minimum(sigmas * sig, max(grow, 1e-9))
     lo = (pts[inside] - ext).min(0)
     hi = (pts[inside] + ext).max(0)
     size = hi - lo
     floor = max(float(size.max()) * 1e-3, 1e-6)  # a flat or single-point scene still gets a box
     pad = np.maximum(floor - size, 0.0) / 2
-    return SceneBox(lo - pad, hi + pad, int(inside.sum()), n)
+    return SceneBox(lo - pad, hi + pad, int(inside.sum()), n, pts[inside], ext.max(1))
 
 
 def view_direction(elevation_deg: float, azimuth_deg: float) -> np.ndarray:
@@ -161,49 +170,85 @@ def _camera_axes(direction: np.ndarray, up=(0.0, 0.0, 1.0)) -> tuple[np.ndarray,
     return right, np.cross(fwd, right), fwd
 
 
-def fit_distance(box: SceneBox, direction: np.ndarray, fov_y: float, aspect: float, margin: float = MARGIN) -> float:
-    """Smallest distance from the box centre, along `direction`, at which a camera looking at the
-    centre sees every box corner inside the frame shrunk by `margin` of each half-extent.
-
-    Corner p (relative to the centre) in camera axes is (u, v, w); at distance d its depth is w + d,
-    and it is in frame when |u| <= tx (w + d) and |v| <= ty (w + d), tx, ty = (1 - margin) tan(half fov)."""
-    right, down, fwd = _camera_axes(direction)
-    rel = box.corners() - box.center
-    u, v, w = rel @ right, rel @ down, rel @ fwd
+def _half_tans(fov_y: float, aspect: float, margin: float) -> tuple[float, float]:
+    """tan of the half-angles (x, y) of the frame shrunk by `margin`."""
     ty = (1.0 - margin) * math.tan(fov_y / 2)
-    tx = (1.0 - margin) * math.tan(fov_y / 2) * aspect
-    need = np.maximum(np.abs(u) / tx, np.abs(v) / ty) - w
-    near = 1e-3 * float(np.linalg.norm(box.size))  # every corner strictly in front of the camera
-    return float(max(need.max(), (near - w).max(), 1e-6))
+    return ty * aspect, ty
+
+
+def fit_distance(box: SceneBox, direction: np.ndarray, fov_y: float, aspect: float, margin: float = MARGIN,
+                 target: np.ndarray | None = None) -> float:
+    """Smallest distance from `target` (default: the box centre), along `direction`, at which a camera
+    looking at `target` has every object ball inside the frame shrunk by `margin` of each half-extent.
+
+    A ball (centre p - target = (u, v, w) in camera axes, radius r) at camera distance d is inside the
+    side plane x = tx z when (tx (w + d) - |u|) / sqrt(1 + tx^2) >= r, i.e. d >= (|u| + r sqrt(1 + tx^2)) / tx - w."""
+    right, down, fwd = _camera_axes(direction)
+    target = box.center if target is None else np.asarray(target, dtype=np.float64)
+    points, radii = box.balls()
+    rel = points - target
+    u, v, w = rel @ right, rel @ down, rel @ fwd
+    tx, ty = _half_tans(fov_y, aspect, margin)
+    need = np.maximum((np.abs(u) + radii * math.hypot(1, tx)) / tx, (np.abs(v) + radii * math.hypot(1, ty)) / ty) - w
+    near = 1e-3 * float(np.linalg.norm(box.size))  # every ball strictly in front of the camera
+    return float(max(need.max(), (near + radii - w).max(), 1e-6))
+
+
+def fit_view(box: SceneBox, direction: np.ndarray, fov_y: float, aspect: float,
+             margin: float = MARGIN) -> tuple[np.ndarray, float]:
+    """(target, distance) of the camera looking along -`direction` that has every object ball in the
+    frame shrunk by `margin`, centred and as close as possible; `target` is on the view axis at the
+    depth of the box centre (where orbiting turns around).
+
+    With the camera at (a, b, c) in camera axes, a ball (u, v, w, r) is inside the left and right
+    sides when a - tx c >= u - tx w + r k and a + tx c <= u + tx w - r k (k = sqrt(1 + tx^2)): with A
+    the largest left-hand and B the smallest right-hand bound, a = (A + B) / 2 centres the balls and
+    c = (B - A) / (2 tx) is the closest position; the same for y, and the farther of the two wins."""
+    right, down, fwd = _camera_axes(direction)
+    points, radii = box.balls()
+    rel = points - box.center
+    u, v, w = rel @ right, rel @ down, rel @ fwd
+    tx, ty = _half_tans(fov_y, aspect, margin)
+    kx, ky = math.hypot(1, tx), math.hypot(1, ty)
+    A, B = (u - tx * w + radii * kx).max(), (u + tx * w - radii * kx).min()
+    C, D = (v - ty * w + radii * ky).max(), (v + ty * w - radii * ky).min()
+    c = min((B - A) / (2 * tx), (D - C) / (2 * ty))
+    near = 1e-3 * float(np.linalg.norm(box.size))
+    c = min(c, float((w - radii).min()) - near)  # every ball strictly in front of the camera
+    a, b = (A + B) / 2, (C + D) / 2
+    target = box.center + a * right + b * down
+    return target, float(max(-c, 1e-6))
 
 
 def fit_camera(scene: Gaussians | SceneBox, fov_y: float = math.radians(FOV_Y_DEG), aspect: float = VIEWER_ASPECT,
                elevation_deg: float = ELEVATION_DEG, azimuth_deg: float = 0.0, margin: float = MARGIN) -> FitCamera:
-    """The camera every viewer opens with: looking at the scene box's centre from (elevation,
-    azimuth), just far enough back that the whole box is in a `aspect` frame with `margin` to spare."""
+    """The camera every viewer opens with: looking from (elevation, azimuth) at the scene's object,
+    centred, just far enough back that all of it is in an `aspect` frame with `margin` to spare."""
     box = scene if isinstance(scene, SceneBox) else scene_box(scene)
     direction = view_direction(elevation_deg, azimuth_deg)
-    d = fit_distance(box, direction, fov_y, aspect, margin)
-    return FitCamera(box.center + d * direction, box.center.copy(), float(fov_y), float(aspect), box)
+    target, d = fit_view(box, direction, fov_y, aspect, margin)
+    return FitCamera(target + d * direction, target, float(fov_y), float(aspect), box)
 
 
 def fit_orbit(scene: Gaussians | SceneBox, n_views: int, width: int, height: int,
               fov_y: float = math.radians(FOV_Y_DEG), elevation_deg: float = ELEVATION_DEG,
               margin: float = MARGIN) -> tuple[torch.Tensor, torch.Tensor, SceneBox]:
-    """(viewmats (n,4,4), Ks (n,3,3), box) of a turntable around the scene box's centre: one distance
-    for every view (the largest any of them needs), so the whole object stays in frame all the way round."""
+    """(viewmats (n,4,4), Ks (n,3,3), box) of a turntable with the whole object in frame all the way
+    round: the centre is the mean of the views' own `fit_view` targets (one view: exactly `fit_camera`),
+    and one distance serves every view (the largest any of them needs to look at that centre)."""
     from .cameras import intrinsics, orbit
 
     box = scene if isinstance(scene, SceneBox) else scene_box(scene)
     aspect = width / height
     elevation_deg = max(-89.0, min(89.0, float(elevation_deg)))  # straight down has no "up" to turn around
-    d = max(fit_distance(box, view_direction(elevation_deg, 360.0 * i / n_views), fov_y, aspect, margin)
-            for i in range(n_views))
-    viewmats = orbit(n_views, d, elevation_deg, tuple(float(c) for c in box.center))
+    directions = [view_direction(elevation_deg, 360.0 * i / n_views) for i in range(n_views)]
+    target = np.mean([fit_view(box, dv, fov_y, aspect, margin)[0] for dv in directions], axis=0)
+    d = max(fit_distance(box, dv, fov_y, aspect, margin, target) for dv in directions)
+    viewmats = orbit(n_views, d, elevation_deg, tuple(float(c) for c in target))
     f = 0.5 * height / math.tan(fov_y / 2)
     K = intrinsics(f, f, width / 2, height / 2)
     return viewmats, K[None].expand(n_views, 3, 3).clone(), box
 
 
-__all__ = ["SceneBox", "FitCamera", "scene_box", "fit_distance", "fit_camera", "fit_orbit", "view_direction",
+__all__ = ["SceneBox", "FitCamera", "scene_box", "fit_distance", "fit_view", "fit_camera", "fit_orbit", "view_direction",
            "weighted_quantile", "FOV_Y_DEG", "ELEVATION_DEG", "MARGIN", "VIEWER_ASPECT"]

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from splatlab.cameras import Cameras, look_at
-from splatlab.framing import SceneBox, fit_camera, fit_distance, scene_box, view_direction, weighted_quantile
+from splatlab.framing import (SceneBox, fit_camera, fit_distance, fit_view, scene_box, view_direction,
+                              weighted_quantile)
 from splatlab.render import render
 from splatlab.view.testing import frame_stats, tall_object_with_strays
 
@@ -32,25 +33,69 @@ def test_weighted_quantile_equals_the_quantile_of_repeated_values():
         assert weighted_quantile(values, counts.astype(float), q) == pytest.approx(expect), q
 
 
-def test_fit_distance_puts_the_outermost_corner_on_the_margin():
-    """Project the box corners with cameras.look_at + a pinhole K: all in front of the camera, all
-    inside the frame shrunk by the margin, and the outermost exactly on it (the distance is the smallest)."""
+def _ndc(points: np.ndarray, eye: np.ndarray, target: np.ndarray, fov_y: float, aspect: float):
+    """Pinhole projection through cameras.look_at (the render path's convention): (x, y) in units of
+    the half-frame, and depth."""
+    vm = look_at(torch.tensor(eye), torch.tensor(target)).double().numpy()
+    cam = points @ vm[:3, :3].T + vm[:3, 3]
+    t = math.tan(fov_y / 2)
+    return cam[:, 0] / cam[:, 2] / (t * aspect), cam[:, 1] / cam[:, 2] / t, cam[:, 2]
+
+
+def _random_case(rng):
+    pts = rng.normal(size=(int(rng.integers(1, 40)), 3)) * rng.uniform(0.1, 2.0, size=3) + rng.normal(size=3)
+    lo, hi = pts.min(0), pts.max(0)
+    box = SceneBox(lo, hi, len(pts), len(pts), pts, np.zeros(len(pts)))
+    direction = view_direction(rng.uniform(-80, 80), rng.uniform(0, 360))
+    return box, direction, math.radians(rng.uniform(20, 90)), rng.uniform(0.5, 2.0), rng.uniform(0.0, 0.3)
+
+
+def test_fit_distance_puts_the_outermost_point_on_the_margin():
+    """Projected with cameras.look_at + a pinhole: every point in front of the camera and inside the
+    frame shrunk by the margin, the outermost exactly on it (the distance is the smallest)."""
     rng = np.random.default_rng(1)
-    for trial in range(30):
-        lo = rng.normal(size=3)
-        box = SceneBox(lo, lo + rng.uniform(0.05, 3.0, size=3), 1, 1)
-        el, az = rng.uniform(-80, 80), rng.uniform(0, 360)
-        fov_y, aspect, margin = math.radians(rng.uniform(20, 90)), rng.uniform(0.5, 2.0), rng.uniform(0.0, 0.3)
-        direction = view_direction(el, az)
-        d = fit_distance(box, direction, fov_y, aspect, margin)
-        eye = box.center + d * direction
-        vm = look_at(torch.tensor(eye), torch.tensor(box.center)).double().numpy()
-        cam = box.corners() @ vm[:3, :3].T + vm[:3, 3]
-        assert (cam[:, 2] > 0).all(), trial
-        ndc_x = cam[:, 0] / cam[:, 2] / (math.tan(fov_y / 2) * aspect)
-        ndc_y = cam[:, 1] / cam[:, 2] / math.tan(fov_y / 2)
-        worst = np.maximum(np.abs(ndc_x), np.abs(ndc_y)).max()
-        assert worst == pytest.approx(1 - margin, abs=1e-4), (trial, worst)
+    for trial in range(40):
+        box, direction, fov_y, aspect, margin = _random_case(rng)
+        target = box.center + rng.normal(size=3) * 0.1 * np.linalg.norm(box.size)
+        d = fit_distance(box, direction, fov_y, aspect, margin, target)
+        x, y, z = _ndc(box.points, target + d * direction, target, fov_y, aspect)
+        if len(box.points) > 1 or d > 1e-3:  # a single point at the target needs no distance at all
+            assert (z > 0).all(), trial
+            assert max(np.abs(x).max(), np.abs(y).max()) == pytest.approx(1 - margin, abs=1e-6), trial
+
+
+def test_fit_view_centres_the_points_and_is_as_close_as_possible():
+    """fit_view: on the limiting image axis the points touch both margins (-x_min = x_max = 1 - margin:
+    centred and as close as possible), on the other they are inside them."""
+    rng = np.random.default_rng(2)
+    for trial in range(40):
+        box, direction, fov_y, aspect, margin = _random_case(rng)
+        if len(box.points) < 3:
+            continue
+        target, d = fit_view(box, direction, fov_y, aspect, margin)
+        x, y, z = _ndc(box.points, target + d * direction, target, fov_y, aspect)
+        assert (z > 0).all(), trial
+        tight, other = (x, y) if x.max() - x.min() > y.max() - y.min() else (y, x)
+        assert tight.max() == pytest.approx(1 - margin, abs=1e-6) and tight.min() == pytest.approx(-(1 - margin), abs=1e-6)
+        assert np.abs(other).max() <= 1 - margin + 1e-9, trial
+
+
+def test_fit_view_keeps_whole_balls_in_frame():
+    """Balls (Gaussian extents): sampled points on every sphere project inside the shrunk frame, and
+    some sphere reaches the margin (within the sampling's resolution)."""
+    rng = np.random.default_rng(3)
+    dirs = rng.normal(size=(2000, 3))
+    dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+    for trial in range(10):
+        box, direction, fov_y, aspect, margin = _random_case(rng)
+        radii = rng.uniform(0.0, 0.3, size=len(box.points))
+        box = SceneBox(box.lo, box.hi, box.kept, box.total, box.points, radii)
+        target, d = fit_view(box, direction, fov_y, aspect, margin)
+        surface = (box.points[:, None, :] + radii[:, None, None] * dirs[None]).reshape(-1, 3)
+        x, y, z = _ndc(surface, target + d * direction, target, fov_y, aspect)
+        worst = max(np.abs(x).max(), np.abs(y).max())
+        assert (z > 0).all() and worst <= 1 - margin + 1e-9, (trial, worst)
+        assert worst > 1 - margin - 0.01, (trial, worst)
 
 
 def test_scene_box_ignores_strays_and_keeps_the_antenna():
