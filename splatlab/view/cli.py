@@ -13,8 +13,10 @@ if TYPE_CHECKING:
 
 DESCRIPTION = """Open a splat file (.ply, compressed .ply, .sog, .spz, .splat), a SOG folder, a checkpoint
 (.pt) or a training run folder (newest point_cloud.ply or checkpoint) in the browser. Default: a viser
-app with browser-side splats and server-side splatlab renders. A run folder's dataset cameras are drawn
-as frustums with a thumbnail of their image; click one to look through that camera.
+app with browser-side splats and server-side splatlab renders. It opens with the whole scene in view
+(the same fitted camera as `splatlab render` and --static; stray splats are ignored). A run folder's
+dataset cameras are frustums with a thumbnail of their image (hidden at first when there are more than
+20: tick "Dataset cameras"); click one to look through that camera.
 Several inputs (runs or files of different methods) open together: "Compare runs" in the GUI picks
 the one shown, and "Side by side" renders two (or all) of them from the same camera, left to right.
 --static: serve the prebuilt WebGL page (viewer/dist) and exactly one file."""
