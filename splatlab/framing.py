@@ -7,10 +7,14 @@ Two steps:
 
 1. `scene_box`: what the object is. Trained scenes carry stray splats (floaters, a few Gaussians
    far outside the object) that make min/max bounds useless, and a fixed quantile of the positions
-   cuts off thin extremities such as the top of a head. So: opacity-weighted quantiles of the
-   positions of the sufficiently opaque Gaussians give a core box; every opaque Gaussian within a
-   reach of that core (a quarter of its diagonal) is part of the object, as a ball of 2 standard
-   deviations around its centre. Splats farther out are strays and are ignored.
+   cuts off thin extremities such as the top of a head. So: weighted quantiles of the positions of
+   the sufficiently opaque Gaussians give a core box; every opaque Gaussian within a reach of that
+   core (a quarter of its diagonal) is part of the object, as a ball of 2 standard deviations around
+   its centre. Splats farther out are strays and are ignored. The weight is opacity / scale^2: fine
+   splats are where the captured detail is, while floaters and the background of an unbounded scene
+   (sky, far ground: a third of the garden's opaque splats, 10-500 units out) are coarse. With the
+   opacity alone the garden's box is 450 units wide; with scale^2 it is 24 (the statue's surroundings)
+   and an object whose parts differ in splat size by up to ~6x keeps them all (scale^3: ~3x).
 2. `fit_view`: where the camera goes. For a viewing direction, the camera position at which every
    object ball lies inside the frame shrunk by a margin, as close as possible and centred (closed
    form: each image side is a plane through the camera, one inequality per ball and side).
@@ -116,11 +120,12 @@ def _drawn(gaussians: Gaussians) -> Gaussians:
 
 
 def scene_box(gaussians: Gaussians, min_opacity: float = 0.2, quantile: float = 0.02, reach: float = 0.25,
-              sigmas: float = 2.0) -> SceneBox:
-    """Box around the scene's object from opacity-weighted bounds that ignore stray splats.
+              sigmas: float = 2.0, detail_power: float = 2.0) -> SceneBox:
+    """Box around the scene's object from weighted bounds (opacity, detail) that ignore stray splats.
 
-    `quantile`: the core box spans the `quantile` .. 1 - `quantile` opacity-weighted quantiles of the
-    positions of Gaussians with opacity >= `min_opacity` (all Gaussians if none are that opaque).
+    `quantile`: the core box spans the `quantile` .. 1 - `quantile` weighted quantiles of the
+    positions of Gaussians with opacity >= `min_opacity` (all Gaussians if none are that opaque),
+    each weighted by opacity / scale^`detail_power` (scale: geometric mean of its three axes).
     `reach`: opaque Gaussians whose centres lie within `reach` x the core's diagonal of the core box
     belong to the object; the box is grown to hold each of them to `sigmas` standard deviations."""
     g = _drawn(gaussians)
@@ -135,7 +140,13 @@ def scene_box(gaussians: Gaussians, min_opacity: float = 0.2, quantile: float = 
         opaque = finite
     if not opaque.any():
         return SceneBox(-np.ones(3), np.ones(3), 0, n)
-    pts, wts = means[opaque], np.maximum(opac[opaque], 1e-6)
+    scale = np.exp(g.params["scales"].detach().double().numpy().mean(1))  # geometric mean of the 3 axes
+    scale = np.where(np.isfinite(scale), scale, np.inf)
+    pts = means[opaque]
+    wts = np.maximum(opac[opaque], 1e-6) / np.maximum(scale[opaque], 1e-12) ** detail_power
+    wts = np.where(np.isfinite(wts), wts, 0.0)
+    if not (wts > 0).any():
+        wts = np.ones(len(pts))
     core_lo = np.array([weighted_quantile(pts[:, a], wts, quantile) for a in range(3)])
     core_hi = np.array([weighted_quantile(pts[:, a], wts, 1.0 - quantile) for a in range(3)])
     diag = float(np.linalg.norm(core_hi - core_lo))

@@ -110,6 +110,23 @@ def test_scene_box_ignores_strays_and_keeps_the_antenna():
     assert np.linalg.norm(hi - lo) > 10 * np.linalg.norm(box.size)
 
 
+def test_scene_box_keeps_parts_made_of_coarser_splats():
+    """The detail weighting (opacity / scale^2) must not drop an object part drawn with larger splats:
+    a body of 0.08 splats under a head of 0.02 ones (4x) keeps the body's bottom (z = 0)."""
+    from splatlab.gaussians import Gaussians
+
+    gen = torch.Generator().manual_seed(0)
+    body = torch.rand(600, 3, generator=gen) * torch.tensor([0.8, 0.6, 1.2]) - torch.tensor([0.4, 0.3, 0.0])
+    v = torch.randn(300, 3, generator=gen)
+    head = 0.3 * v / v.norm(dim=1, keepdim=True) + torch.tensor([0.0, 0.0, 1.5])
+    g = Gaussians.concat([
+        Gaussians.from_points(body, torch.rand(600, 3, generator=gen), torch.full((600,), 0.08), opacity=0.9, sh_degree=0),
+        Gaussians.from_points(head, torch.rand(300, 3, generator=gen), torch.full((300,), 0.02), opacity=0.9, sh_degree=0)])
+    box = scene_box(g)
+    assert box.lo[2] <= body[:, 2].min().item() and box.hi[2] >= head[:, 2].max().item(), (box.lo, box.hi)
+    assert box.kept == 900
+
+
 def test_scene_box_of_an_empty_or_transparent_scene_is_finite():
     from splatlab.gaussians import Gaussians
 
