@@ -261,3 +261,38 @@ def test_static_viewer_url_carries_the_same_fit_camera(tmp_path):
     finally:
         app.stop()
         server.stop()
+
+
+@pytest.mark.browser
+def test_viser_page_in_a_browser_opens_on_the_fit_camera():
+    """A real viser page (headless Chromium, 800x600): the camera the browser reports is the fitted one,
+    and splatlab's render from exactly that camera (the browser's own aspect) has the object in frame."""
+    pytest.importorskip("viser", reason="viser not installed (pip install viser==1.1.1)")
+    import time
+
+    from splatlab.view.headless import HeadlessChromium, find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    g, n_object = tall_object_with_strays()
+    server, app = _app([_source(g)])
+    fit = fit_camera(g)
+    browser = HeadlessChromium(800, 600)
+    try:
+        browser.goto(f"http://127.0.0.1:{server.get_port()}")
+        deadline, cam = time.time() + 60, None
+        while time.time() < deadline:  # the page reports viser's default camera first, then the initial one
+            cam = app.client_camera()
+            if cam is not None and np.abs(np.asarray(cam.position) - fit.eye).max() < 1e-3:
+                break
+            time.sleep(0.25)
+        assert cam is not None and np.abs(np.asarray(cam.position) - fit.eye).max() < 1e-3, cam
+        assert cam.fov_y == pytest.approx(fit.fov_y, abs=1e-4)
+        w, h = cam.size_for(96)
+        alpha = _object_alpha(g, n_object, cam.viewmat()[None], cam.K(w, h)[None], w, h)[0]
+        stats = frame_stats(alpha)
+        assert not stats["touches_border"] and stats["span_y"] > 0.6, (cam, stats)
+    finally:
+        app.stop()  # first: nothing is sent to a page that is going away
+        browser.close()
+        server.stop()

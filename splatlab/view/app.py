@@ -190,6 +190,9 @@ class ViewerApp:
         ic.fov = fit.fov_y
         ic.position = tuple(float(v) for v in fit.eye)
         ic.look_at = tuple(float(v) for v in fit.target)
+        # clip planes that suit the scene's scale (viser's 0.01 .. 1000 clips tiny or huge scenes)
+        ic.near = min(0.01, fit.distance / 100)
+        ic.far = max(1000.0, fit.distance * 100)
         self.home_camera = fit
         self._home = (fit.eye, fit.target)
 
