@@ -88,22 +88,27 @@ class FitCamera:
         return look_at(torch.from_numpy(self.eye).float(), torch.from_numpy(self.target).float())
 
 
-def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
-    """Quantile `q` of `values` where each value counts with its weight (lower value at a tie)."""
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float | np.ndarray) -> float | np.ndarray:
+    """Quantile(s) `q` of `values` where each value counts with its weight (lower value at a tie)."""
     order = np.argsort(values, kind="stable")
     cum = np.cumsum(weights[order])
-    i = int(np.searchsorted(cum, q * cum[-1], side="left"))
-    return float(values[order][min(i, len(values) - 1)])
+    i = np.searchsorted(cum, np.asarray(q) * cum[-1], side="left")
+    out = values[order][np.minimum(i, len(values) - 1)]
+    return float(out) if np.ndim(out) == 0 else out.astype(np.float64)
 
 
-def _axis_sigmas(gaussians: Gaussians) -> np.ndarray:
-    """(N, 3) standard deviation of each Gaussian along the world axes: sqrt(diag(R S^2 R^T))."""
-    w, x, y, z = gaussians.quats.detach().double().unbind(-1)
+QUANTILE_SAMPLE = 200_000  # the core box's quantiles come from at most this many splats (a fixed sample)
+
+
+def _axis_sigmas(gaussians: Gaussians, index: np.ndarray) -> np.ndarray:
+    """(len(index), 3) standard deviation of Gaussians `index` along the world axes: sqrt(diag(R S^2 R^T))."""
+    index = torch.from_numpy(np.asarray(index, dtype=np.int64))
+    w, x, y, z = gaussians.quats.detach()[index].double().unbind(-1)
     R = torch.stack([
         1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
         2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
         2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1).reshape(-1, 3, 3)
-    s2 = gaussians.scales.detach().double() ** 2
+    s2 = gaussians.scales.detach()[index].double() ** 2
     return torch.sqrt((R * R * s2[:, None, :]).sum(-1)).numpy()
 
 
@@ -147,12 +152,15 @@ def scene_box(gaussians: Gaussians, min_opacity: float = 0.2, quantile: float = 
     wts = np.where(np.isfinite(wts), wts, 0.0)
     if not (wts > 0).any():
         wts = np.ones(len(pts))
-    core_lo = np.array([weighted_quantile(pts[:, a], wts, quantile) for a in range(3)])
-    core_hi = np.array([weighted_quantile(pts[:, a], wts, 1.0 - quantile) for a in range(3)])
+    sample = np.arange(len(pts))
+    if len(pts) > QUANTILE_SAMPLE:  # sorting millions of splats for a 2 % quantile is wasted time
+        sample = np.random.default_rng(0).choice(len(pts), QUANTILE_SAMPLE, replace=False)
+    core = np.array([weighted_quantile(pts[sample, a], wts[sample], [quantile, 1.0 - quantile]) for a in range(3)])
+    core_lo, core_hi = core[:, 0], core[:, 1]
     diag = float(np.linalg.norm(core_hi - core_lo))
     grow = reach * diag
     inside = ((pts >= core_lo - grow) & (pts <= core_hi + grow)).all(1)
-    sig = np.nan_to_num(_axis_sigmas(g)[opaque][inside], nan=0.0, posinf=0.0)
+    sig = np.nan_to_num(_axis_sigmas(g, np.flatnonzero(opaque)[inside]), nan=0.0, posinf=0.0)
     # a huge splat (sky, a background blob) must not blow the object up: at most `grow` per side
     ext = np.minimum(sigmas * sig, max(grow, 1e-9))
     lo = (pts[inside] - ext).min(0)

@@ -31,6 +31,8 @@ def test_weighted_quantile_equals_the_quantile_of_repeated_values():
     for q in (0.0, 0.02, 0.3, 0.5, 0.98, 1.0):
         expect = np.quantile(repeated, q, method="inverted_cdf")
         assert weighted_quantile(values, counts.astype(float), q) == pytest.approx(expect), q
+    both = weighted_quantile(values, counts.astype(float), [0.02, 0.98])
+    assert np.allclose(both, np.quantile(repeated, [0.02, 0.98], method="inverted_cdf"))
 
 
 def _ndc(points: np.ndarray, eye: np.ndarray, target: np.ndarray, fov_y: float, aspect: float):
@@ -108,6 +110,17 @@ def test_scene_box_ignores_strays_and_keeps_the_antenna():
     # the plain min/max bounds are what strays make of them: 30x larger
     lo, hi = (b.numpy() for b in g.bounds())
     assert np.linalg.norm(hi - lo) > 10 * np.linalg.norm(box.size)
+
+
+def test_scene_box_from_a_quantile_sample_of_a_large_scene(monkeypatch):
+    """Large scenes take the core quantiles from a fixed sample (here 300 of 1148 splats): the box is the same."""
+    import splatlab.framing as framing
+
+    g, _ = tall_object_with_strays()
+    full = scene_box(g)
+    monkeypatch.setattr(framing, "QUANTILE_SAMPLE", 300)
+    sampled = scene_box(g)
+    assert np.allclose(sampled.lo, full.lo) and np.allclose(sampled.hi, full.hi) and sampled.kept == full.kept
 
 
 def test_scene_box_keeps_parts_made_of_coarser_splats():
