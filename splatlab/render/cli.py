@@ -1,4 +1,5 @@
-"""`splatlab render`: a splat file (any format splatlab reads) to PNG images from orbit cameras."""
+"""`splatlab render`: a splat file (any format splatlab reads) to PNG images from orbit cameras that
+keep the whole object in frame (stray splats ignored; `splatlab.framing`)."""
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,7 @@ from .path import method_of, render
 
 
 def auto_orbit(gaussians: Gaussians, n_views: int, width: int, height: int, fov_deg: float = FOV_Y_DEG,
-               elevation_deg: float = ELEVATION_DEG):
+               elevation_deg: float = ELEVATION_DEG) -> tuple[torch.Tensor, torch.Tensor]:
     """Cameras circling the scene (z up) with the whole object in frame (`splatlab.framing`: stray
     splats ignored, one distance for all views); `fov_deg` is the vertical field of view."""
     viewmats, Ks, _ = fit_orbit(gaussians, n_views, width, height, math.radians(fov_deg), elevation_deg)

@@ -47,8 +47,8 @@ def _allow_list(dist: Path) -> dict[str, Path]:
 
 def camera_query(camera: FitCamera) -> str:
     """`pos=x,y,z&target=x,y,z&fov=DEG` (vertical degrees) for viewer/src/main.js."""
-    vec = lambda v: ",".join(f"{float(x):.6g}" for x in v)  # noqa: E731
-    return f"pos={vec(camera.eye)}&target={vec(camera.target)}&fov={math.degrees(camera.fov_y):.6g}"
+    vec = lambda v: ",".join(f"{float(x):.9g}" for x in v)  # noqa: E731  (9 digits: far-off scenes keep mm)
+    return f"pos={vec(camera.eye)}&target={vec(camera.target)}&fov={math.degrees(camera.fov_y):.9g}"
 
 
 def parse_camera_query(url: str) -> dict[str, tuple[float, ...]]:
