@@ -166,7 +166,8 @@ def scene_box(gaussians: Gaussians, min_opacity: float = 0.2, quantile: float = 
     lo = (pts[inside] - ext).min(0)
     hi = (pts[inside] + ext).max(0)
     size = hi - lo
-    floor = max(float(size.max()) * 1e-3, 1e-6)  # a flat or single-point scene still gets a box
+    # a flat or single-point scene still gets a box, wide enough to stay distinct in float32 far out
+    floor = max(float(size.max()) * 1e-3, 1e-6, 1e-5 * float(np.abs(lo).max()), 1e-5 * float(np.abs(hi).max()))
     pad = np.maximum(floor - size, 0.0) / 2
     return SceneBox(lo - pad, hi + pad, int(inside.sum()), n, pts[inside], ext.max(1))
 
@@ -195,6 +196,11 @@ def _half_tans(fov_y: float, aspect: float, margin: float) -> tuple[float, float
     return ty * aspect, ty
 
 
+def _min_distance(box: SceneBox) -> float:
+    """A camera this far from the target is still distinct from it in float32 (a one-point scene far out)."""
+    return max(1e-6, 1e-4 * float(np.abs(box.center).max()))
+
+
 def fit_distance(box: SceneBox, direction: np.ndarray, fov_y: float, aspect: float, margin: float = MARGIN,
                  target: np.ndarray | None = None) -> float:
     """Smallest distance from `target` (default: the box centre), along `direction`, at which a camera
@@ -210,7 +216,7 @@ def fit_distance(box: SceneBox, direction: np.ndarray, fov_y: float, aspect: flo
     tx, ty = _half_tans(fov_y, aspect, margin)
     need = np.maximum((np.abs(u) + radii * math.hypot(1, tx)) / tx, (np.abs(v) + radii * math.hypot(1, ty)) / ty) - w
     near = 1e-3 * float(np.linalg.norm(box.size))  # every ball strictly in front of the camera
-    return float(max(need.max(), (near + radii - w).max(), 1e-6))
+    return float(max(need.max(), (near + radii - w).max(), _min_distance(box)))
 
 
 def fit_view(box: SceneBox, direction: np.ndarray, fov_y: float, aspect: float,
@@ -233,7 +239,7 @@ def fit_view(box: SceneBox, direction: np.ndarray, fov_y: float, aspect: float,
     C, D = (v - ty * w + radii * ky).max(), (v + ty * w - radii * ky).min()
     c = min((B - A) / (2 * tx), (D - C) / (2 * ty))
     near = 1e-3 * float(np.linalg.norm(box.size))
-    c = min(c, float((w - radii).min()) - near)  # every ball strictly in front of the camera
+    c = min(c, float((w - radii).min()) - near, -_min_distance(box))  # every ball strictly in front
     a, b = (A + B) / 2, (C + D) / 2
     target = box.center + a * right + b * down
     return target, float(max(-c, 1e-6))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from splatlab.cameras import Cameras, look_at
-from splatlab.framing import (SceneBox, fit_camera, fit_distance, fit_view, scene_box, view_direction,
+from splatlab.framing import (SceneBox, fit_camera, fit_distance, fit_orbit, fit_view, scene_box, view_direction,
                               weighted_quantile)
 from splatlab.render import render
 from splatlab.view.testing import frame_stats, tall_object_with_strays
@@ -146,9 +146,15 @@ def test_scene_box_of_an_empty_or_transparent_scene_is_finite():
     faint = Gaussians.from_points(torch.tensor([[1.0, 2.0, 3.0]]), torch.ones(1, 3), torch.full((1,), 0.1),
                                   opacity=0.01, sh_degree=0)
     empty = faint.subset(torch.zeros(1, dtype=torch.bool))
-    for g in (empty, faint):
+    far = Gaussians.from_points(torch.full((5, 3), 1e20), torch.ones(5, 3), torch.full((5,), 0.1), opacity=0.9,
+                                sh_degree=0)
+    broken = Gaussians.from_points(torch.tensor([[math.nan] * 3, [math.inf] * 3, [0.0, 0.0, 0.0]]), torch.ones(3, 3),
+                                   torch.tensor([0.1, 1e30, 1e-30]), opacity=0.9, sh_degree=0)
+    for g in (empty, faint, far, broken):
         cam = fit_camera(g)
         assert np.isfinite(cam.eye).all() and cam.distance > 0
+        viewmats, _, _ = fit_orbit(g, 2, 16, 16)  # float32 cameras that can be inverted
+        assert torch.isfinite(viewmats).all()
     assert np.allclose(fit_camera(faint).target, [1.0, 2.0, 3.0], atol=0.3)
 
 
