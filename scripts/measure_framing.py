@@ -95,7 +95,7 @@ def static_stats(browser, path: str, fitted: bool) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("inputs", nargs="+", help="splat files or run folders")
+    ap.add_argument("inputs", nargs="+", help="splat files, checkpoints (.pt) or run folders")
     ap.add_argument("--views", type=int, default=8)
     ap.add_argument("--browser", action="store_true", help="also measure the static page in headless Chromium")
     args = ap.parse_args()
@@ -110,8 +110,15 @@ def main() -> int:
         for path in args.inputs:
             if os.path.isdir(path):
                 path = os.path.join(path, "point_cloud.ply")
-            g = read_splats(path)
-            name = os.path.basename(os.path.dirname(path)) or path
+            if path.endswith(".pt"):  # a checkpoint of a run still training
+                from pathlib import Path
+
+                from splatlab.view.source import read_checkpoint
+
+                g = read_checkpoint(Path(path))[0]
+            else:
+                g = read_splats(path)
+            name = path
             w = h = 128
             vm, K = old_orbit(g, args.views, w, h)
             before = worst([frame_stats(a) for a in alphas(g, vm, K, w, h)])
@@ -130,7 +137,7 @@ def main() -> int:
             after = frame_stats(alphas(g, cam.viewmat()[None], cam.K(vw, vh)[None], vw, vh)[0])
             print(f"  viser initial (4:3): before {fmt(before)} (distance {np.linalg.norm(eye - target):.2f}) | "
                   f"after {fmt(after)} (distance {fit.distance:.2f})", flush=True)
-            if browser is not None:
+            if browser is not None and not path.endswith(".pt"):
                 b, a = static_stats(browser, path, False), static_stats(browser, path, True)
                 print(f"  static page (480x360, largest blob): before {fmt(b)} | after {fmt(a)}", flush=True)
     finally:
