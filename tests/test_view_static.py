@@ -134,3 +134,38 @@ def test_static_server_serves_only_the_viewer_and_one_file(scene_files):
             assert status(bad) == 404, bad
     finally:
         srv.stop()
+
+
+@needs_dist
+@needs_chromium
+def test_static_viewer_opens_with_the_whole_object_in_frame(browser, tmp_path):
+    """`splatlab view --static`'s server (no camera given by hand) on a scene with far stray splats:
+    the page opens on the fitted camera, and the object (the largest blob of non-background pixels;
+    the strays the page also draws are specks) stays off the border while spanning most of the frame.
+    Without the fitted camera the page frames the strays' bounds and the object spans ~5% of it."""
+    from scipy import ndimage
+
+    from splatlab.view.cli import static_server_for
+    from splatlab.view.source import read_splat_file
+    from splatlab.view.testing import frame_stats, tall_object_with_strays
+
+    g, _ = tall_object_with_strays()
+    write_splats(tmp_path / "tall.ply", g)
+    src = read_splat_file(str(tmp_path / "tall.ply"))
+    srv = static_server_for(src, str(tmp_path / "tall.ply"), "127.0.0.1", 0).start()
+    try:
+        browser.goto(srv.url + "&ui=0&bg=ff00ff")
+        state = browser.wait_for("['ready', 'error'].includes(document.body.dataset.state) && document.body.dataset.state",
+                                 timeout=90)
+        assert state == "ready", browser.evaluate("window.splatlab.error")
+        browser.wait_for("window.splatlab.frames > 5", timeout=30)
+        shot = browser.screenshot().astype(np.float64)
+    finally:
+        srv.stop()
+    coverage = np.abs(shot - np.array([255.0, 0.0, 255.0])).max(-1) / 255.0  # distance from the background
+    labels, n = ndimage.label(coverage > 0.15)
+    assert n > 0, "nothing drawn"
+    biggest = np.bincount(labels.ravel())[1:].argmax() + 1
+    stats = frame_stats(np.where(labels == biggest, coverage, 0.0), threshold=0.3, edge_threshold=0.15)
+    assert not stats["touches_border"], stats
+    assert stats["span_y"] > 0.6, stats

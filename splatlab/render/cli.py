@@ -1,4 +1,5 @@
-"""`splatlab render`: a splat file (any format splatlab reads) to PNG images from orbit cameras."""
+"""`splatlab render`: a splat file (any format splatlab reads) to PNG images from orbit cameras that
+keep the whole object in frame (stray splats ignored; `splatlab.framing`)."""
 from __future__ import annotations
 
 import argparse
@@ -11,22 +12,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..cameras import Cameras, intrinsics_from_fov, orbit
+from ..cameras import Cameras
+from ..framing import ELEVATION_DEG, FOV_Y_DEG, fit_orbit
 from ..gaussians import Gaussians
 from .path import method_of, render
 
 
-def auto_orbit(gaussians: Gaussians, n_views: int, width: int, height: int, fov_deg: float = 50.0,
-               elevation_deg: float = 25.0):
-    """Cameras circling the scene (z up), far enough to see the central 90% of the splats."""
-    means = gaussians.means.detach()
-    center = means.median(dim=0).values
-    radius = torch.quantile((means - center).norm(dim=1), 0.9).item() if len(gaussians) else 1.0
-    fov = math.radians(fov_deg)
-    distance = max(radius, 1e-3) / math.sin(fov / 2) * 1.1
-    viewmats = orbit(n_views, distance, elevation_deg, tuple(center.tolist()))
-    K = intrinsics_from_fov(fov, width, height)
-    return viewmats, K[None].expand(n_views, 3, 3)
+def auto_orbit(gaussians: Gaussians, n_views: int, width: int, height: int, fov_deg: float = FOV_Y_DEG,
+               elevation_deg: float = ELEVATION_DEG) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cameras circling the scene (z up) with the whole object in frame (`splatlab.framing`: stray
+    splats ignored, one distance for all views); `fov_deg` is the vertical field of view."""
+    viewmats, Ks, _ = fit_orbit(gaussians, n_views, width, height, math.radians(fov_deg), elevation_deg)
+    return viewmats, Ks
 
 
 def with_detail_options(gaussians: Gaussians, lod: float | None, level: int | None) -> str | None:
@@ -85,7 +82,7 @@ def render_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=512)
     ap.add_argument("--height", type=int, default=512)
     ap.add_argument("--views", type=int, default=1, help="number of orbit views")
-    ap.add_argument("--elevation", type=float, default=25.0, help="orbit elevation in degrees")
+    ap.add_argument("--elevation", type=float, default=ELEVATION_DEG, help="orbit elevation in degrees")
     ap.add_argument("--background", type=float, nargs=3, default=(0.0, 0.0, 0.0), metavar=("R", "G", "B"))
     ap.add_argument("--lod", type=float, metavar="PIXELS",
                     help="hierarchical scenes: per-view level-of-detail cut (subtrees stop refining below "

@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from ..gaussians import Gaussians
+from ..framing import fit_camera
 from .render import (RENDER_MODES, Detail, RenderSet, ViewCamera, ViewFilter, camera_from_viser, clip_duration,
-                     default_view, render_image, save_png_atomic, scene_kind, splat_arrays, to_uint8)
+                     render_image, save_png_atomic, scene_kind, splat_arrays, to_uint8)
 from .source import ViewSource
 
 DISPLAY_BROWSER = "Splats in browser (WebGL)"
@@ -34,6 +35,7 @@ DISPLAYS = (DISPLAY_BROWSER, DISPLAY_SERVER)
 ALL_SOURCES = "All (left to right)"
 THUMBNAIL_SIZE = 64  # long side of frustum thumbnails, pixels
 MAX_CAMERAS = 200  # frustums per run folder (evenly spaced subset of larger datasets)
+SHOW_CAMERAS_UP_TO = 20  # more frustums than this start hidden (they would cover the scene); a checkbox shows them
 CUT_LOD = "LOD threshold (per view)"
 CUT_FINEST = "Finest level"
 DEFAULT_FRAMES = 100  # time-slider steps of a clip whose frame rate is unknown (no dataset cameras)
@@ -212,13 +214,17 @@ class ViewerApp:
 
     # ------------------------------------------------------------------ scene
     def _init_camera(self) -> None:
-        fov = math.radians(50.0)
-        eye, target = default_view(self._rs, fov, 4 / 3)
+        """Open on the scene framed whole (`splatlab.framing.fit_camera`, as `render` and `view --static`)."""
+        fit = fit_camera(self._rs.gaussians)
         ic = self.server.initial_camera
-        ic.fov = fov
-        ic.position = tuple(eye)
-        ic.look_at = tuple(target)
-        self._home = (eye, target)
+        ic.fov = fit.fov_y
+        ic.position = tuple(float(v) for v in fit.eye)
+        ic.look_at = tuple(float(v) for v in fit.target)
+        # clip planes that suit the scene's scale (viser's 0.01 .. 1000 clips tiny or huge scenes)
+        ic.near = min(0.01, fit.distance / 100)
+        ic.far = max(1000.0, fit.distance * 100)
+        self.home_camera = fit
+        self._home = (fit.eye, fit.target)
 
     def set_gaussians(self, gaussians: Gaussians, stats: str = "") -> None:
         """Show new Gaussians (filters kept). Rebuilding the render set is O(N) and done here."""
@@ -317,9 +323,11 @@ class ViewerApp:
             self.gui_path_progress = gui.add_progress_bar(0.0)
             self._path_md = gui.add_markdown("")
         if any(s.cameras is not None for s in self.sources):
-            self.gui_show_cams = gui.add_checkbox("Dataset cameras", True,
+            counts = [len(camera_subset(len(s.cameras), self.max_cameras)) for s in self.sources if s.cameras is not None]
+            self.gui_show_cams = gui.add_checkbox("Dataset cameras", max(counts) <= SHOW_CAMERAS_UP_TO,
                                                   hint="Thumbnails of the training views; click one to look "
-                                                       "through that camera")
+                                                       f"through that camera (hidden at first above "
+                                                       f"{SHOW_CAMERAS_UP_TO} cameras)")
         if len(self.sources) > 1:
             self.gui_scene.on_update(lambda _: self._on_scene())
             self.gui_side.on_update(lambda _: self._on_side())
@@ -501,7 +509,8 @@ class ViewerApp:
                 h = self.server.scene.add_camera_frustum(
                     f"/dataset_cameras/run{k}_{i:05d}", fov=fov, aspect=cams.width / cams.height,
                     scale=0.03 * extent, thickness=0.002 * extent, color=(230, 120, 20),
-                    wxyz=matrix_to_quat_wxyz(c2w[i, :3, :3]), position=c2w[i, :3, 3], visible=k == self._index)
+                    wxyz=matrix_to_quat_wxyz(c2w[i, :3, :3]), position=c2w[i, :3, 3],
+                    visible=k == self._index and bool(self.gui_show_cams.value))
                 h.on_click(self._frustum_click_handler(k, i))
                 handles.append((i, h))
         if self._frustums:
@@ -847,7 +856,7 @@ class ViewerApp:
         if camera is None:
             eye, target = self._home
             from .render import look_at_camera
-            camera = look_at_camera(eye, target, math.radians(50), 4 / 3)
+            camera = look_at_camera(eye, target, self.home_camera.fov_y, 4 / 3)
         w, h = camera.size_for(self.max_resolution)
         if self.display == DISPLAY_SERVER:
             img = compose_side_by_side(self._panels(), camera, w, h, self.mode, self.background)

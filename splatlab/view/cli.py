@@ -5,11 +5,18 @@ import argparse
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .source import ViewSource
+    from .static_server import StaticViewerServer
 
 DESCRIPTION = """Open a splat file (.ply, compressed .ply, .sog, .spz, .splat), a SOG or temporal splat folder, a checkpoint
 (.pt) or a training run folder (newest point_cloud.ply or checkpoint) in the browser. Default: a viser
-app with browser-side splats and server-side splatlab renders. A run folder's dataset cameras are drawn
-as frustums with a thumbnail of their image; click one to look through that camera.
+app with browser-side splats and server-side splatlab renders. It opens with the whole scene in view
+(the same fitted camera as `splatlab render` and --static; stray splats are ignored). A run folder's
+dataset cameras are frustums with a thumbnail of their image (hidden at first when there are more than
+20: tick "Dataset cameras"); click one to look through that camera.
 Several inputs (runs or files of different methods) open together: "Compare runs" in the GUI picks
 the one shown, and "Side by side" renders two (or all) of them from the same camera, left to right.
 Temporal scenes (--method temporal runs, temporal splat folders) get a time slider with play/pause
@@ -52,9 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def static_server_for(src: "ViewSource", path: str, host: str, port: int) -> "StaticViewerServer":
+    """The `--static` server for an already-read file: opens on the fitted camera (`splatlab.framing`)."""
+    from ..framing import fit_camera
+    from .static_server import StaticViewerServer
+
+    return StaticViewerServer(path, host, port, quiet=True, camera=fit_camera(src.gaussians))
+
+
 def serve_static(path: str, host: str, port: int) -> int:
     from .source import ViewerInputError, read_splat_file
-    from .static_server import StaticViewerServer
 
     if os.path.isdir(path):
         return _error(f"{path}: --static serves one file (.ply, compressed .ply, .sog, .spz); pass the file")
@@ -71,7 +85,7 @@ def serve_static(path: str, host: str, port: int) -> int:
         except Exception:
             pass
     try:
-        srv = StaticViewerServer(path, host, port, quiet=True)
+        srv = static_server_for(src, path, host, port)
     except (OSError, FileNotFoundError) as err:
         return _error(_one_line(err))
     try:  # from here on Ctrl+C must close the server, even if it lands while we are still printing

@@ -389,20 +389,6 @@ def save_png_atomic(img: np.ndarray, path: str) -> str:
     return path
 
 
-def default_view(rs: RenderSet, fov_y: float = math.radians(50), aspect: float = 4 / 3,
-                 elevation_deg: float = 25.0, azimuth_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """(eye, target) framing the central 90% of the Gaussians from a z-up orbit position."""
-    if len(rs) == 0:
-        return np.array([3.0, 0.0, 1.5]), np.zeros(3)
-    center = rs.means.median(dim=0).values
-    radius = torch.quantile((rs.means - center).norm(dim=1), 0.9).item()
-    fov = min(fov_y, 2 * math.atan(math.tan(fov_y / 2) * aspect))
-    dist = max(radius, 1e-3) / math.sin(fov / 2) * 1.1
-    el, az = math.radians(elevation_deg), math.radians(azimuth_deg)
-    eye = center.numpy() + dist * np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
-    return eye.astype(np.float64), center.numpy().astype(np.float64)
-
-
 def look_at_camera(eye, target, fov_y: float, aspect: float, up=(0.0, 0.0, 1.0)) -> ViewCamera:
     eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
     fwd = target - eye

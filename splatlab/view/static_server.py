@@ -1,17 +1,23 @@
 """`splatlab view --static FILE`: serve viewer/dist plus exactly one splat file, on loopback.
 
+The page opens on `url`, which carries the initial camera (`pos`, `target`, `fov` URL parameters of
+viewer/src/main.js) fitted by `splatlab.framing.fit_camera`, the same camera `splatlab view` opens with.
+
 A tiny `http.server`: the only paths answered are the files of the built viewer (an allow-list made
 at start-up, never a filesystem lookup of the request path) and `/scene/<name>` for the one splat
 file. Anything else is 404, so no request can reach another file (no directory traversal).
 """
 from __future__ import annotations
 
+import math
 import mimetypes
 import os
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+from ..framing import FitCamera
 
 SCENE_PREFIX = "/scene/"
 TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".css": "text/css", ".html": "text/html; charset=utf-8",
@@ -39,11 +45,26 @@ def _allow_list(dist: Path) -> dict[str, Path]:
     return files
 
 
+def camera_query(camera: FitCamera) -> str:
+    """`pos=x,y,z&target=x,y,z&fov=DEG` (vertical degrees) for viewer/src/main.js."""
+    vec = lambda v: ",".join(f"{float(x):.9g}" for x in v)  # noqa: E731  (9 digits: far-off scenes keep mm)
+    return f"pos={vec(camera.eye)}&target={vec(camera.target)}&fov={math.degrees(camera.fov_y):.9g}"
+
+
+def parse_camera_query(url: str) -> dict[str, tuple[float, ...]]:
+    """The camera the page receives from `url` ({"pos": (x,y,z), "target": ..., "fov": (deg,)}), as
+    main.js reads it; only the parameters present."""
+    params = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    return {k: tuple(float(x) for x in params[k][0].split(",")) for k in ("pos", "target", "fov") if k in params}
+
+
 class StaticViewerServer:
-    """Serves the static viewer and one file. `url` opens the viewer on that file."""
+    """Serves the static viewer and one file. `url` opens the viewer on that file, from `camera` when
+    given (else the page frames the file's raw bounds itself)."""
 
     def __init__(self, splat_file: str | os.PathLike, host: str = "127.0.0.1", port: int = 0,
-                 dist: str | os.PathLike | None = None, quiet: bool = True) -> None:
+                 dist: str | os.PathLike | None = None, quiet: bool = True, camera: FitCamera | None = None) -> None:
+        self.camera = camera
         dist_path = Path(dist) if dist else find_dist()
         if dist_path is None or not (dist_path / "index.html").is_file():
             raise FileNotFoundError("viewer/dist/index.html not found (build it: cd viewer && npm ci && npm run build)")
@@ -95,7 +116,10 @@ class StaticViewerServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/?url={urllib.parse.quote(self.scene_path)}"
+        query = f"url={urllib.parse.quote(self.scene_path)}"
+        if self.camera is not None:
+            query += "&" + camera_query(self.camera)
+        return f"http://{self.host}:{self.port}/?{query}"
 
     def start(self) -> "StaticViewerServer":
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="splatlab-static", daemon=True)

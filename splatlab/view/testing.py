@@ -23,6 +23,45 @@ def textured_sphere(n: int = 1500, seed: int = 0, radius: float = 1.0, scale: fl
     return Gaussians.from_points(radius * v, col, torch.full((n,), scale), opacity=opacity, sh_degree=sh_degree)
 
 
+def tall_object_with_strays(seed: int = 0, strays: bool = True) -> tuple[Gaussians, int]:
+    """(Gaussians, n_object): a robot-like object (box body 1.2 tall, a head on top, a thin antenna
+    reaching z = 2.2, the part a quantile cut would lose) followed by strays a trained scene has: 8
+    opaque splats 15-30 units away and 200 faint ones (opacity 0.05) on a sphere of radius 5.
+    The first `n_object` Gaussians are the object; framing checks render those alone."""
+    gen = torch.Generator().manual_seed(seed)
+    body = torch.rand(600, 3, generator=gen) * torch.tensor([0.8, 0.6, 1.2]) - torch.tensor([0.4, 0.3, 0.0])
+    v = torch.randn(300, 3, generator=gen)
+    head = 0.3 * v / v.norm(dim=1, keepdim=True) + torch.tensor([0.0, 0.0, 1.5])
+    t = torch.linspace(1.8, 2.2, 40)
+    antenna = torch.stack([torch.full_like(t, 0.1), torch.zeros_like(t), t], 1)
+    obj = torch.cat([body, head, antenna])
+    parts = [(obj, 0.9, 0.04)]
+    if strays:
+        d = torch.randn(8, 3, generator=gen)
+        far = d / d.norm(dim=1, keepdim=True) * (15 + 15 * torch.rand(8, 1, generator=gen))
+        h = torch.randn(200, 3, generator=gen)
+        parts += [(far, 0.9, 0.2), (5 * h / h.norm(dim=1, keepdim=True), 0.05, 0.3)]
+    gs = [Gaussians.from_points(p, torch.rand(len(p), 3, generator=gen), torch.full((len(p),), sc), opacity=op,
+                                sh_degree=0) for p, op, sc in parts]
+    return Gaussians.concat(gs), len(obj)
+
+
+def frame_stats(alpha: np.ndarray, threshold: float = 0.5, edge_threshold: float = 0.05) -> dict:
+    """How an object sits in a frame, from its (H, W) alpha: bounding box of alpha > `threshold` as
+    fractions of the frame (`span_x`, `span_y`, `span` = the larger, `area`), and `touches_border`:
+    some pixel of the outermost rows / columns has alpha > `edge_threshold` (the object is cut off)."""
+    a = np.asarray(alpha, dtype=np.float64)
+    h, w = a.shape
+    edge = a > edge_threshold
+    touches = bool(edge[0].any() or edge[-1].any() or edge[:, 0].any() or edge[:, -1].any())
+    ys, xs = np.nonzero(a > threshold)
+    if len(xs) == 0:
+        return {"span_x": 0.0, "span_y": 0.0, "span": 0.0, "area": 0.0, "touches_border": touches}
+    sx, sy = (xs.max() - xs.min() + 1) / w, (ys.max() - ys.min() + 1) / h
+    return {"span_x": float(sx), "span_y": float(sy), "span": float(max(sx, sy)), "area": float(sx * sy),
+            "touches_border": touches}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -65,4 +104,4 @@ def check_scene_drawn(shot: np.ndarray, reference: np.ndarray, background, *, mi
     return stats
 
 
-__all__ = ["textured_sphere", "free_port", "drawn_fraction", "correlation", "check_scene_drawn", "gray_small"]
+__all__ = ["textured_sphere", "tall_object_with_strays", "frame_stats", "free_port", "drawn_fraction", "correlation", "check_scene_drawn", "gray_small"]
