@@ -267,6 +267,7 @@ def stage_train(args, out: Path) -> None:
     assert cache["ids"] == data["ids"], "cache is stale: rerun --stage cache"
     res = data["rgb"].shape[-1]
     t0 = time.time()
+    offset = log[-1][2] if log else 0.0  # wall time of earlier invocations (resume)
     g = torch.Generator().manual_seed(1000 + step)
     model.train()
     while step < args.steps and time.time() - t0 < args.minutes * 60:
@@ -283,11 +284,13 @@ def stage_train(args, out: Path) -> None:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
-        log.append((step, float(loss), time.time() - t0 + (log[-1][2] if log else 0.0)))
+        log.append((step, float(loss.detach()), offset + time.time() - t0))
         if step % 10 == 0:
             print(f"{args.variant} step {step} loss {np.mean([x[1] for x in log[-10:]]):.4f} ({time.time() - t0:.0f} s)", flush=True)
         if step % args.save_every == 0:
             atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "log": log}, ck)
+        if step % 50 == 0:  # model-only snapshots: variants are compared at a common step
+            atomic_save({"model": model.state_dict(), "step": step, "log": log}, run / f"model_{step}.pt")
     atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "log": log}, ck)
     print(f"{args.variant}: {step} steps")
 
@@ -314,9 +317,11 @@ def evaluate(model, data: dict, cache: dict, *, empty_caption: bool = False, bas
         {f"ssim_{k}": float(np.mean([x[1] for x in v])) for k, v in scores.items()}
 
 
-def trained_variant(out: Path, variant: str) -> tuple[CATSplat, dict]:
+def trained_variant(out: Path, variant: str, step: int | None = None) -> tuple[CATSplat, dict]:
+    """The variant's weights at `step` (a 50-step snapshot), or its last checkpoint."""
     model = CATSplat(CATSplatConfig(**VARIANTS[variant]))
-    s = torch.load(out / f"run_{variant}" / "ckpt.pt", weights_only=False)
+    name = "ckpt.pt" if not step else f"model_{step}.pt"
+    s = torch.load(out / f"run_{variant}" / name, weights_only=False)
     model.load_state_dict(s["model"])
     return model.eval(), s
 
@@ -328,7 +333,7 @@ def stage_eval(args, out: Path) -> None:
     for v in VARIANTS:
         if not (out / f"run_{v}" / "ckpt.pt").is_file():
             continue
-        model, s = trained_variant(out, v)
+        model, s = trained_variant(out, v, args.eval_step)
         rows[v] = evaluate(model, data, cache) | {"steps": s["step"], "train_s": s["log"][-1][2] if s["log"] else 0}
         print(v, rows[v], flush=True)
         if v == "full":
@@ -344,7 +349,7 @@ def stage_ship(args, out: Path) -> None:
     ev = json.loads((out / "eval.json").read_text())
     depth_ev = json.loads((out / "depth_eval.json").read_text())
     pts_ev = json.loads((out / "points_eval.json").read_text())
-    model, s = trained_variant(out, "full")
+    model, s = trained_variant(out, "full", args.eval_step)
     # committed held-out subset for the reproduction test
     cache = torch.load(out / "cache_test.pt", weights_only=False)
     data = load_dataset(Path(args.data), "test", cache["ids"])
@@ -368,7 +373,7 @@ def stage_ship(args, out: Path) -> None:
     FIXTURE.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(FIXTURE, **fixture, psnr_5=fix_psnr["5"], psnr_10=fix_psnr["10"])
     # image grid: context | target +10 | full | base | reprojection, 6 held-out scenes
-    variants = {v: trained_variant(out, v)[0] for v in ("full", "base") if (out / f"run_{v}" / "ckpt.pt").is_file()}
+    variants = {v: trained_variant(out, v, args.eval_step)[0] for v in ("full", "base") if (out / f"run_{v}" / "ckpt.pt").is_file()}
     rows = []
     with torch.no_grad():
         for j in range(min(6, len(data["rgb"]))):
@@ -456,6 +461,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--save-every", type=int, default=25)
     ap.add_argument("--fixture", type=int, default=8)
+    ap.add_argument("--eval-step", type=int, default=None,
+                    help="compare the variants' snapshots at this step (default: each one's last checkpoint)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     out = Path(args.out)
