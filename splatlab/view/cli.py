@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -104,6 +105,13 @@ def view_main(argv: list[str] | None = None) -> int:
         sources = open_sources(args.inputs, with_cameras=not args.no_cameras and args.max_cameras > 0)
     except ViewerInputError as err:
         return _error(str(err))
+    from ..cameras import FramingError, frame_points
+
+    for source in sources:
+        try:
+            frame_points(source.gaussians.means, math.radians(50))
+        except FramingError as err:
+            source.notes.append(f"{err}; the initial view looks at the origin instead")
     try:
         import viser
     except ImportError:

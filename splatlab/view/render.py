@@ -253,13 +253,16 @@ def save_png_atomic(img: np.ndarray, path: str) -> str:
 
 def default_view(rs: RenderSet, fov_y: float = math.radians(50), aspect: float = 4 / 3,
                  elevation_deg: float = 25.0, azimuth_deg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """(eye, target) framing the central 90% of the Gaussians from a z-up orbit position."""
-    if len(rs) == 0:
-        return np.array([3.0, 0.0, 1.5]), np.zeros(3)
-    center = rs.means.median(dim=0).values
-    radius = torch.quantile((rs.means - center).norm(dim=1), 0.9).item()
+    """(eye, target) framing the central 90% of the Gaussians from a z-up orbit position (the same
+    framing as `splatlab render`); a scene no camera can frame (`FramingError`) gets a view of the
+    origin instead, from where the user can navigate."""
+    from ..cameras import FramingError, frame_points
+
     fov = min(fov_y, 2 * math.atan(math.tan(fov_y / 2) * aspect))
-    dist = max(radius, 1e-3) / math.sin(fov / 2) * 1.1
+    try:
+        center, dist = frame_points(rs.means, fov) if len(rs) else (torch.zeros(3, dtype=torch.float64), 3.0)
+    except FramingError:
+        center, dist = torch.zeros(3, dtype=torch.float64), 3.0
     el, az = math.radians(elevation_deg), math.radians(azimuth_deg)
     eye = center.numpy() + dist * np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
     return eye.astype(np.float64), center.numpy().astype(np.float64)
