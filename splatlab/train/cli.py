@@ -193,13 +193,15 @@ def train_main(argv=None) -> int:
     if ck is not None and int(ck["step"]) >= cfg.iterations:
         print(f"{PROG}: error: {cfg.resume} is already at step {ck['step']} of {cfg.iterations}", file=sys.stderr)
         return 1
+    from splatlab.writable import OutputPathError
+
     from .launch import run_training
     try:
         result = run_training(cfg, checkpoint=ck)
     except DatasetError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
-    except FileExistsError as exc:
+    except (FileExistsError, OutputPathError) as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
