@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["OutputPathError", "check_output_file", "check_output_dir"]
+__all__ = ["OutputPathError", "check_output_file", "check_output_dir", "check_splat_output"]
 
 
 class OutputPathError(ValueError):
@@ -60,3 +60,14 @@ def check_output_dir(path: str | os.PathLike) -> Path:
         raise OutputPathError(f"{path}: cannot create a folder here: {above} is a file, not a folder")
     _probe(above, Path(path))
     return target
+
+
+def check_splat_output(path: str | os.PathLike) -> Path:
+    """A splat output as the writers take it: a file (`.ply`, `.sog`, `.spz`, ...) or, for loose
+    SOG files, a folder or its `meta.json`."""
+    p = os.fspath(path)
+    if os.path.basename(p) == "meta.json":
+        return check_output_dir(os.path.dirname(os.path.abspath(p)))
+    if os.path.isdir(p) or not os.path.splitext(p)[1]:
+        return check_output_dir(p)
+    return check_output_file(p)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..cli import OneLineParser
 from .scene import DatasetError
 
 
 def build_parser(prog: str = "splatlab process") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog, description="Estimate camera poses for a folder of photos with COLMAP (pycolmap, CPU) "
                                "and write a scene folder (images/ + sparse/0/) that splatlab can train on.")
     parser.add_argument("photos", help="folder of photos (all the same size)")
@@ -40,7 +41,7 @@ def process_main(argv=None) -> int:
 
 
 def build_triangulate_parser(prog: str = "splatlab triangulate") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog, description="Sparse 3D points for a scene whose camera poses are known (Blender synthetic or "
                                "nerfstudio transforms.json): SIFT matches between the training views, triangulated "
                                "with the given poses. Training then starts from these points instead of random ones.")

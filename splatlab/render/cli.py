@@ -1,7 +1,6 @@
 """`splatlab render`: a splat file (any format splatlab reads) to PNG images from orbit cameras."""
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -11,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..cli import OneLineParser
 from ..cameras import Cameras, FramingError, frame_points, intrinsics_from_fov, orbit
 from ..gaussians import Gaussians
 from .path import method_of, render
@@ -88,7 +88,7 @@ def save_png(image: torch.Tensor, path: str) -> None:
 
 
 def render_main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="splatlab render", description=__doc__)
+    ap = OneLineParser(prog="splatlab render", description=__doc__)
     ap.add_argument("input", help="splat file: .ply, compressed .ply, .sog, .spz, .splat")
     ap.add_argument("--out", default="render.png",
                     help="output PNG; with --views > 1, files are named <stem>_000.png, ...")

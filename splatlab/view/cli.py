@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from ..cli import OneLineParser
+
 DESCRIPTION = """Open a splat file (.ply, compressed .ply, .sog, .spz, .splat), a SOG folder, a checkpoint
 (.pt) or a training run folder (newest point_cloud.ply or checkpoint) in the browser. Default: a viser
 app with browser-side splats and server-side splatlab renders. A run folder's dataset cameras are drawn
@@ -32,7 +34,7 @@ def _one_line(err: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="splatlab view", description=DESCRIPTION, epilog=EPILOG,
+    ap = OneLineParser(prog="splatlab view", description=DESCRIPTION, epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("inputs", nargs="+", metavar="input",
                     help="splat file, SOG folder, checkpoint or run folder; give several to compare them")
@@ -91,8 +93,8 @@ def view_main(argv: list[str] | None = None) -> int:
         check_listen_address(args.host, args.port)
     except ListenAddressError as err:
         return _error(str(err))
-    if args.max_res < 16:
-        return _error(f"--max-res {args.max_res} must be at least 16 pixels")
+    if not 16 <= args.max_res <= 4096:  # a render holds ~70 bytes a pixel: 4096 on the long side stays < 2 GB
+        return _error(f"--max-res {args.max_res} must be in 16..4096 pixels")
     if args.max_cameras < 0:
         return _error(f"--max-cameras {args.max_cameras} must be 0 or more")
     if args.static:
