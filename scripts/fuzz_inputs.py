@@ -524,7 +524,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", default=str(REPO / ".cache" / "fuzz"), help="scratch folder (recreated)")
     ap.add_argument("--timeout", type=float, default=45.0, help="seconds before a case counts as a hang")
-    ap.add_argument("-k", dest="filter", help="only cases whose family or name contains this")
+    ap.add_argument("-k", dest="filter", help="only cases whose family or name contains this (comma-separated: any)")
     ap.add_argument("--code", default=str(REPO), help="splatlab source tree to test (default: this checkout)")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--json", help="also write the per-case results here")
@@ -543,7 +543,8 @@ def main() -> int:
     out.mkdir()
     cases = build_cases(files, out)
     if args.filter:
-        cases = [c for c in cases if args.filter in c.family or args.filter in c.name]
+        keys = [k for k in args.filter.split(",") if k]
+        cases = [c for c in cases if any(k in c.family or k in c.name for k in keys)]
     env = {**os.environ, "PYTHONPATH": args.code, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
            "PYTHONWARNINGS": "ignore"}
     results = []
