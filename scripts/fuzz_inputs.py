@@ -39,6 +39,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -450,10 +451,15 @@ def _limit():
     os.setsid()
 
 
+PARALLEL = False  # with --jobs > 1 a temp file only counts against the case whose output it is named after
+
+
 def _leftovers(outputs: list[str], out: Path) -> list[str]:
     found = [o for o in outputs if os.path.exists(o) and not (os.path.isdir(o) and not any(Path(o).rglob("*.*")))]
-    found += [str(p) for p in out.rglob("*") if p.name.startswith(".") and ".tmp" in p.name]
-    return found
+    temps = [p for p in out.rglob("*") if p.name.startswith(".") and ".tmp" in p.name]
+    if PARALLEL:
+        temps = [p for p in temps if any(Path(o).name in p.name for o in outputs)]
+    return found + [str(p) for p in temps]
 
 
 def run_case(case: Case, python: str, env: dict, out: Path, timeout: float, marker: Path) -> tuple[str, str, float]:
@@ -528,6 +534,7 @@ def main() -> int:
     ap.add_argument("--code", default=str(REPO), help="splatlab source tree to test (default: this checkout)")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--json", help="also write the per-case results here")
+    ap.add_argument("--jobs", type=int, default=1, help="cases run at once (the checkpoint and signal cases run alone)")
     args = ap.parse_args()
     work = Path(args.work).resolve()
     if work.exists():
@@ -547,13 +554,33 @@ def main() -> int:
         cases = [c for c in cases if any(k in c.family or k in c.name for k in keys)]
     env = {**os.environ, "PYTHONPATH": args.code, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
            "PYTHONWARNINGS": "ignore"}
-    results = []
-    for i, case in enumerate(cases):
+    global PARALLEL
+    PARALLEL = args.jobs > 1
+    results: list[dict | None] = [None] * len(cases)
+    done = [0]
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        case = cases[i]
+        # the pickle cases share one marker file: run them alone (see below)
         kind, detail, secs = run_case(case, args.python, env, out, args.timeout, files["marker"])
-        results.append({"family": case.family, "case": case.name, "outcome": kind, "detail": detail,
-                        "peak_gb": round(case.peak_gb, 3),
-                        "seconds": round(secs, 1)})
-        print(f"[{i + 1:3d}/{len(cases)}] {kind:<9} {case.family:<6} {case.name:<36} {detail}", flush=True)
+        with lock:
+            results[i] = {"family": case.family, "case": case.name, "outcome": kind, "detail": detail,
+                          "peak_gb": round(case.peak_gb, 3), "seconds": round(secs, 1)}
+            done[0] += 1
+            print(f"[{done[0]:3d}/{len(cases)}] {kind:<9} {case.family:<6} {case.name:<36} {detail}", flush=True)
+
+    serial = [i for i, c in enumerate(cases) if c.family in ("ckpt", "signal")]  # marker file / timing
+    pooled = [i for i in range(len(cases)) if i not in serial]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        list(pool.map(one, pooled))
+    for i in serial:
+        one(i)
+    stray = [str(p) for p in out.rglob("*") if p.name.startswith(".") and ".tmp" in p.name]
+    if stray:
+        print(f"temp files left anywhere after all cases: {', '.join(stray[:5])}")
+    results = [r for r in results if r is not None]
     kinds = ["clean", "ok", "traceback", "hang", "partial", "accepted", "multiline", "memory", "tempname", "codeexec",
              "lost"]
     fams = sorted({r["family"] for r in results})
