@@ -340,7 +340,7 @@ def build_cases(f: dict[str, Path], out: Path) -> list[Case]:
         ext = ".png" if verb == "render" else (".sog" if verb == "compress" else ".spz")
         add("out", f"{verb} --out in /sys", [*argv, f"/sys/splatlab_fuzz{ext}"])
         add("out", f"{verb} --out under a file", [*argv, f["afile"] / f"x{ext}"])
-        if verb != "compress":  # (a folder is a valid loose-file SOG output)
+        if verb == "render":  # (for export and compress a folder is a valid loose-file SOG output)
             add("out", f"{verb} --out is a folder", [*argv, f["readonly"]])
         add("out", f"{verb} --out in read-only dir", [*argv, f["readonly"] / f"x{ext}"], [f["readonly"] / f"x{ext}"],
             may_succeed=os.geteuid() == 0)  # root writes anyway
