@@ -408,7 +408,7 @@ def build_cases(f: dict[str, Path], out: Path) -> list[Case]:
                  ("backend foo", ["--backend", "foo"]), ("backend cuda", ["--backend", "cuda"]),
                  ("grad-threshold nan", ["--grad-threshold", "nan"]), ("grad-threshold -1", ["--grad-threshold", -1]),
                  ("refine-every 0", ["--refine-every", 0]), ("refine-start -5", ["--refine-start", -5]),
-                 ("cap-max 0", ["--cap-max", 0]), ("max-eval-views -1", ["--max-eval-views", -1]),
+                 ("cap-max -1", ["--cap-max", -1]), ("max-eval-views -1", ["--max-eval-views", -1]),
                  ("seed -1", ["--seed", -1]), ("background nan", ["--background", "nan"]),
                  ("background-points -5", ["--background-points", -5]),
                  ("viewer port 70000", ["--viewer", "--viewer-port", 70000]),
