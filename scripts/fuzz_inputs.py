@@ -444,7 +444,7 @@ def build_cases(f: dict[str, Path], out: Path) -> list[Case]:
         o = out / f"sig_{label}"
         add("signal", f"train {label} mid-run", ["train", scene, "--iterations", 100000, "--no-progress",
                                                  "--out", o, "--eval-every", 0],
-            signal_after=25.0, signal_kind=sig, must_exist=[o / "checkpoints"], expect_fail=False, timeout=90)
+            signal_after=10.0, signal_kind=sig, must_exist=[o / "checkpoints"], expect_fail=False, timeout=150)
     return cases
 
 
@@ -474,15 +474,21 @@ def run_case(case: Case, python: str, env: dict, out: Path, timeout: float, mark
                             env=env, cwd=out, preexec_fn=_limit)
     limit = case.timeout or timeout
     signalled = False
+    started = None
     hung = False
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         elapsed = time.perf_counter() - t0
-        if case.signal_after is not None and not signalled and elapsed > case.signal_after:
-            os.kill(proc.pid, case.signal_kind)
-            signalled = True
+        if case.signal_after is not None and not signalled:
+            # count from the moment the run folder exists (training starts right after), so a slow,
+            # loaded machine does not turn the case into "killed during imports"
+            if started is None and (not case.must_exist or os.path.exists(case.must_exist[0])):
+                started = elapsed
+            if started is not None and elapsed - started > case.signal_after:
+                os.kill(proc.pid, case.signal_kind)
+                signalled = True
         if elapsed > limit:
             hung = True
             os.killpg(proc.pid, signal.SIGKILL)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ def run_training(cfg: TrainConfig, scene: SceneData | None = None, checkpoint: d
     trainer = None
     if cfg.nproc <= 1:  # everything that can refuse the data or the config runs before the folder exists
         trainer = Trainer(cfg, scene, out, checkpoint=checkpoint)
+    created = not out.exists()
     try:
         if cfg.resume is None:
             outputs.create_run_dir(out)
@@ -53,7 +55,12 @@ def run_training(cfg: TrainConfig, scene: SceneData | None = None, checkpoint: d
                  f"one per {cfg.pixels_per_gaussian:g} training pixels") + f"; run folder {out}", flush=True)
     if trainer is None:
         return launch(cfg, out)
-    return trainer.run()
+    try:
+        return trainer.run()
+    except KeyboardInterrupt:  # stopped before the first step (the loop itself saves and returns)
+        if created and not any((out / "checkpoints").glob("*.pt")):
+            shutil.rmtree(out, ignore_errors=True)  # nothing trained yet: leave nothing behind
+        raise
 
 
 def _free_port() -> int:
