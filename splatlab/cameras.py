@@ -152,7 +152,8 @@ def frame_points(means: Tensor, fov: float, quantile: float = 0.9) -> tuple[Tens
         return torch.zeros(3, dtype=torch.float64), 3.0
     center = pts.median(dim=0).values
     dist = (pts - center).norm(dim=1)
-    radius = torch.quantile(dist, quantile, interpolation="lower").item() if len(pts) > 1 else 0.0
+    # the "lower" quantile via kthvalue (torch.quantile refuses inputs above 16M elements)
+    radius = torch.kthvalue(dist, int(math.floor(quantile * (len(dist) - 1))) + 1).values.item()
     distance = max(radius, 1e-3) / math.sin(fov / 2) * 1.1
     offset = center.norm().item()
     if not (math.isfinite(distance) and math.isfinite(offset)) or distance > MAX_FRAMING_DISTANCE:

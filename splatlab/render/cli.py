@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..cli import OneLineParser
 from ..cameras import Cameras, FramingError, frame_points, intrinsics_from_fov, orbit
+from ..cli import OneLineParser
 from ..gaussians import Gaussians
 from .path import method_of, render
 
