@@ -227,3 +227,15 @@ def test_view_max_res_bounds(tmp_path, capsys):
     for value in ("0", "100000"):
         assert view_main([str(tmp_path), "--max-res", value, "--port", "0"]) == 1
         assert "--max-res" in one_line_err(capsys)
+
+
+def test_process_out_in_unwritable_place_is_one_line(tmp_path, capsys):
+    from splatlab.data.cli import process_main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(photos / "a.png")
+    out = SYS_UNWRITABLE / "scene"
+    assert process_main([str(photos), str(out), "--quiet"]) == 1
+    err = one_line_err(capsys)
+    assert str(out) in err and ".sfm" not in err, err

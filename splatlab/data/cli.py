@@ -30,12 +30,18 @@ def build_parser(prog: str = "splatlab process") -> argparse.ArgumentParser:
 
 def process_main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from splatlab.writable import OutputPathError, check_output_dir
+
     try:
+        check_output_dir(args.out)  # before the (long) structure-from-motion, not after
         from .sfm import run_sfm
         run_sfm(args.photos, args.out, matcher=args.matcher, camera_model=args.camera_model,
                 max_image_size=args.max_image_size, overwrite=args.overwrite, verbose=not args.quiet)
-    except DatasetError as exc:
+    except (DatasetError, OutputPathError) as exc:
         print(f"splatlab process: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"splatlab process: error: {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 
