@@ -5,6 +5,7 @@ nerfstudio / Blender use OpenGL camera axes and are flipped by their parsers).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -97,24 +98,42 @@ def intrinsics_from_fov(fov_x: float, width: int, height: int) -> Tensor:
 
 
 def look_at(eye: Tensor, target: Tensor, up: Tensor = torch.tensor([0.0, 0.0, 1.0])) -> Tensor:
-    """World-to-camera (4,4) for an OpenCV camera at `eye` looking at `target`; `up` is world up."""
-    eye, target, up = (torch.as_tensor(v, dtype=torch.float32) for v in (eye, target, up))
+    """World-to-camera (4,4) float32 for an OpenCV camera at `eye` looking at `target`; `up` is world up.
+
+    Built in float64 and rounded once at the end: a camera far from the origin (say at 1e8) looking
+    at a nearby target would otherwise lose its viewing direction to float32 rounding."""
+    eye, target, up = (torch.as_tensor(v, dtype=torch.float64) for v in (eye, target, up))
     forward = torch.nn.functional.normalize(target - eye, dim=0)
-    right = torch.nn.functional.normalize(torch.linalg.cross(forward, up), dim=0)
+    right = torch.linalg.cross(forward, up)
+    if right.norm() < 1e-9:  # looking straight along `up` (an orbit at +-90 degrees): any right will do
+        right = torch.linalg.cross(forward, torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64))
+    right = torch.nn.functional.normalize(right, dim=0)
     down = torch.linalg.cross(forward, right)
-    c2w = torch.eye(4)
-    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, down, forward, eye
-    return torch.linalg.inv(c2w)
+    R = torch.stack([right, down, forward])  # rows: camera axes in world coordinates
+    viewmat = torch.eye(4, dtype=torch.float64)
+    viewmat[:3, :3] = R
+    viewmat[:3, 3] = -R @ eye
+    return viewmat.float()
 
 
 def orbit(n: int, radius: float, elevation_deg: float = 20.0, target=(0.0, 0.0, 0.0)) -> Tensor:
     """(n,4,4) viewmats evenly spaced on a circle around `target` (z up)."""
     mats = []
-    elev = torch.deg2rad(torch.tensor(elevation_deg))
+    elev = math.radians(elevation_deg)
+    target = torch.as_tensor(target, dtype=torch.float64)
     for i in range(n):
-        az = 2 * torch.pi * i / n
-        eye = torch.stack([radius * torch.cos(elev) * torch.cos(torch.tensor(az)),
-                           radius * torch.cos(elev) * torch.sin(torch.tensor(az)),
-                           radius * torch.sin(elev)]) + torch.tensor(target)
-        mats.append(look_at(eye, torch.tensor(target)))
+        az = 2 * math.pi * i / n
+        eye = torch.tensor([radius * math.cos(elev) * math.cos(az), radius * math.cos(elev) * math.sin(az),
+                            radius * math.sin(elev)], dtype=torch.float64) + target
+        mats.append(look_at(eye, target))
     return torch.stack(mats)
+
+
+class FramingError(ValueError):
+    """A scene no camera can frame within the renderer's range (one-line message)."""
+
+
+#: the rasterizer culls everything deeper than its far plane (1e10); an orbit camera must stay well inside it
+MAX_FRAMING_DISTANCE = 3e9
+#: float32 keeps ~7 digits: a camera at |c| from the origin cannot resolve a scene much smaller than |c| / 1e6
+MAX_OFFSET_RATIO = 1e6

@@ -1,6 +1,7 @@
 """`splatlab <command>`: one entry point; each command lives with the module it drives."""
 from __future__ import annotations
 
+import argparse
 import importlib
 import sys
 
@@ -17,6 +18,14 @@ COMMANDS = {
     "predict": ("splatlab.models.cli", "predict_main", "splats from a learned model (e.g. one photo -> 3D object)"),
     "refine": ("splatlab.models.cli", "refine_main", "SplatFormer: repair a trained scene for unseen viewpoints"),
 }
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line (`prog: error: message`, exit 2) instead of the usage
+    block plus the message, so a bad flag reads like every other splatlab error."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(str(message).split())}\n")
 
 
 def usage() -> str:

@@ -275,5 +275,24 @@ def fit_orbit(scene: Gaussians | SceneBox, n_views: int, width: int, height: int
     return viewmats, K[None].expand(n_views, 3, 3).clone(), box
 
 
-__all__ = ["SceneBox", "FitCamera", "scene_box", "fit_distance", "fit_view", "fit_camera", "fit_orbit", "view_direction",
+def check_frameable(viewmats: torch.Tensor, box: SceneBox) -> None:
+    """Raise `FramingError` (one line) when fitted cameras cannot show the scene: farther than the
+    rasterizer's depth range, or so far from the origin relative to the scene's size that float32
+    cannot resolve it (it would render blank or as noise)."""
+    from .cameras import MAX_FRAMING_DISTANCE, MAX_OFFSET_RATIO, FramingError
+
+    vm = viewmats.detach().double()
+    eyes = -(vm[:, :3, :3].transpose(1, 2) @ vm[:, :3, 3:]).squeeze(-1)
+    center = torch.as_tensor(box.center, dtype=torch.float64)
+    distance = float((eyes - center).norm(dim=1).max()) if len(eyes) else 0.0
+    offset = float(center.norm())
+    if not (math.isfinite(distance) and math.isfinite(offset)) or distance > MAX_FRAMING_DISTANCE:
+        raise FramingError(f"cannot frame the scene: the camera would be {distance:.3g} away, beyond the "
+                           f"renderer's depth range (up to {MAX_FRAMING_DISTANCE:.0e})")
+    if offset > MAX_OFFSET_RATIO * max(distance, 1e-300):
+        raise FramingError(f"cannot frame the scene: it lies {offset:.3g} from the origin but needs a camera only "
+                           f"{distance:.3g} away, finer than float32 resolves there")
+
+
+__all__ = ["SceneBox", "check_frameable", "FitCamera", "scene_box", "fit_distance", "fit_view", "fit_camera", "fit_orbit", "view_direction",
            "weighted_quantile", "FOV_Y_DEG", "ELEVATION_DEG", "MARGIN", "VIEWER_ASPECT"]

@@ -66,3 +66,32 @@ def test_ctrl_c_during_final_evaluation_keeps_results(scene_dir, tmp_path, monke
     assert load_checkpoint(find_checkpoint(out))["step"] == 6
     assert (out / "point_cloud.ply").is_file()
     assert not is_complete(out)
+
+
+@pytest.mark.parametrize("when", ["loading", "starting"])
+def test_sigterm_before_the_first_step_is_one_line_and_leaves_nothing(scene_dir, tmp_path, when):
+    """SIGTERM while the data loads (no folder yet) or while the loop starts (folder just made):
+    exit 130 with one line, no half-made run folder (the default action used to kill the process)."""
+    out = tmp_path / "run"
+    target = ("splatlab.train.launch", "prepare_scene") if when == "loading" else \
+        ("splatlab.train.trainer", "Trainer._start_viewer")
+    script = textwrap.dedent(f"""
+        import importlib, os, signal, sys
+        from splatlab.train import train_main
+        module = importlib.import_module({target[0]!r})
+        owner, _, name = {target[1]!r}.rpartition(".")
+        holder = getattr(module, owner) if owner else module
+        original = getattr(holder, name)
+        def hooked(*a, **k):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return original(*a, **k)
+        setattr(holder, name, hooked)
+        sys.exit(train_main({argv(scene_dir, out, 1000)!r}))
+    """)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 130, (proc.returncode, proc.stderr[-2000:])
+    err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(err) == 1 and "interrupted" in err[0], err
+    assert not out.exists()

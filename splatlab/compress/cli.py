@@ -5,9 +5,11 @@ import argparse
 import json
 import sys
 
+from ..cli import OneLineParser
+
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = OneLineParser(
         prog="splatlab compress",
         description="Self-organizing grid compression: PLAS-sort the splats on the SOG texture grid and "
                     "write PlayCanvas SOG v2, with a size report (and quality on a dataset's test views).")
@@ -60,11 +62,18 @@ def compress_main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     prog = "splatlab compress"
     if args.sh_threshold < 0 or (args.plas_budget is not None and args.plas_budget <= 0) or args.downscale < 1 \
-            or (args.max_views is not None and args.max_views < 1) or args.sog_iterations < 1 \
+            or (args.max_views is not None and args.max_views < 1) or not 1 <= args.sog_iterations <= 1000 \
             or (args.means_bits is not None and not 9 <= args.means_bits <= 16) or not 0 <= args.prune_fraction < 1:
-        print(f"{prog}: error: --sh-threshold must be >= 0, --plas-budget > 0, --downscale/--max-views/"
-              f"--sog-iterations >= 1, --means-bits 9..16, --prune-fraction in [0, 1)", file=sys.stderr)
+        print(f"{prog}: error: --sh-threshold must be >= 0, --plas-budget > 0, --downscale/--max-views >= 1, "
+              f"--sog-iterations 1..1000, --means-bits 9..16, --prune-fraction in [0, 1)", file=sys.stderr)
         return 2
+    from splatlab.writable import OutputPathError, check_splat_output
+
+    try:
+        check_splat_output(args.out)  # before the (minutes-long) compression, not after
+    except OutputPathError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
     try:
         from splatlab.data import DatasetError
         from splatlab.io import SplatFormatError

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..cli import OneLineParser
 from .scene import DatasetError
 
 
 def build_parser(prog: str = "splatlab process") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog, description="Estimate camera poses for a folder of photos with COLMAP (pycolmap, CPU) "
                                "and write a scene folder (images/ + sparse/0/) that splatlab can train on.")
     parser.add_argument("photos", help="folder of photos (all the same size)")
@@ -29,18 +30,24 @@ def build_parser(prog: str = "splatlab process") -> argparse.ArgumentParser:
 
 def process_main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    from splatlab.writable import OutputPathError, check_output_dir
+
     try:
+        check_output_dir(args.out)  # before the (long) structure-from-motion, not after
         from .sfm import run_sfm
         run_sfm(args.photos, args.out, matcher=args.matcher, camera_model=args.camera_model,
                 max_image_size=args.max_image_size, overwrite=args.overwrite, verbose=not args.quiet)
-    except DatasetError as exc:
+    except (DatasetError, OutputPathError) as exc:
         print(f"splatlab process: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"splatlab process: error: {args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     return 0
 
 
 def build_triangulate_parser(prog: str = "splatlab triangulate") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog=prog, description="Sparse 3D points for a scene whose camera poses are known (Blender synthetic or "
                                "nerfstudio transforms.json): SIFT matches between the training views, triangulated "
                                "with the given poses. Training then starts from these points instead of random ones.")

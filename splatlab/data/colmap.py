@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .scene import (DatasetError, SceneData, build_views, compute_scene_scale, every_nth_split,
-                    as_background, one_line)
+from .scene import (DatasetError, SceneData, build_views, check_camera, check_points_finite,
+                    compute_scene_scale, every_nth_split, as_background, one_line)
 
 # model id -> (name, number of params). Only a subset can be used, all can be parsed.
 CAMERA_MODELS = {
@@ -391,6 +391,9 @@ def load_colmap(path, downscale: int = 1, background=(1.0, 1.0, 1.0), test_every
             K, dist = cam.intrinsics()
         except ValueError as exc:
             raise DatasetError(f"{model_dir / f'cameras.{ext}'}: camera {cam.id}: {exc}") from None
+        check_camera(f"{model_dir / f'cameras.{ext}'}: camera {cam.id}", cam.width, cam.height, K)
+        if not np.isfinite(dist).all():
+            raise DatasetError(f"{model_dir / f'cameras.{ext}'}: camera {cam.id}: non-finite distortion parameters")
         viewmats.append(im.viewmat())
         Ks.append(K)
         dists.append(dist)
@@ -408,6 +411,7 @@ def load_colmap(path, downscale: int = 1, background=(1.0, 1.0, 1.0), test_every
     views = build_views(paths, names, viewmats_t, Ks_t, sizes, downscale, dist_t, background,
                         cache_dir, cache_images)
     train_idx, test_idx = every_nth_split(len(views), test_every)
+    check_points_finite(model_dir / f"points3D.{ext}", model.xyz)
     points = torch.tensor(model.xyz, dtype=torch.float32).reshape(-1, 3)
     points_rgb = torch.tensor(model.rgb, dtype=torch.float32).reshape(-1, 3) / 255.0
     return SceneData(

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .scene import (DatasetError, SceneData, as_background, build_views, compute_scene_scale,
-                    default_cache_dir, every_nth_split, one_line, opengl_c2w_to_viewmat,
+from .scene import (DatasetError, SceneData, as_background, build_views, check_points_finite,
+                    compute_scene_scale, default_cache_dir, every_nth_split, one_line, opengl_c2w_to_viewmat,
                     rotation_between, OPENGL_TO_OPENCV)
 
 INTRINSIC_KEYS = ("fl_x", "fl_y", "cx", "cy", "w", "h", "k1", "k2", "k3", "k4", "p1", "p2",
@@ -98,6 +98,7 @@ def load_ply_points(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         raise
     except Exception as exc:
         raise DatasetError(f"corrupt point cloud {path}: {one_line(exc)}") from None
+    check_points_finite(path, xyz, rgb)
     return xyz, rgb
 
 

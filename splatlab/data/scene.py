@@ -358,6 +358,7 @@ def build_views(paths: Sequence[Path], names: Sequence[str], viewmats: Tensor, K
     for i, p in enumerate(paths):
         declared = sizes[i] or native[i]
         dw, dh = declared
+        check_camera(f"camera of image {p}", dw, dh, Ks[i])
         nw, nh = native[i]
         if abs(nw / dw - nh / dh) > 0.01 * max(nw / dw, nh / dh):
             raise DatasetError(f"image {p} is {nw}x{nh} but its camera is {dw}x{dh} (different aspect ratio)")
@@ -421,10 +422,35 @@ def opengl_c2w_to_viewmat(c2w: Tensor) -> Tensor:
     return torch.linalg.inv(c2w @ OPENGL_TO_OPENCV)
 
 
+def check_points_finite(path, xyz: np.ndarray, rgb: np.ndarray | None = None) -> None:
+    """DatasetError naming `path` when a point cloud holds NaN or infinite positions or colours
+    (initialisation would otherwise fail deep inside, after the run folder exists)."""
+    for what, values in (("positions", xyz), ("colours", rgb)):
+        if values is None or not len(values):
+            continue
+        bad = ~np.isfinite(np.asarray(values, dtype=np.float64).reshape(len(values), -1)).all(axis=1)
+        if bad.any():
+            raise DatasetError(f"{path}: point cloud holds non-finite {what} in {int(bad.sum())} of {len(values)} "
+                               f"points (first at index {int(np.flatnonzero(bad)[0])})")
+
+
+def check_camera(where, width: int, height: int, K: np.ndarray | Tensor) -> None:
+    """DatasetError naming `where` for a camera no image can be taken with: a size below 1x1, or
+    focal lengths that are not positive and finite, or a non-finite principal point."""
+    K = np.asarray(K, dtype=np.float64)
+    if int(width) < 1 or int(height) < 1:
+        raise DatasetError(f"{where}: camera size {width}x{height} must be at least 1x1 pixels")
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    if not (np.isfinite([fx, fy, cx, cy]).all() and fx > 0 and fy > 0):
+        raise DatasetError(f"{where}: invalid intrinsics fx={fx:g} fy={fy:g} cx={cx:g} cy={cy:g} "
+                           "(focal lengths must be positive, all values finite)")
+
+
 def finite_or_error(values: Tensor, what: str) -> None:
     if not bool(torch.isfinite(values).all()):
         raise DatasetError(f"{what} contains non-finite values")
 
 
-__all__ = ["DatasetError", "Views", "SceneData", "build_views", "compute_scene_scale", "every_nth_split",
-           "undistort_array", "distort_normalized", "rotation_between", "opengl_c2w_to_viewmat"]
+__all__ = ["DatasetError", "Views", "SceneData", "build_views", "check_camera", "check_points_finite",
+           "compute_scene_scale", "every_nth_split", "undistort_array", "distort_normalized", "rotation_between",
+           "opengl_c2w_to_viewmat"]

@@ -193,15 +193,26 @@ def morton_order(means) -> np.ndarray:
 # atomic writes
 
 
+def naming_target(err: OSError, path: os.PathLike | str, tmp: str | None = None) -> OSError:
+    """`err` re-made to name `path` (the user's file) instead of a temp file beside it, so an error
+    message never points at `.scene.ply.k3j2.tmp`, a name the user never gave."""
+    if err.errno is None or (err.filename is not None and err.filename != tmp):
+        return err
+    return OSError(err.errno, err.strerror, os.fspath(path))
+
+
 @contextlib.contextmanager
 def atomic_write(path: os.PathLike | str, mode: str = "wb") -> Iterator:
     """Open a temp file beside `path`; on success fsync and os.replace it onto `path`.
 
-    On any exception the temp file is removed and `path` is left untouched.
+    On any exception the temp file is removed and `path` is left untouched; OS errors name `path`.
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    except OSError as err:
+        raise naming_target(err, path, err.filename) from None
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh
@@ -209,9 +220,13 @@ def atomic_write(path: os.PathLike | str, mode: str = "wb") -> Iterator:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            renamed = naming_target(err, path, tmp)
+            if renamed is not err:
+                raise renamed from None
         raise
 
 

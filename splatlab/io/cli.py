@@ -10,13 +10,14 @@ import json
 import sys
 import time
 
+from ..cli import OneLineParser
 from . import detect_format, formats, get_format, read_splats, write_splats
 from ._common import SceneArrays, SplatFormatError
 
 
 def _export_parser() -> argparse.ArgumentParser:
     names = [f.name for f in formats()]
-    ap = argparse.ArgumentParser(
+    ap = OneLineParser(
         prog="splatlab export",
         description="Convert a splat file to another format (chosen by the output extension: "
                     ".ply .compressed.ply .sog meta.json .spz .splat).")
@@ -122,8 +123,21 @@ def hierarchy_cut(g, input_path: str, level: int | None, lod: float | None):
     return hier.bake(g, rows)
 
 
+MAX_SOG_ITERATIONS = 1000  # k-means rounds for the SH palette; 10 is the default, 1000 is already hours
+
+
 def export_main(argv: list[str] | None = None) -> int:
-    args = _export_parser().parse_args(argv)
+    ap = _export_parser()
+    args = ap.parse_args(argv)
+    if not 1 <= args.sog_iterations <= MAX_SOG_ITERATIONS:
+        ap.error(f"--sog-iterations must be in 1..{MAX_SOG_ITERATIONS}, got {args.sog_iterations}")
+    from splatlab.writable import OutputPathError, check_splat_output
+
+    try:
+        check_splat_output(args.output)  # before reading (and converting) the input
+    except OutputPathError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     try:
         t0 = time.perf_counter()
         import os
@@ -177,7 +191,7 @@ def _fmt_size(n: int) -> str:
 
 
 def info_main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="splatlab info", description="Describe a splat file.")
+    ap = OneLineParser(prog="splatlab info", description="Describe a splat file.")
     ap.add_argument("input", help="splat file (.ply, compressed .ply, .sog/meta.json/folder, .spz, .splat)")
     ap.add_argument("--json", action="store_true", help="print the description as JSON")
     args = ap.parse_args(argv)

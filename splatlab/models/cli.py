@@ -60,6 +60,11 @@ def predict_main(argv: list[str] | None = None) -> int:
         out_dir = os.path.dirname(os.path.abspath(args.out)) or "."
         if not os.path.isdir(out_dir):
             raise _UsageError(f"--out: folder {out_dir} does not exist")
+        from splatlab.writable import OutputPathError, check_splat_output
+        try:
+            check_splat_output(args.out)
+        except OutputPathError as exc:
+            raise _UsageError(f"--out {exc}") from None
     except _UsageError as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
@@ -78,6 +83,9 @@ def predict_main(argv: list[str] | None = None) -> int:
         write_splats(args.out, gaussians)
     except (WeightsError, InputError, SplatFormatError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"{PROG}: error: {exc.filename or args.out}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

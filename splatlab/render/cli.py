@@ -2,7 +2,6 @@
 keep the whole object in frame (stray splats ignored; `splatlab.framing`)."""
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -12,17 +11,27 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..cameras import Cameras
-from ..framing import ELEVATION_DEG, FOV_Y_DEG, fit_orbit
+from ..cameras import Cameras, FramingError
+from ..cli import OneLineParser
+from ..framing import ELEVATION_DEG, FOV_Y_DEG, check_frameable, fit_orbit
 from ..gaussians import Gaussians
 from .path import method_of, render
+
+
+#: per-image bound: a render holds ~70 bytes per pixel at its peak (colour, alpha, the rasterizer's
+#: per-pixel state, the 8-bit copy), so 4096x4096 stays near 1.5 GB
+MAX_PIXELS = 4096 * 4096
+MAX_SIDE = 16384
+MAX_VIEWS = 10000
 
 
 def auto_orbit(gaussians: Gaussians, n_views: int, width: int, height: int, fov_deg: float = FOV_Y_DEG,
                elevation_deg: float = ELEVATION_DEG) -> tuple[torch.Tensor, torch.Tensor]:
     """Cameras circling the scene (z up) with the whole object in frame (`splatlab.framing`: stray
-    splats ignored, one distance for all views); `fov_deg` is the vertical field of view."""
-    viewmats, Ks, _ = fit_orbit(gaussians, n_views, width, height, math.radians(fov_deg), elevation_deg)
+    splats ignored, one distance for all views); `fov_deg` is the vertical field of view.
+    Raises `FramingError` (one line) for a scene no camera in the renderer's range can frame."""
+    viewmats, Ks, box = fit_orbit(gaussians, n_views, width, height, math.radians(fov_deg), elevation_deg)
+    check_frameable(viewmats, box)
     return viewmats, Ks
 
 
@@ -57,25 +66,30 @@ def render_views(gaussians: Gaussians, viewmats, Ks, width: int, height: int, ba
 
 
 def save_png(image: torch.Tensor, path: str) -> None:
-    """Atomic PNG write (temp file + rename)."""
+    """Atomic PNG write (temp file + rename); OS errors name `path`, never the temp file."""
+    from ..io._common import naming_target
+
     array = (image.cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
     directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=directory)
-    os.close(fd)
+    tmp = None
     try:
+        os.makedirs(directory, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+        os.close(fd)
         Image.fromarray(array).save(tmp, format="PNG")
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a rendered image is an ordinary file
         os.replace(tmp, path)
+    except OSError as err:
+        raise naming_target(err, path, tmp if tmp is not None else err.filename) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
 
 
 def render_main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="splatlab render", description=__doc__)
+    ap = OneLineParser(prog="splatlab render", description=__doc__)
     ap.add_argument("input", help="splat file: .ply, compressed .ply, .sog, .spz, .splat")
     ap.add_argument("--out", default="render.png",
                     help="output PNG; with --views > 1, files are named <stem>_000.png, ...")
@@ -98,8 +112,15 @@ def render_main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.width < 1 or args.height < 1 or args.views < 1:
         ap.error("--width, --height and --views must be positive")
+    if max(args.width, args.height) > MAX_SIDE or args.width * args.height > MAX_PIXELS:
+        ap.error(f"--width {args.width} --height {args.height} is too large: at most {MAX_SIDE} pixels a side and "
+                 f"{MAX_PIXELS / 1e6:.1f} megapixels ({math.isqrt(MAX_PIXELS)}x{math.isqrt(MAX_PIXELS)}) per image")
+    if args.views > MAX_VIEWS:
+        ap.error(f"--views {args.views} is too many (at most {MAX_VIEWS})")
     if not (math.isfinite(args.elevation) and all(math.isfinite(v) for v in args.background)):
         ap.error("--elevation and --background must be finite numbers")
+    if args.time is not None and not math.isfinite(args.time):
+        ap.error("--time must be a finite number")
     if args.time_range is not None:
         if args.time is not None:
             ap.error("give --time or --time-range, not both")
@@ -108,7 +129,15 @@ def render_main(argv: list[str] | None = None) -> int:
         if args.out.lower().endswith(".mp4") and args.views != 1:
             ap.error("an MP4 holds one view: use --views 1 (or PNG frames)")
     from ..io import read_splats
+    from ..writable import OutputPathError, check_output_file
 
+    paths = [args.out] if args.views == 1 else view_paths(args.out, args.views)
+    try:
+        for path in dict.fromkeys(paths[:1] + paths[-1:]):
+            check_output_file(path)  # before the (slow) read and render, not after
+    except OutputPathError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     try:
         gaussians = read_splats(args.input)
     except (OSError, ValueError) as err:
@@ -124,15 +153,22 @@ def render_main(argv: list[str] | None = None) -> int:
         if err:
             print(f"error: {args.input}: {err}", file=sys.stderr)
             return 1
-    viewmats, Ks = auto_orbit(gaussians, args.views, args.width, args.height, elevation_deg=args.elevation)
+    try:
+        viewmats, Ks = auto_orbit(gaussians, args.views, args.width, args.height, elevation_deg=args.elevation)
+    except FramingError as err:
+        print(f"error: {args.input}: {err}", file=sys.stderr)
+        return 1
     if args.time_range is not None:
         return render_time_range(gaussians, viewmats, Ks, args)
-    images = render_views(gaussians, viewmats, Ks, args.width, args.height, tuple(args.background), args.time)
-    stem, ext = os.path.splitext(args.out)
-    for i, image in enumerate(images):
-        path = args.out if args.views == 1 else f"{stem}_{i:03d}{ext or '.png'}"
-        save_png(image, path)
-        print(f"wrote {path}")
+    for i, path in enumerate(paths):  # one view at a time: each is written as soon as it is rendered
+        image = render_views(gaussians, viewmats[i:i + 1], Ks[i:i + 1], args.width, args.height,
+                             tuple(args.background), args.time)[0]
+        try:
+            save_png(image, path)
+        except OSError as err:
+            print(f"error: {path}: cannot write: {err.strerror or err}", file=sys.stderr)
+            return 1
+        print(f"wrote {path}", flush=True)
     return 0
 
 
@@ -174,3 +210,10 @@ def render_time_range(gaussians: Gaussians, viewmats, Ks, args) -> int:
             save_png(image, path)
             print(f"wrote {path} (t = {t:.4g} s)")
     return 0
+
+
+def view_paths(out: str, n: int) -> list[str]:
+    """`<stem>_000.png`, ... for `n` views (more digits when there are more than 1000)."""
+    stem, ext = os.path.splitext(out)
+    digits = max(3, len(str(n - 1)))
+    return [f"{stem}_{i:0{digits}d}{ext or '.png'}" for i in range(n)]

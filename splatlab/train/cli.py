@@ -6,7 +6,10 @@ Exit codes: 0 finished (or stopped by --stop-at), 1 data / runtime error, 2 bad 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .config import TrainConfig
@@ -165,7 +168,36 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, dict | None
     return cfg, None
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM acts like Ctrl-C for the whole command (the training loop turns both into a
+    checkpointed stop): before the loop it interrupts with one line instead of killing the process
+    in the middle of its setup. The previous handler is restored afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        old = signal.signal(signal.SIGTERM, interrupt)
+    except (ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def train_main(argv=None) -> int:
+    """Exit code of `splatlab train` (see the module docstring)."""
+    with _sigterm_interrupts():
+        return _train_main(argv)
+
+
+def _train_main(argv=None) -> int:
     from splatlab.checkpoint_file import CheckpointError
     from splatlab.data import DatasetError
 
@@ -193,13 +225,15 @@ def train_main(argv=None) -> int:
     if ck is not None and int(ck["step"]) >= cfg.iterations:
         print(f"{PROG}: error: {cfg.resume} is already at step {ck['step']} of {cfg.iterations}", file=sys.stderr)
         return 1
+    from splatlab.writable import OutputPathError
+
     from .launch import run_training
     try:
         result = run_training(cfg, checkpoint=ck)
     except DatasetError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
-    except FileExistsError as exc:
+    except (FileExistsError, OutputPathError) as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

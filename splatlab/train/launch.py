@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -24,23 +25,42 @@ from .trainer import Trainer, prepare_scene
 
 def run_training(cfg: TrainConfig, scene: SceneData | None = None, checkpoint: dict | None = None) -> dict[str, Any]:
     """Validate config and data, create the run folder, train (in `cfg.nproc` processes)."""
+    from splatlab.writable import OutputPathError, check_output_dir
+
     cfg.validate()
+    out = Path(cfg.out) if cfg.out else outputs.default_run_dir(cfg.scene)
+    check_output_dir(out)  # a bad --out fails now, not after loading the data
+    cfg.out = str(out)
+    if cfg.resume is None and outputs.is_complete(out):
+        raise FileExistsError(f"{out} already holds a finished run ({METRICS}); choose another --out")
     if scene is None:
         scene = prepare_scene(cfg)
-    out = Path(cfg.out) if cfg.out else outputs.default_run_dir(cfg.scene)
-    if cfg.resume is None:
-        outputs.create_run_dir(out)
-    else:
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-    cfg.out = str(out)
+    trainer = None
+    if cfg.nproc <= 1:  # everything that can refuse the data or the config runs before the folder exists
+        trainer = Trainer(cfg, scene, out, checkpoint=checkpoint)
+    created = not out.exists()
+    try:
+        if cfg.resume is None:
+            outputs.create_run_dir(out)
+        else:
+            (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise
+    except OSError as err:
+        raise OutputPathError(f"{out}: cannot create the run folder: {err.strerror or err}") from None
     if checkpoint is None and cfg.resume is None:
         print(f"training {cfg.iterations} steps ({cfg.preset} preset) on {len(scene.train)} views of "
               f"{scene.width}x{scene.height}; the Gaussian budget is "
               + (f"{cfg.cap_max}" if cfg.cap_max is not None else
                  f"one per {cfg.pixels_per_gaussian:g} training pixels") + f"; run folder {out}", flush=True)
-    if cfg.nproc > 1:
+    if trainer is None:
         return launch(cfg, out)
-    return Trainer(cfg, scene, out, checkpoint=checkpoint).run()
+    try:
+        return trainer.run()
+    except KeyboardInterrupt:  # stopped before the first step (the loop itself saves and returns)
+        if created and not any((out / "checkpoints").glob("*.pt")):
+            shutil.rmtree(out, ignore_errors=True)  # nothing trained yet: leave nothing behind
+        raise
 
 
 def _free_port() -> int:

@@ -13,6 +13,7 @@ import math
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -300,10 +301,16 @@ class Trainer:
         """The live viewer on rank 0 when asked for; its per-step cost is ~zero with no browser."""
         if not self.cfg.viewer or self.rank != 0:
             return None
-        from splatlab.view.live import LiveViewer
+        from splatlab.view.listen import ListenAddressError
+        from splatlab.view.live import LiveViewer, ViewerStartError
 
-        return LiveViewer(host=self.cfg.viewer_host, port=self.cfg.viewer_port,
-                          out_dir=str(self.out_dir / "viewer") if self.out_dir else "splatlab_view")
+        try:
+            return LiveViewer(host=self.cfg.viewer_host, port=self.cfg.viewer_port,
+                              out_dir=str(self.out_dir / "viewer") if self.out_dir else "splatlab_view")
+        except (ViewerStartError, ListenAddressError, OSError) as err:  # the run does not depend on it
+            print(f"warning: {' '.join(str(err).split())}; training continues without the live viewer",
+                  file=sys.stderr, flush=True)
+            return None
 
     def run(self) -> dict[str, Any]:
         cfg = self.cfg

@@ -283,7 +283,7 @@ class ViewerApp:
             self.gui_display = gui.add_dropdown("Renderer", DISPLAYS, initial_value=self.display)
             self.gui_mode = gui.add_dropdown("Server mode", RENDER_MODES, initial_value=self.mode,
                                              hint="What the server-side render shows")
-            self.gui_res = gui.add_slider("Max resolution", 64, 2048, 32, self.max_resolution,
+            self.gui_res = gui.add_slider("Max resolution", 64, max(2048, self.max_resolution), 32, self.max_resolution,
                                           hint="Long side of server renders, in pixels")
             self.gui_progressive = gui.add_checkbox("Low-res while moving", self.progressive)
             self.gui_bg = gui.add_rgb("Background", tuple(int(round(c * 255)) for c in self.background))

@@ -7,6 +7,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from ..cli import OneLineParser
+
 if TYPE_CHECKING:
     from .source import ViewSource
     from .static_server import StaticViewerServer
@@ -41,7 +43,7 @@ def _one_line(err: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="splatlab view", description=DESCRIPTION, epilog=EPILOG,
+    ap = OneLineParser(prog="splatlab view", description=DESCRIPTION, epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("inputs", nargs="+", metavar="input",
                     help="splat file, SOG folder, checkpoint or run folder; give several to compare them")
@@ -107,8 +109,8 @@ def view_main(argv: list[str] | None = None) -> int:
         check_listen_address(args.host, args.port)
     except ListenAddressError as err:
         return _error(str(err))
-    if args.max_res < 16:
-        return _error(f"--max-res {args.max_res} must be at least 16 pixels")
+    if not 16 <= args.max_res <= 4096:  # a render holds ~70 bytes a pixel: 4096 on the long side stays < 2 GB
+        return _error(f"--max-res {args.max_res} must be in 16..4096 pixels")
     if args.max_cameras < 0:
         return _error(f"--max-cameras {args.max_cameras} must be 0 or more")
     if args.static:
@@ -121,6 +123,15 @@ def view_main(argv: list[str] | None = None) -> int:
         sources = open_sources(args.inputs, with_cameras=not args.no_cameras and args.max_cameras > 0)
     except ViewerInputError as err:
         return _error(str(err))
+    from ..cameras import FramingError
+    from ..framing import check_frameable, fit_orbit
+
+    for source in sources:
+        try:
+            viewmats, _, box = fit_orbit(source.gaussians, 1, 64, 64)
+            check_frameable(viewmats, box)
+        except FramingError as err:
+            source.notes.append(f"{err}; navigate from the initial view")
     try:
         import viser
     except ImportError:

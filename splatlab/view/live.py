@@ -15,11 +15,42 @@ copy of the parameters, O(N)); renders happen on the viewer's own thread.
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any, Mapping
 
 from ..gaussians import Gaussians
+
+
+class ViewerStartError(RuntimeError):
+    """The live viewer's server did not come up (one-line message)."""
+
+
+def _start_server(viser, host: str, port: int, timeout: float):
+    """`viser.ViserServer(...)` with a deadline: viser waits forever for its server thread to say
+    it is ready, and a thread that dies while starting never says so."""
+    from .origin import guarded_viser
+
+    result: dict[str, Any] = {}
+
+    def start() -> None:
+        try:
+            with guarded_viser(host):  # only pages served by this viewer may open its websocket
+                result["server"] = viser.ViserServer(host=host, port=port, label="splatlab (training)",
+                                                     verbose=False)
+        except BaseException as err:  # noqa: BLE001 - reported to the caller below
+            result["error"] = err
+
+    thread = threading.Thread(target=start, name="splatlab-live-start", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if "server" in result:
+        return result["server"]
+    if "error" in result:
+        err = result["error"]
+        raise ViewerStartError(f"cannot start the live viewer on {host}:{port}: {type(err).__name__}: {err}")
+    raise ViewerStartError(f"the live viewer on {host}:{port} did not start within {timeout:.0f} s")
 
 
 def _fmt(v: Any) -> str:
@@ -33,15 +64,13 @@ def _fmt(v: Any) -> str:
 class LiveViewer:
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, *, min_interval: float = 0.5,
                  out_dir: str = "splatlab_view", display: str | None = None, max_resolution: int = 512,
-                 start_paused: bool = False, verbose: bool = True) -> None:
+                 start_paused: bool = False, verbose: bool = True, start_timeout: float = 30.0) -> None:
         import viser
 
         from .listen import check_listen_address
         check_listen_address(host, port)  # else viser's server thread dies and this waits forever
         self.min_interval = float(min_interval)
-        from .origin import guarded_viser
-        with guarded_viser(host):  # only pages served by this viewer may open its websocket
-            self._server = viser.ViserServer(host=host, port=port, label="splatlab (training)", verbose=False)
+        self._server = _start_server(viser, host, port, start_timeout)
         self.host, self.port = host, self._server.get_port()
         self._app = None
         self._app_kwargs = dict(out_dir=out_dir, max_resolution=max_resolution, splat_upload_interval=2.0)
@@ -54,6 +83,7 @@ class LiveViewer:
         if start_paused:
             self._paused.set()
         self._closed = False
+        self.failed: str | None = None  # why the viewer stopped working (training goes on without it)
         self.pushes = 0  # snapshots sent to the app (tests and diagnostics)
         self.step = -1
         self._build_gui()
@@ -72,31 +102,62 @@ class LiveViewer:
 
     # ---------------------------------------------------------------- trainer API
     def update(self, step: int, gaussians: Gaussians, metrics: Mapping[str, Any] | None = None) -> bool:
-        """Offer the current model; returns True when a snapshot was sent to the browser."""
+        """Offer the current model; returns True when a snapshot was sent to the browser. Never
+        raises: a viewer that fails is switched off with one warning and training goes on."""
+        if self.failed is not None:
+            return False
         self.step = step
         self._latest = (step, gaussians, metrics or {})
+        if not self.alive:
+            self._fail("its server thread stopped")
+            return False
         if self._n_clients == 0 and self._app is not None:
             return False
         now = time.perf_counter()
         if not self._force_push and now - self._last_push < self.min_interval:
             return False
-        self._push()
+        try:
+            self._push()
+        except Exception as err:  # noqa: BLE001 - the viewer must never take training down with it
+            self._fail(f"{type(err).__name__}: {err}")
+            return False
         return True
+
+    @property
+    def alive(self) -> bool:
+        """Whether viser's server thread still runs (a dead one can neither show nor resume anything)."""
+        thread = getattr(getattr(self._server, "_websock_server", None), "_server_thread", None)
+        return thread is None or thread.is_alive()
+
+    def _fail(self, reason: str) -> None:
+        if self.failed is None:
+            self.failed = " ".join(reason.split())
+            print(f"warning: live viewer stopped ({self.failed}); training continues without it",
+                  file=sys.stderr, flush=True)
+        self._paused.clear()
+        self._resume.set()
 
     def should_pause(self) -> bool:
         return self._paused.is_set()
 
     def wait_while_paused(self, poll: float = 0.1) -> float:
-        """Block while the browser has training paused; returns the seconds spent waiting."""
-        if not self._paused.is_set():
+        """Block while the browser has training paused; returns the seconds spent waiting. Returns
+        at once when the viewer has failed or its server thread died (nobody could resume)."""
+        if not self._paused.is_set() or self.failed is not None:
             return 0.0
         t0 = time.perf_counter()
-        self._set_status()
-        while self._paused.is_set() and not self._closed:
-            if self._force_push and self._latest is not None:
-                self._push()  # the trainer is blocked here, so the snapshot is consistent
-            self._resume.wait(poll)
-        self._set_status()
+        try:
+            self._set_status()
+            while self._paused.is_set() and not self._closed:
+                if not self.alive:
+                    self._fail("its server thread stopped while training was paused")
+                    break
+                if self._force_push and self._latest is not None:
+                    self._push()  # the trainer is blocked here, so the snapshot is consistent
+                self._resume.wait(poll)
+            self._set_status()
+        except Exception as err:  # noqa: BLE001
+            self._fail(f"{type(err).__name__}: {err}")
         return time.perf_counter() - t0
 
     def pause(self) -> None:
@@ -112,9 +173,13 @@ class LiveViewer:
     def close(self) -> None:
         self._closed = True
         self._resume.set()
-        if self._app is not None:
-            self._app.stop()
-        self._server.stop()
+        try:
+            if self._app is not None:
+                self._app.stop()
+            self._server.stop()
+        except Exception as err:  # noqa: BLE001 - closing a broken viewer must not fail the run
+            if self.failed is None:
+                print(f"warning: live viewer did not close cleanly ({type(err).__name__}: {err})", file=sys.stderr)
 
     def __enter__(self) -> "LiveViewer":
         return self
