@@ -97,6 +97,7 @@ def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float | np.nda
     return float(out) if np.ndim(out) == 0 else out.astype(np.float64)
 
 
+FENCE = 3.0  # interquartile ranges beyond the quartiles that still count as the object's core
 QUANTILE_SAMPLE = 200_000  # the core box's quantiles come from at most this many splats (a fixed sample)
 
 
@@ -155,8 +156,14 @@ def scene_box(gaussians: Gaussians, min_opacity: float = 0.2, quantile: float = 
     sample = np.arange(len(pts))
     if len(pts) > QUANTILE_SAMPLE:  # sorting millions of splats for a 2 % quantile is wasted time
         sample = np.random.default_rng(0).choice(len(pts), QUANTILE_SAMPLE, replace=False)
-    core = np.array([weighted_quantile(pts[sample, a], wts[sample], [quantile, 1.0 - quantile]) for a in range(3)])
-    core_lo, core_hi = core[:, 0], core[:, 1]
+    qs = np.array([weighted_quantile(pts[sample, a], wts[sample], [quantile, 0.25, 0.75, 1.0 - quantile])
+                   for a in range(3)])
+    # Tukey-style fences: in a small scene the outer quantiles are its extreme splats, so one diverged
+    # splat would span the core; a splat farther than FENCE interquartile ranges out is a stray
+    iqr = qs[:, 2] - qs[:, 1]
+    iqr = np.maximum(iqr, 0.25 * iqr.max())
+    core_lo = np.maximum(qs[:, 0], qs[:, 1] - FENCE * iqr)
+    core_hi = np.minimum(qs[:, 3], qs[:, 2] + FENCE * iqr)
     diag = float(np.linalg.norm(core_hi - core_lo))
     grow = reach * diag
     inside = ((pts >= core_lo - grow) & (pts <= core_hi + grow)).all(1)

@@ -63,7 +63,7 @@ def test_fit_distance_puts_the_outermost_point_on_the_margin():
         x, y, z = _ndc(box.points, target + d * direction, target, fov_y, aspect)
         if len(box.points) > 1 or d > 1e-3:  # a single point at the target needs no distance at all
             assert (z > 0).all(), trial
-            assert max(np.abs(x).max(), np.abs(y).max()) == pytest.approx(1 - margin, abs=1e-6), trial
+            assert max(np.abs(x).max(), np.abs(y).max()) == pytest.approx(1 - margin, abs=1e-5), trial  # float32 camera matrices
 
 
 def test_fit_view_centres_the_points_and_is_as_close_as_possible():
