@@ -99,3 +99,35 @@ def test_view_fraction_prunes_near_camera_floaters_only_inside_the_rig():
     kept = model.params["means"].detach()
     assert torch.allclose(kept, means[[0, 2, 3]])  # the far point is seen by few views but is not a floater
     assert DefaultStrategy(min_view_fraction=0.0).prune(model, {"gaussians": opt}, state, 600) == {"pruned": 0}
+
+
+def test_sphere_layout_puts_background_points_at_the_far_distance():
+    from splatlab.data import load_scene
+    from splatlab.train import TrainConfig
+    from splatlab.train.init import background_range, init_points
+
+    garden = load_scene("scenes/garden", downscale=4)
+    centers = garden.train.cameras.centers.float()
+    n_sfm = len(garden.points)
+    _, far = background_range(garden, garden.points.float())
+    for layout in ("sphere", "disparity"):
+        cfg = TrainConfig(init_num_points=400, background_layout=layout)
+        pts, _, n_bg = init_points(garden, cfg, torch.Generator().manual_seed(0))
+        assert n_bg == 200
+        # distance from the camera whose ray the point is on: exactly `far` for some training camera
+        off = (torch.cdist(pts[n_sfm:].double(), centers.double()) - far).abs().min(dim=1).values
+        at_far = (off < 1e-3 * far).float().mean().item()
+        assert at_far == 1.0 if layout == "sphere" else at_far < 0.1
+
+
+def test_init_radius_shrinks_the_random_ball_around_the_focus():
+    from splatlab.data import load_scene
+    from splatlab.train.init import camera_focus, random_init_points
+
+    scene = load_scene("scenes/robot", downscale=4)
+    centre, radius = camera_focus(scene)
+    g = torch.Generator().manual_seed(0)
+    full = (random_init_points(scene, 2000, g) - centre).norm(dim=1)
+    half = (random_init_points(scene, 2000, g, radius_factor=0.5) - centre).norm(dim=1)
+    assert full.max() <= radius * 1.0001 and full.max() > 0.9 * radius
+    assert half.max() <= 0.5 * radius * 1.0001 and half.max() > 0.45 * radius
