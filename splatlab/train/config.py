@@ -151,6 +151,8 @@ class TrainConfig:
                      "ssim_lambda", "noise_lr", "means_lr_final_factor", "prune_opacity", "grow_scale3d",
                      "prune_scale3d", "opacity_reg", "scale_reg"):
             v = getattr(self, name)
+            if v is None and name in ("opacity_reg", "scale_reg"):  # the strategy's default
+                continue
             need(finite(v) and v >= 0, f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
         need(self.init_opacity is None or (finite(self.init_opacity) and 0.0 < self.init_opacity < 1.0),
              f"--init-opacity must be strictly between 0 and 1, got {self.init_opacity}")
