@@ -131,3 +131,19 @@ def test_init_radius_shrinks_the_random_ball_around_the_focus():
     half = (random_init_points(scene, 2000, g, radius_factor=0.5) - centre).norm(dim=1)
     assert full.max() <= radius * 1.0001 and full.max() > 0.9 * radius
     assert half.max() <= 0.5 * radius * 1.0001 and half.max() > 0.45 * radius
+
+
+def test_floater_options_validate_and_reach_the_strategy():
+    import pytest
+
+    from splatlab.train import TrainConfig
+
+    TrainConfig(scene="x").validate()  # the regularisers' None (strategy default) is valid
+    cfg = TrainConfig(scene="x", prune_view_fraction=0.1, opacity_reg=0.01, scale_reg=0.02, background_layout="sphere")
+    cfg.validate()
+    strat = cfg.make_strategy()
+    assert (strat.min_view_fraction, strat.opacity_reg, strat.scale_reg) == (0.1, 0.01, 0.02)
+    for bad in ({"prune_view_fraction": 1.0}, {"opacity_reg": -1.0}, {"background_layout": "cube"},
+                {"init_radius": 0.0}):
+        with pytest.raises(ValueError):
+            TrainConfig(scene="x", **bad).validate()
