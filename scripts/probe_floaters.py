@@ -72,6 +72,38 @@ def near_floater_share(g: Gaussians, views, background, centre: torch.Tensor) ->
     return {"pixels": pix / total, "error": err_near / max(err_all, 1e-12), "top": err_top / max(err_all, 1e-12)}
 
 
+@torch.no_grad()
+def coverage_share(g: Gaussians, views, train_cams, background, fractions=(0.05, 0.15)) -> dict[str, list[float]]:
+    """Share of the held-out pixels, and of their squared error, whose surface (the render's expected
+    depth) fewer than each fraction of the training views contain: content no floater control can
+    recover, because too few training views saw it."""
+    n_train = len(train_cams)
+    pix = [0.0] * len(fractions)
+    err = [0.0] * len(fractions)
+    total = err_all = 0.0
+    for i in range(len(views)):
+        cam = views.cameras[i]
+        out = render(g, cam, background=background, render_mode="RGB+ED")
+        rgb, z = out.images[0, ..., :3].clamp(0, 1), out.images[0, ..., 3]
+        se = ((rgb - views.load_image(i)) ** 2).sum(-1)
+        H, W = z.shape
+        K = cam.Ks[0].float()
+        v, u = torch.meshgrid(torch.arange(H) + 0.5, torch.arange(W) + 0.5, indexing="ij")
+        local = torch.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], dim=-1).reshape(-1, 3)
+        c2w = cam.camtoworlds[0].float()
+        world = local @ c2w[:3, :3].T + c2w[:3, 3]
+        count = views_containing(world, train_cams.viewmats, train_cams.Ks, train_cams.width,
+                                 train_cams.height).reshape(H, W)
+        total += H * W
+        err_all += float(se.sum())
+        for k, f in enumerate(fractions):
+            m = count < f * n_train
+            pix[k] += float(m.sum())
+            err[k] += float(se[m].sum())
+    return {"fractions": list(fractions), "pixels": [p / total for p in pix],
+            "error": [e / max(err_all, 1e-12) for e in err]}
+
+
 def subset(g: Gaussians, keep: torch.Tensor) -> Gaussians:
     return Gaussians.from_fields({k: v.detach()[keep] for k, v in g.params.items()})
 
@@ -119,7 +151,12 @@ def main(argv=None) -> int:
           f"distance to the rig centre: {100 * near['pixels']:.1f}% of pixels, {100 * near['error']:.1f}% of the "
           f"squared error; squared error in the top / bottom half of the image: {100 * near['top']:.0f}% / "
           f"{100 - 100 * near['top']:.0f}%")
-    (args.run / "floater_probe.json").write_text(json.dumps({"rows": rows, "near": near}, indent=1) + "\n")
+    cover = coverage_share(g, test, cams, bg)
+    for f, p, e in zip(cover["fractions"], cover["pixels"], cover["error"]):
+        print(f"  test pixels whose surface is in < {f:.0%} of the training views: {100 * p:.1f}% of pixels, "
+              f"{100 * e:.1f}% of the squared error")
+    (args.run / "floater_probe.json").write_text(json.dumps({"rows": rows, "near": near, "coverage": cover},
+                                                            indent=1) + "\n")
     return 0
 
 
