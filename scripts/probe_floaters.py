@@ -110,12 +110,16 @@ def subset(g: Gaussians, keep: torch.Tensor) -> Gaussians:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run", type=Path, help="a run folder (metrics.json or checkpoints/)")
+    ap.add_argument("run", type=Path, help="a run folder (its last checkpoint) or a checkpoint file")
     ap.add_argument("--fractions", type=float, nargs="*", default=[0.05, 0.1, 0.2])
     ap.add_argument("--screen", type=float, nargs="*", default=[0.15, 0.3])
     ap.add_argument("--train-every", type=int, default=3, help="re-measure every k-th training view")
+    ap.add_argument("--no-diagnostics", dest="diagnostics", action="store_false",
+                    help="skip the near-camera and coverage shares of the held-out error")
     args = ap.parse_args(argv)
-    ck = ckpt_io.load_checkpoint(ckpt_io.find_checkpoint(args.run))
+    path = ckpt_io.find_checkpoint(args.run)
+    ck = ckpt_io.load_checkpoint(path)
+    run = ckpt_io.run_dir_of(path)
     cfg = ck["config"]
     scene = load_scene(cfg["scene"], downscale=cfg["downscale"], background=cfg["background"], cache_images=True)
     g = Gaussians.from_fields(ck["params"])
@@ -146,6 +150,8 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"  {r['criterion']:<22}{r['pruned']:8d}{r['train']:8.2f}{r['test']:8.2f}"
               f"{r['train'] - r['test']:7.2f}{r['test'] - base['test']:8.2f}")
+    if not args.diagnostics:
+        return 0
     near = near_floater_share(g, test, bg, centre)
     print(f"  test views: pixels with > 0.1 blending weight from Gaussians nearer the camera than half its "
           f"distance to the rig centre: {100 * near['pixels']:.1f}% of pixels, {100 * near['error']:.1f}% of the "
@@ -155,7 +161,7 @@ def main(argv=None) -> int:
     for f, p, e in zip(cover["fractions"], cover["pixels"], cover["error"]):
         print(f"  test pixels whose surface is in < {f:.0%} of the training views: {100 * p:.1f}% of pixels, "
               f"{100 * e:.1f}% of the squared error")
-    (args.run / "floater_probe.json").write_text(json.dumps({"rows": rows, "near": near, "coverage": cover},
+    (run / f"floater_probe_{ck['step']}.json").write_text(json.dumps({"rows": rows, "near": near, "coverage": cover},
                                                             indent=1) + "\n")
     return 0
 
