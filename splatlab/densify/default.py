@@ -12,6 +12,10 @@ mean does not shrink it), together with how many views saw it. Every `refine_eve
 * prune: opacity < `prune_opacity`, and after the first opacity reset also max scale >
   `prune_scale3d`·max(extent, distance from the scene centre) (and screen size > `prune_scale2d`·image size when `scale2d_stop` > 0);
 * every `reset_every` steps opacities are clamped to 2·`prune_opacity`.
+
+Floater controls (all off by default, see `floaters.py`): `min_view_fraction` > 0 also prunes, at every
+refinement, Gaussians inside the camera rig (nearer the cameras' centroid than `scene_scale`) whose
+centre is contained by fewer than that fraction of the training views (the trainer hands them over with `set_views`); `opacity_reg` / `scale_reg` add MCMC's regularisers.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from . import ops
+from .floaters import regulariser_terms, views_containing
 from .base import BaseStrategy, step_generator
 
 
@@ -37,7 +42,20 @@ class DefaultStrategy(BaseStrategy):
     refine_every: int = 100
     reset_every: int = 3000
     cap_max: int = 0  # growth stops at this many Gaussians (0: no cap); the largest gradients win
+    min_view_fraction: float = 0.0  # prune Gaussians fewer than this fraction of the training views contain (needs set_views)
+    opacity_reg: float = 0.0
+    scale_reg: float = 0.0
     verbose: bool = False
+
+    def __post_init__(self) -> None:
+        self.views: tuple | None = None
+
+    def set_views(self, viewmats, Ks, width: int, height: int) -> None:
+        """The training cameras `min_view_fraction` counts (not part of the state: the trainer sets them)."""
+        self.views = (viewmats.detach(), Ks.detach(), int(width), int(height))
+
+    def loss_terms(self, gaussians, state, step) -> dict:
+        return regulariser_terms(gaussians, self.opacity_reg, self.scale_reg)
 
     reduced_stats = ("grad2d", "count", "radii2d")
 
@@ -135,6 +153,14 @@ class DefaultStrategy(BaseStrategy):
                     r = state["radii2d"]
                     if r.shape[0] == len(gaussians):
                         prune |= r > self.prune_scale2d
+            if self.min_view_fraction > 0:
+                if self.views is None:
+                    raise RuntimeError("DefaultStrategy(min_view_fraction > 0) needs the training views: call set_views")
+                # only inside the camera rig: sky and distant ground beyond it are seen by few
+                # views because few views look that way, not because they are floaters
+                inside = size_reference(gaussians, state) <= state["scene_scale"]
+                few = views_containing(gaussians.params["means"], *self.views) < self.min_view_fraction * len(self.views[0])
+                prune |= inside & few
         n = int(prune.sum())
         if n:
             ops.remove(gaussians, optimizers, prune)

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from . import ops
 from .base import BaseStrategy, means_lr, step_generator
+from .floaters import regulariser_terms
 
 N_MAX = 51
 
@@ -56,12 +57,7 @@ class MCMCStrategy(BaseStrategy):
             inject_noise(gaussians, lr * self.noise_lr, step_generator(state, step, salt=3))
 
     def loss_terms(self, gaussians, state, step) -> dict[str, Tensor]:
-        terms = {}
-        if self.opacity_reg > 0:
-            terms["opacity_reg"] = self.opacity_reg * torch.sigmoid(gaussians.params["opacities"]).mean()
-        if self.scale_reg > 0:
-            terms["scale_reg"] = self.scale_reg * torch.exp(gaussians.params["scales"]).mean()
-        return terms
+        return regulariser_terms(gaussians, self.opacity_reg, self.scale_reg)
 
     # -- moves --------------------------------------------------------------------------------
     def relocate(self, gaussians, optimizers, state, step) -> int:

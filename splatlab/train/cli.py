@@ -112,6 +112,18 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--background-points", dest="background_points", type=int,
                    help="initial points along training rays beyond the scene, for sky and distant ground "
                         "(default: half of --init-points when the photos are opaque, none with alpha)")
+    p.add_argument("--background-layout", dest="background_layout", choices=("disparity", "sphere"),
+                   help="where the background points start: disparity (default; uniform in 1/distance from "
+                        "beyond the scene to 30x that) or sphere (all at the far distance, a sky dome)")
+    p.add_argument("--prune-view-fraction", dest="prune_view_fraction", type=float,
+                   help="while densifying, prune Gaussians inside the camera rig whose centre is in fewer than "
+                        "this fraction of the training views (0: off)")
+    p.add_argument("--opacity-reg", dest="opacity_reg", type=float,
+                   help="loss weight on the mean opacity (default 0; mcmc 0.01)")
+    p.add_argument("--scale-reg", dest="scale_reg", type=float,
+                   help="loss weight on the mean scale (default 0; mcmc 0.01)")
+    p.add_argument("--init-radius", dest="init_radius", type=float,
+                   help="random init without points: fraction (0, 1] of the ball the views cover (default 1)")
     p.add_argument("--init-opacity", dest="init_opacity", type=float)
     p.add_argument("--init-scale", dest="init_scale", type=float)
     p.add_argument("--grad-threshold", dest="grad_threshold", type=float)

@@ -49,6 +49,8 @@ class TrainConfig:
     auto_triangulate: bool = True  # poses but no points: triangulate the training views once, cached
     min_init_points: int = 300  # fewer triangulated points than this: add the fallback random init
     background_points: int = -1  # along training rays, beyond the scene; -1: init_num_points // 2 if photos are opaque
+    background_layout: str = "disparity"  # disparity: uniform in 1/distance over [near, 30·near]; sphere: all at 30·near
+    init_radius: float = 1.0  # random init: fraction of the radius of the ball the views cover at their focus
     # learning rates (Adam eps 1e-15); means lr is multiplied by the scene scale and decays to
     # means_lr_final_factor of itself; every lr is multiplied by sqrt(batch_size)
     means_lr: float = 1.6e-4
@@ -73,6 +75,7 @@ class TrainConfig:
     cap_max: int | None = None  # None: gaussian_budget(training pixels); 0: no cap (default strategy)
     pixels_per_gaussian: float = 20.0  # the budget rule: one Gaussian per this many training pixels
     prune_screen_size: float = 0.0  # > 0: prune/split Gaussians wider than this fraction of the image while densifying
+    prune_view_fraction: float = 0.0  # > 0: prune Gaussians inside the camera rig that fewer than this fraction of the training views contain (default strategy)
     noise_lr: float = 5e5
     opacity_reg: float | None = None  # None: 0 (default) / 0.01 (mcmc)
     scale_reg: float | None = None
@@ -136,6 +139,9 @@ class TrainConfig:
         need(self.cap_max is None or self.cap_max >= 0, "--cap-max must be >= 0")
         need(self.pixels_per_gaussian > 0, "--pixels-per-gaussian must be > 0")
         need(0.0 <= self.prune_screen_size < 1.0, "--prune-screen-size must be in [0, 1)")
+        need(0.0 <= self.prune_view_fraction < 1.0, f"--prune-view-fraction must be in [0, 1), got {self.prune_view_fraction}")
+        need(self.background_layout in BACKGROUND_LAYOUTS,
+             f"unknown --background-layout {self.background_layout!r} (choose {', '.join(BACKGROUND_LAYOUTS)})")
         import math
 
         def finite(v) -> bool:
@@ -143,11 +149,15 @@ class TrainConfig:
 
         for name in ("means_lr", "scales_lr", "opacities_lr", "quats_lr", "sh0_lr", "shN_lr", "grad_threshold",
                      "ssim_lambda", "noise_lr", "means_lr_final_factor", "prune_opacity", "grow_scale3d",
-                     "prune_scale3d"):
+                     "prune_scale3d", "opacity_reg", "scale_reg"):
             v = getattr(self, name)
+            if v is None and name in ("opacity_reg", "scale_reg"):  # the strategy's default
+                continue
             need(finite(v) and v >= 0, f"--{name.replace('_', '-')} must be a finite number >= 0, got {v}")
         need(self.init_opacity is None or (finite(self.init_opacity) and 0.0 < self.init_opacity < 1.0),
              f"--init-opacity must be strictly between 0 and 1, got {self.init_opacity}")
+        need(finite(self.init_radius) and 0.0 < self.init_radius <= 1.0,
+             f"--init-radius must be in (0, 1], got {self.init_radius}")
         need(self.init_scale is None or (finite(self.init_scale) and self.init_scale > 0),
              f"--init-scale must be > 0, got {self.init_scale}")
         need(self.reset_every is None or self.reset_every >= 1, f"--reset-every must be >= 1, got {self.reset_every}")
@@ -183,7 +193,8 @@ class TrainConfig:
                                refine_start=c.refine_start, refine_stop=c.refine_stop,
                                refine_every=c.refine_every, reset_every=c.reset_every,
                                cap_max=c.cap_max or 0, prune_scale2d=c.prune_screen_size or 0.15,
-                               scale2d_stop=c.refine_stop if c.prune_screen_size > 0 else 0)
+                               scale2d_stop=c.refine_stop if c.prune_screen_size > 0 else 0,
+                               min_view_fraction=c.prune_view_fraction, opacity_reg=c.opacity_reg, scale_reg=c.scale_reg)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -199,6 +210,7 @@ class TrainConfig:
         return cls(**d)
 
 
+BACKGROUND_LAYOUTS = ("disparity", "sphere")
 MIN_BUDGET = 10_000
 CPU_MAX_BUDGET = 50_000  # what 3000 steps can afford in minutes on a 2-core CPU (~6 steps/s at 256²)
 GPU_MAX_BUDGET = 1_000_000

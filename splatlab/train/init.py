@@ -59,19 +59,20 @@ def camera_focus(scene: SceneData) -> tuple[torch.Tensor, float] | None:
     return focus.float(), radius
 
 
-def random_init_points(scene: SceneData, n: int, generator: torch.Generator) -> torch.Tensor:
+def random_init_points(scene: SceneData, n: int, generator: torch.Generator, radius_factor: float = 1.0) -> torch.Tensor:
     """Random initial positions without (enough) SfM points: uniform in the ball every camera looks
     at; the camera box when the cameras share no focus (e.g. a forward-facing capture).
 
     Nothing is placed near the cameras: a random point there covers a large part of a few views,
     and the optimiser turns it into a floater painted with the background those views see behind
-    it (the background is left to the points along the rays beyond the scene, `view_ray_points`)."""
+    it (the background is left to the points along the rays beyond the scene, `view_ray_points`).
+    `radius_factor` < 1 shrinks the ball towards the focus."""
     focus = camera_focus(scene)
     if focus is None:
         return random_points_in_camera_box(scene, n, generator)
     center, radius = focus
     direction = torch.nn.functional.normalize(torch.randn(n, 3, generator=generator), dim=1)
-    r = radius * torch.rand(n, 1, generator=generator) ** (1.0 / 3.0)
+    r = radius * radius_factor * torch.rand(n, 1, generator=generator) ** (1.0 / 3.0)
     return center + direction * r
 
 
@@ -123,13 +124,15 @@ def init_points(scene: SceneData, cfg: TrainConfig,
         pts = scene.points.float()
         rgb = scene.points_rgb.float() if scene.points_rgb is not None else torch.full_like(pts, 0.5)
     if len(pts) < cfg.min_init_points:
-        pts = torch.cat([pts, random_init_points(scene, n_random, generator)])
+        pts = torch.cat([pts, random_init_points(scene, n_random, generator, cfg.init_radius)])
         rgb = torch.cat([rgb, torch.rand(n_random, 3, generator=generator)])
     n_bg = cfg.background_points
     if n_bg < 0:
         n_bg = n_random // 2 if has_background(scene) else 0
     if n_bg > 0:
         near, far = background_range(scene, pts)
+        if cfg.background_layout == "sphere":
+            near = far
         bg_pts, bg_rgb = view_ray_points(scene, n_bg, near, far, generator)
         pts, rgb = torch.cat([pts, bg_pts]), torch.cat([rgb, bg_rgb])
     return pts, rgb, n_bg

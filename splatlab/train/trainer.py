@@ -84,6 +84,9 @@ class Trainer:
         self.rank, self.world = rank, world
         self.method = make_method(self.cfg.method, self.cfg.method_options)
         self.strategy = self.cfg.make_strategy()
+        if hasattr(self.strategy, "set_views"):  # the views its visibility pruning counts
+            cams = scene.train.cameras
+            self.strategy.set_views(cams.viewmats, cams.Ks, cams.width, cams.height)
         self.history: list[dict] = []
         self.evals: list[dict] = []
         self.elapsed = 0.0
