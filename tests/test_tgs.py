@@ -64,13 +64,34 @@ def test_training_render_equals_the_render_path_of_the_exported_gaussians():
 
 
 def test_input_camera_projection_matches_the_rasterizer_convention():
-    """project_to_input (used to sample image features) agrees with the camera's K and viewmat."""
+    """project_to_input (used to sample image features) agrees with the camera's K and viewmat, at
+    any input elevation, one elevation per batch sample."""
     model = tiny()
     pts = torch.tensor([[0.3, 0.1, -0.2], [-0.5, 0.4, 0.6]])
-    cam = model.input_camera(size=100)
-    pc = pts @ cam.viewmats[0, :3, :3].T + cam.viewmats[0, :3, 3]
-    pix = (pc @ cam.Ks[0].T)[:, :2] / pc[:, 2:]
-    torch.testing.assert_close(model.project_to_input(pts), pix / 50 - 1, atol=1e-5, rtol=1e-5)
+    uv = model.project_to_input(torch.stack([pts, pts]), torch.tensor([0.0, 25.0]))
+    for b, elev in enumerate((0.0, 25.0)):
+        cam = model.input_camera(size=100, elevation=elev)
+        eye = torch.linalg.inv(cam.viewmats[0])[:3, 3]
+        torch.testing.assert_close(eye, 3.0 * torch.tensor([0.0, -math.cos(math.radians(elev)), math.sin(math.radians(elev))]))
+        pc = pts @ cam.viewmats[0, :3, :3].T + cam.viewmats[0, :3, 3]
+        pix = (pc @ cam.Ks[0].T)[:, :2] / pc[:, 2:]
+        torch.testing.assert_close(uv[b], pix / 50 - 1, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(model.project_to_input(pts, elev), pix / 50 - 1, atol=1e-5, rtol=1e-5)
+
+
+def test_canonical_frame_is_the_world_turned_about_z():
+    """An upright orbit camera maps onto the model's input camera by a rotation about z only, so
+    the object keeps its up direction in the predicted frame."""
+    from splatlab.models.tgs.evaluate import canonical_transform
+
+    model = tiny()
+    elev, az = math.radians(20.0), math.radians(130.0)
+    eye = 3.0 * torch.tensor([math.cos(elev) * math.cos(az), math.cos(elev) * math.sin(az), math.sin(elev)])
+    T = canonical_transform(model, look_at(eye, torch.zeros(3)), 20.0)
+    torch.testing.assert_close(T[:3, 2], torch.tensor([0.0, 0.0, 1.0]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(T[:3, 3], torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(T[:3, :3] @ eye, 3.0 * torch.tensor([0.0, -math.cos(elev), math.sin(elev)]),
+                               atol=1e-5, rtol=0)
 
 
 def test_photo_is_masked_centred_and_scaled(tmp_path):
