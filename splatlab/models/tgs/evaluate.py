@@ -50,3 +50,16 @@ def novel_view_metrics(model, input_image: Tensor, input_elevation: float, input
         union = ((alpha[..., 0] > 0.5) | (gta > 0.5)).sum().item()
         row[f"{name}_iou"] = inter / max(union, 1)
     return row
+
+
+def fixture_metrics(model, d: dict) -> list[dict]:
+    """Per-object metrics of `model` on the arrays of a fixture file (the shipped-weights test's
+    protocol: the card's held-out protocol on a subset of the novel views)."""
+    rows = []
+    for o in range(len(d["ids"])):
+        inp = torch.from_numpy(d["input"][o]).float() / 255.0
+        tgt = torch.from_numpy(d["targets"][o]).float() / 255.0
+        row = novel_view_metrics(model, inp, float(d["input_elevation"][o]), torch.from_numpy(d["input_viewmat"][o]),
+                                 tgt, torch.from_numpy(d["viewmats"][o]), torch.from_numpy(d["Ks"][o]))
+        rows.append({"id": str(d["ids"][o]), **row})
+    return rows
