@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import platform
 import random
@@ -238,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="test", help="split evaluated by --eval-only / --ship (test, ood, val)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--chamfer", type=float, default=1.0)
+    ap.add_argument("--decay-from", type=int, default=None,
+                    help="from this step, cosine-decay the lr to --lr-min over --decay-steps (default: constant lr)")
+    ap.add_argument("--decay-steps", type=int, default=1000)
+    ap.add_argument("--lr-min", type=float, default=5e-5)
     ap.add_argument("--save-every", type=int, default=25)
     ap.add_argument("--rescan-every", type=int, default=100, help="re-read the index for new objects")
     ap.add_argument("--threads", type=int, default=1)
@@ -292,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         ship(model, state, ev, bench, data_root, Path(args.ship_dir), fixture, args.grid)
         return 0
 
+    state.setdefault("lr_schedule", [])
+    if args.decay_from is not None:
+        state["lr_schedule"].append({"from_step": state["step"], "decay_from": args.decay_from,
+                                     "decay_steps": args.decay_steps, "lr": args.lr, "lr_min": args.lr_min})
     state["targets"] = args.targets
     state["batch"] = args.batch
     train = load_split(data_root, "train", res, full=False)
@@ -312,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.time()
             step = state["step"]
             lr = args.lr * min(1.0, (step + 1) / warmup)
+            if args.decay_from is not None and step >= args.decay_from:
+                t = min(1.0, (step - args.decay_from) / max(1, args.decay_steps))
+                lr = args.lr_min + 0.5 * (args.lr - args.lr_min) * (1 + math.cos(math.pi * t))
             for g in opt.param_groups:
                 g["lr"] = lr
             ids = rng.sample(list(train), min(args.batch, len(train)))
