@@ -11,9 +11,10 @@ from splatlab.cameras import Cameras
 from splatlab.metrics import psnr, ssim_metric
 
 
-def canonical_transform(model, viewmat_in: Tensor) -> Tensor:
-    """World -> canonical frame (4,4): maps the object's input camera onto the model's input camera."""
-    return torch.linalg.inv(model.input_camera().viewmats[0]) @ viewmat_in
+def canonical_transform(model, viewmat_in: Tensor, elevation: float) -> Tensor:
+    """World -> canonical frame (4,4): maps the object's input camera onto the model's input camera
+    at the same elevation (for the dataset's upright orbit cameras: a rotation about z)."""
+    return torch.linalg.inv(model.input_camera(elevation=elevation).viewmats[0]) @ viewmat_in
 
 
 def sphere_baseline(image: Tensor, n: int = 2000) -> dict[str, Tensor]:
@@ -35,7 +36,7 @@ def novel_view_metrics(model, input_image: Tensor, input_elevation: float, input
     `input_image` (S, S, 4) at the model's input size (RGB over white + alpha); `targets`
     (V, H, W, 4) the same layout at any size with their world `viewmats` and pixel `Ks`."""
     model.eval()
-    T = canonical_transform(model, input_viewmat)
+    T = canonical_transform(model, input_viewmat, float(input_elevation))
     h, w = targets.shape[1:3]
     cams = Cameras(viewmats @ torch.linalg.inv(T), Ks, w, h)
     out = model(input_image.permute(2, 0, 1)[None], torch.tensor([float(input_elevation)]))
@@ -49,3 +50,16 @@ def novel_view_metrics(model, input_image: Tensor, input_elevation: float, input
         union = ((alpha[..., 0] > 0.5) | (gta > 0.5)).sum().item()
         row[f"{name}_iou"] = inter / max(union, 1)
     return row
+
+
+def fixture_metrics(model, d: dict) -> list[dict]:
+    """Per-object metrics of `model` on the arrays of a fixture file (the shipped-weights test's
+    protocol: the card's held-out protocol on a subset of the novel views)."""
+    rows = []
+    for o in range(len(d["ids"])):
+        inp = torch.from_numpy(d["input"][o]).float() / 255.0
+        tgt = torch.from_numpy(d["targets"][o]).float() / 255.0
+        row = novel_view_metrics(model, inp, float(d["input_elevation"][o]), torch.from_numpy(d["input_viewmat"][o]),
+                                 tgt, torch.from_numpy(d["viewmats"][o]), torch.from_numpy(d["Ks"][o]))
+        rows.append({"id": str(d["ids"][o]), **row})
+    return rows

@@ -8,8 +8,11 @@ Following the paper's structure (methods.md §2), all pieces written here and sm
   tokens, a transposed conv to upsample) -> Gaussian MLP per point on [triplane samples, projected
   image features, point feature] -> offset, scale, rotation, opacity, colour.
 
-Frame ("canonical"): object centred at the origin, z up as seen from the input camera, which sits
-at (0, -D, 0) looking at the origin (D = camera distance, 3 in the object dataset), fov 40°.
+Frame ("canonical", upright): object centred at the origin, world z up, the input camera at the
+input elevation e on the -y side: at D·(0, -cos e, sin e) looking at the origin (D = camera
+distance, 3 in the object dataset), fov 40°. Only the azimuth is normalised away, so the object
+keeps its real up direction (objects rest upright in the dataset) and the triplane stays aligned
+with it; the elevation is an input of the model (camera conditioning and projection).
 The predicted Gaussians live in this frame, so `splatlab view` shows the object upright, facing
 the input view from -y.
 """
@@ -37,9 +40,10 @@ class TGSConfig(ModelConfig):
     dim: int = 96                 # token width of all transformers
     heads: int = 4
     image_layers: int = 1         # self-attention layers over image tokens
-    point_queries: int = 128      # coarse points
+    point_queries: int = 256      # coarse points
     point_layers: int = 2
-    children: int = 4             # fine points per coarse point
+    children: int = 8             # fine points per coarse point (Gaussians = queries x children)
+    child_offset: float = 0.1     # max distance of a child point from its coarse point
     plane_res: int = 8            # triplane token grid per plane (upsampled x2 by a transposed conv)
     plane_layers: int = 2
     plane_channels: int = 32
@@ -50,6 +54,7 @@ class TGSConfig(ModelConfig):
     max_offset: float = 0.05      # Gaussian centre offset from its point (canonical units)
     init_scale: float = 0.03
     max_scale: float = 0.2
+    use_triplane: bool = True     # False: the points-only ablation (no triplane features in the Gaussian MLP)
 
     def validate(self) -> None:
         if self.image_size % 8:
@@ -121,7 +126,7 @@ class PointDecoder(nn.Module):
         h = self.norm(self.blocks(self.queries[None].expand(b, -1, -1), tokens))
         coarse = torch.tanh(self.xyz(h)) * self.c.extent
         k = self.c.children
-        off = torch.tanh(self.child_xyz(h)).reshape(b, -1, k, 3) * 0.15
+        off = torch.tanh(self.child_xyz(h)).reshape(b, -1, k, 3) * self.c.child_offset
         fine = (coarse[:, :, None] + off).reshape(b, -1, 3)
         fine_h = (h[:, :, None] + self.child_emb).reshape(b, -1, h.shape[-1])
         return coarse, h, fine, fine_h
@@ -191,8 +196,8 @@ class TriplaneGaussian(FeedForwardModel):
         c = self.config
         self.encoder = ImageEncoder(c)
         self.points = PointDecoder(c)
-        self.triplane = TriplaneDecoder(c)
-        feat_in = 3 * c.plane_channels + c.channels[1] + 4 + c.dim + 3
+        self.triplane = TriplaneDecoder(c) if c.use_triplane else None
+        feat_in = (3 * c.plane_channels if c.use_triplane else 0) + c.channels[1] + 4 + c.dim + 3
         self.gaussian_mlp = nn.Sequential(nn.Linear(feat_in, c.mlp_hidden), nn.SiLU(),
                                           nn.Linear(c.mlp_hidden, c.mlp_hidden), nn.SiLU(),
                                           nn.Linear(c.mlp_hidden, 14))
@@ -210,18 +215,29 @@ class TriplaneGaussian(FeedForwardModel):
         return {"image": torch.rand(batch, 4, s, s, generator=g), "elevation": torch.full((batch,), 15.0)}
 
     # -- cameras of the canonical frame --------------------------------------------------------------
-    def input_camera(self, size: int | None = None) -> Cameras:
-        """The input view in the canonical frame (at (0, -D, 0) looking at the origin, z up)."""
+    def input_camera(self, size: int | None = None, elevation: float = 0.0) -> Cameras:
+        """The input view in the canonical frame: at D·(0, -cos e, sin e) looking at the origin, z up."""
         s = size or self.config.image_size
-        vm = look_at(torch.tensor([0.0, -self.config.camera_distance, 0.0]), torch.zeros(3))
+        e = math.radians(float(elevation))
+        d = self.config.camera_distance
+        vm = look_at(torch.tensor([0.0, -d * math.cos(e), d * math.sin(e)]), torch.zeros(3))
         return Cameras(vm[None], intrinsics_from_fov(math.radians(self.config.fov_deg), s, s)[None], s, s)
 
-    def project_to_input(self, xyz: Tensor) -> Tensor:
-        """Canonical points -> normalised input-image coordinates in [-1, 1] (grid_sample's)."""
+    def project_to_input(self, xyz: Tensor, elevation: Tensor | float = 0.0) -> Tensor:
+        """Canonical points (B, P, 3) or (P, 3) -> normalised input-image coordinates in [-1, 1]
+        (grid_sample's), for input cameras at `elevation` degrees ((B,) or a number)."""
         c = self.config
         f = 1.0 / math.tan(math.radians(c.fov_deg) / 2)
-        depth = (xyz[..., 1] + c.camera_distance).clamp_min(1e-3)
-        return torch.stack([f * xyz[..., 0] / depth, -f * xyz[..., 2] / depth], -1)
+        e = torch.deg2rad(torch.as_tensor(elevation, dtype=xyz.dtype))
+        if e.ndim == 1:
+            e = e.reshape(-1, *([1] * (xyz.ndim - 2)))
+        ce, se = torch.cos(e), torch.sin(e)
+        x, y, z = xyz[..., 0], xyz[..., 1], xyz[..., 2]
+        # camera axes of look_at(D(0,-cos e, sin e) -> 0, up z): right (1,0,0), down (0,-sin e,-cos e),
+        # forward (0, cos e, -sin e); the eye is at distance D along -forward
+        down = -se * y - ce * z
+        depth = (ce * y - se * z + c.camera_distance).clamp_min(1e-3)
+        return torch.stack([f * x / depth, f * down / depth], -1)
 
     # -- the network ---------------------------------------------------------------------------------
     def forward(self, image: Tensor, elevation: Tensor | None = None) -> dict[str, Tensor]:
@@ -232,12 +248,14 @@ class TriplaneGaussian(FeedForwardModel):
             elevation = image.new_full((image.shape[0],), 15.0)
         tokens, fmap = self.encoder(image, elevation)
         coarse, h, fine, fine_h = self.points(tokens)
-        planes = self.triplane(tokens, coarse, h)
-        tri = sample_triplane(planes, fine, c.extent)
-        uv = self.project_to_input(fine)[:, :, None]
+        feats = []
+        if self.triplane is not None:
+            planes = self.triplane(tokens, coarse, h)
+            feats.append(sample_triplane(planes, fine, c.extent))
+        uv = self.project_to_input(fine, elevation)[:, :, None]
         img_feat = F.grid_sample(fmap, uv, align_corners=False, padding_mode="border")[..., 0].transpose(1, 2)
         img_rgba = F.grid_sample(image, uv, align_corners=False, padding_mode="border")[..., 0].transpose(1, 2)
-        raw = self.gaussian_mlp(torch.cat([tri, img_feat, img_rgba, fine_h, fine], -1))
+        raw = self.gaussian_mlp(torch.cat(feats + [img_feat, img_rgba, fine_h, fine], -1))
         offset = (torch.sigmoid(raw[..., 0:3]) - 0.5) * 2 * c.max_offset
         scales = torch.exp((raw[..., 3:6] + math.log(c.init_scale)).clamp(max=math.log(c.max_scale)))
         quats = F.normalize(raw[..., 6:10] + raw.new_tensor([1.0, 0.0, 0.0, 0.0]), dim=-1)
@@ -277,7 +295,8 @@ class TriplaneGaussian(FeedForwardModel):
         from .photo import load_photo
 
         image = load_photo(input_path, self.config.image_size)
-        elevation = float((options or {}).get("elevation") or 15.0)
+        elevation = (options or {}).get("elevation")
+        elevation = 15.0 if elevation is None else float(elevation)
         with torch.no_grad():
             out = self(torch.from_numpy(image)[None], torch.tensor([elevation]))
         return self.to_gaussians(out)
