@@ -251,3 +251,31 @@ def test_process_out_in_unwritable_place_is_one_line(tmp_path, capsys):
     assert process_main([str(photos), str(out), "--quiet"]) == 1
     err = one_line_err(capsys)
     assert str(out) in err and ".sfm" not in err, err
+
+
+# ------------------------------------------------------------------------------------ view
+
+
+def test_view_refuses_an_explicit_out_that_is_a_file_before_starting(tmp_path, capsys):
+    """`view --out` names the screenshot folder: a file there is a one-line error up front (before, the
+    viewer started and every screenshot failed in the page)."""
+    from splatlab.view.cli import view_main
+
+    path = tmp_path / "s.ply"
+    write_splats(path, scene())
+    taken = tmp_path / "taken.txt"
+    taken.write_text("not a folder")
+    assert view_main([str(path), "--out", str(taken), "--port", "0"]) == 1
+    err = one_line_err(capsys)
+    assert "taken.txt" in err and "not a folder" in err
+    assert taken.read_text() == "not a folder"
+
+
+def test_view_refuses_an_unwritable_out(tmp_path, capsys):
+    needs_sysfs()
+    from splatlab.view.cli import view_main
+
+    path = tmp_path / "s.ply"
+    write_splats(path, scene())
+    assert view_main([str(path), "--out", str(SYS_UNWRITABLE), "--port", "0"]) == 1
+    assert "splatlab_test_output" in one_line_err(capsys)

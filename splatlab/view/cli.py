@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from .source import ViewSource
     from .static_server import StaticViewerServer
 
+DEFAULT_OUT = "splatlab_view"
 DESCRIPTION = """Open a splat file (.ply, compressed .ply, .sog, .spz, .splat), a SOG or temporal splat folder, a checkpoint
 (.pt) or a training run folder (newest point_cloud.ply or checkpoint) in the browser. Default: a viser
 app with browser-side splats and server-side splatlab renders. It opens with the whole scene in view
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--renderer", choices=("browser", "server"), default="browser",
                     help="initial display: viser's WebGL splats or splatlab server renders")
     ap.add_argument("--max-res", type=int, default=640, help="long side of server renders in pixels")
-    ap.add_argument("--out", default="splatlab_view", help="folder for screenshots and camera-path frames")
+    ap.add_argument("--out", default=DEFAULT_OUT, help="folder for screenshots and camera-path frames")
     ap.add_argument("--no-cameras", action="store_true", help="do not load a run's dataset cameras")
     ap.add_argument("--max-cameras", type=int, default=200,
                     help="most dataset-camera frustums (with thumbnails) drawn per run (default 200; 0: none)")
@@ -113,6 +114,13 @@ def view_main(argv: list[str] | None = None) -> int:
         return _error(f"--max-res {args.max_res} must be in 16..4096 pixels")
     if args.max_cameras < 0:
         return _error(f"--max-cameras {args.max_cameras} must be 0 or more")
+    if args.out != DEFAULT_OUT:  # an explicit screenshot folder must be writable before the viewer starts
+        from ..writable import OutputPathError, check_output_dir
+
+        try:
+            check_output_dir(args.out)
+        except OutputPathError as err:
+            return _error(f"--out {err}")
     if args.static:
         if len(args.inputs) > 1:
             return _error(f"--static serves one file, got {len(args.inputs)} inputs ({', '.join(args.inputs)})")
