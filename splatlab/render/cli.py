@@ -186,7 +186,7 @@ def render_time_range(gaussians: Gaussians, viewmats, Ks, args) -> int:
     times = np.linspace(t0, t1, args.frames) if args.frames > 1 else np.array([t0])
     stem, ext = os.path.splitext(args.out)
     if ext.lower() == ".mp4":
-        from ..view.campath import write_mp4
+        from .video import write_mp4
 
         directory = os.path.dirname(os.path.abspath(args.out))
         os.makedirs(directory, exist_ok=True)

@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .render import RenderSet, ViewCamera, render_image, save_png_atomic, to_uint8
+from ..render.video import write_mp4
 
 
 def _slerp(q0: np.ndarray, q1: np.ndarray, t: float) -> np.ndarray:
@@ -54,27 +55,6 @@ def mp4_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def write_mp4(frames_dir: str, n_frames: int, fps: float, out_path: str) -> str:
-    """Encode frame_00000.png ... with imageio-ffmpeg's bundled ffmpeg (atomic: temp file + rename)."""
-    import imageio_ffmpeg
-    from PIL import Image
-
-    tmp = out_path + ".tmp.mp4"
-    first = np.asarray(Image.open(os.path.join(frames_dir, "frame_00000.png")).convert("RGB"))
-    h, w = first.shape[:2]
-    writer = imageio_ffmpeg.write_frames(tmp, (w - w % 2, h - h % 2), fps=fps, codec="libx264",
-                                         pix_fmt_out="yuv420p", macro_block_size=1, quality=8)
-    writer.send(None)
-    try:
-        for i in range(n_frames):
-            img = np.asarray(Image.open(os.path.join(frames_dir, f"frame_{i:05d}.png")).convert("RGB"))
-            writer.send(np.ascontiguousarray(img[: h - h % 2, : w - w % 2]))
-    finally:
-        writer.close()
-    os.replace(tmp, out_path)
-    return out_path
 
 
 def render_path(rs: RenderSet, cameras: Sequence[ViewCamera], out_dir: str, width: int, height: int,
