@@ -60,27 +60,39 @@ def rejection(headers, bound: str) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def guarded_viser(bound_host: str) -> Iterator[None]:
-    """Construct a `viser.ViserServer` inside this block to get the Origin/Host check."""
+def _install_guard() -> None:
+    """Wrap `websockets.asyncio.server.serve` once: every server it starts (viser's) refuses requests
+    whose Origin/Host do not match the host the server is bound to (its `host` argument).
+
+    Installed for good rather than around each viser construction: a construction that hangs (a
+    server thread that dies while starting) must not hold a lock that every later viewer waits on."""
     import websockets.asyncio.server as wss
     from websockets.datastructures import Headers
     from websockets.http11 import Response
 
-    original = wss.serve
-
-    def serve(handler, *args, process_request=None, **kwargs):
-        def check(connection, request):
-            why = rejection(request.headers, bound_host)
-            if why is not None:
-                return Response(403, "Forbidden", Headers({"Content-Type": "text/plain"}),
-                                f"splatlab viewer: request refused ({why} not allowed)\n".encode())
-            return process_request(connection, request) if process_request is not None else None
-        return original(handler, *args, process_request=check, **kwargs)
-
     with _patch_lock:
+        if getattr(wss.serve, "_splatlab_guard", False):
+            return
+        original = wss.serve
+
+        def serve(handler, host=None, *args, process_request=None, **kwargs):
+            bound_host = host if host is not None else kwargs.get("host", "")
+
+            def check(connection, request):
+                why = rejection(request.headers, bound_host or "")
+                if why is not None:
+                    return Response(403, "Forbidden", Headers({"Content-Type": "text/plain"}),
+                                    f"splatlab viewer: request refused ({why} not allowed)\n".encode())
+                return process_request(connection, request) if process_request is not None else None
+            return original(handler, host, *args, process_request=check, **kwargs)
+
+        serve._splatlab_guard = True
         wss.serve = serve
-        try:
-            yield
-        finally:
-            wss.serve = original
+
+
+@contextlib.contextmanager
+def guarded_viser(bound_host: str) -> Iterator[None]:
+    """Construct a `viser.ViserServer` inside this block to get the Origin/Host check (for the host
+    viser binds, which is `bound_host`)."""
+    _install_guard()
+    yield
