@@ -156,7 +156,10 @@ def main() -> int:
             train_pairs = len(list((data / "records").glob("*.json"))) - len(held_out)
             recipe = (f"size `{args.size}`, {args.views} views per step, share of high-elevation views "
                       f"{args.ood_probability}, Adam lr {args.lr}, L1 + {args.ssim_lambda}·(1 − SSIM), batch of 1 object")
-            card = model_card(model, report, history, train_pairs, step, recipe)
+            records = [json.loads(p.read_text()) for p in (data / "records").glob("*.json")]
+            data_line = (f"{len(records)} pairs from `scripts/make_splatformer_data.py` ({train_pairs} train), "
+                         f"{np.mean([r['seconds'] for r in records]):.0f} s per pair on average")
+            card = model_card(model, report, history, train_pairs, step, recipe, data_line)
             model.save_pretrained(args.export, card=card)
             save_grid(model, held_out, Path(args.export) / "grid.png")
             if args.subset:
@@ -246,7 +249,7 @@ def write_subset(model: SplatFormer, pairs: list[Pair], folder: Path, data: Path
 
 
 def model_card(model: SplatFormer, report: dict, history: list, train_objects: int, step: int,
-               recipe: str = "") -> str:
+               recipe: str = "", data_line: str = "") -> str:
     wall = history[-1]["wall_s"] / 3600 if history else 0.0
     lines = ["# SplatFormer (splatlab)", "",
              "Point transformer after PTv3 that refines a trained splat set in one pass so that views far",
@@ -255,6 +258,7 @@ def model_card(model: SplatFormer, report: dict, history: list, train_objects: i
              "SH degree 1; targets: 8 high-elevation views and the input views).", "",
              f"- parameters: {sum(p.numel() for p in model.parameters())}",
              f"- training objects: {train_objects}; steps: {step}; wall time: {wall:.2f} h (2 shared CPU cores)",
+             f"- data: {data_line}",
              f"- recipe: {recipe}",
              "", "| split | objects | OOD PSNR before | after | gain | improved | input PSNR change |",
              "|---|---|---|---|---|---|---|"]
