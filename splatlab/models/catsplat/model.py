@@ -199,7 +199,12 @@ class GuidedBlock(nn.Module):
 
     def forward(self, x: Tensor, text: Tensor | None, text_pad: Tensor | None, points: Tensor | None) -> Tensor:
         if self.text_attn is not None:
-            x = self.norms[0](x + self.text_attn(x, text, text, key_padding_mask=text_pad, need_weights=False)[0])
+            mask = None
+            if text_pad is not None:  # as an additive attn_mask: torch's key_padding_mask check imports sympy (0.7 s)
+                b, s = text_pad.shape
+                mask = torch.zeros(b, 1, s, dtype=x.dtype).masked_fill(text_pad[:, None, :], float("-inf"))
+                mask = mask.expand(b, x.shape[1], s).repeat_interleave(self.text_attn.num_heads, dim=0)
+            x = self.norms[0](x + self.text_attn(x, text, text, attn_mask=mask, need_weights=False)[0])
         if self.point_attn is not None:
             x = self.norms[1](x + self.gamma * self.point_attn(x, points, points, need_weights=False)[0])
         x = self.norms[2](x + self.self_attn(x, x, x, need_weights=False)[0])
