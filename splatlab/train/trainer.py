@@ -72,6 +72,15 @@ def base_lrs(cfg: TrainConfig, scene_scale: float) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------------- trainer
 
+def remaining_seconds(a: float, b: float, n_now: int, cap: int, step: int, grow_until: int, end: int) -> float:
+    """Seconds for steps `step`..`end`-1 at `a + b * N` seconds per step, with N growing linearly from
+    `n_now` to `cap` until `grow_until` (densification) and staying at `cap` after it."""
+    growing = max(0, min(end, grow_until) - step)
+    full = max(0, end - max(step, grow_until))
+    cap = max(cap, n_now)
+    return growing * (a + b * (n_now + cap) / 2) + full * (a + b * cap)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, scene: SceneData, out_dir: str | os.PathLike | None = None,
                  rank: int = 0, world: int = 1, checkpoint: dict | None = None) -> None:
@@ -333,6 +342,7 @@ class Trainer:
         status = "finished"
         t0 = time.perf_counter()
         first = self.step
+        window_start, cost = t0, None  # per-step cost at the first 100 steps, for the time estimate
         ema_loss = ema_psnr = None
         try:
             while self.step < end:
@@ -352,8 +362,18 @@ class Trainer:
                     if self.step % 10 == 0 or self.step == end:
                         bar.set_postfix(loss=f"{ema_loss:.4f}", psnr=f"{ema_psnr:.2f}", n=len(self.gaussians),
                                         refresh=False)
-                if self.rank == 0 and self.step == first + 100 and self.step < end:
-                    print(self._time_estimate(time.perf_counter() - t0, end), flush=True)
+                if self.rank == 0 and (self.step - first) % 100 == 0 and self.step < end and cost is not False:
+                    now = time.perf_counter()
+                    per_step, n_now = (now - window_start) / 100, len(self.gaussians)
+                    window_start = now
+                    if cost is None:  # after the first 100 steps
+                        cost = (per_step, n_now)
+                        print(self._time_estimate(per_step, 0.0, end, first=True), flush=True)
+                    elif n_now >= 3 * cost[1]:  # the scene has grown: fit a + b * N from the two sizes
+                        b = max(0.0, (per_step - cost[0]) / (n_now - cost[1]))
+                        a = max(1e-6, per_step - b * n_now)
+                        (bar.write if bar is not None else print)(self._time_estimate(a, b, end, first=False))
+                        cost = False
                 if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.iterations and self.rank == 0:
                     ev = self.evaluate(self.scene.test, max_views=cfg.max_eval_views or 8)
                     ev["step"] = self.step
@@ -393,19 +413,18 @@ class Trainer:
         result["metrics"] = self.finalize()
         return result
 
-    def _time_estimate(self, seconds_for_100: float, end: int) -> str:
-        """A rough time to go from the first 100 steps: a step's cost grows about linearly with the
-        number of Gaussians, which densification takes up towards the budget until `refine_stop`."""
-        per_step = seconds_for_100 / 100
+    def _time_estimate(self, a: float, b: float, end: int, first: bool) -> str:
+        """Time to go for a step cost of `a + b * Gaussians` seconds (`remaining_seconds`). The first
+        estimate (after 100 steps) knows only the current cost, so it says so; once densification has
+        grown the scene, the cost measured at two sizes gives `b`, and an update is printed."""
         n_now = max(1, len(self.gaussians))
         cap = self.cfg.cap_max or 4 * n_now
-        grow_until = min(end, self.cfg.refine_stop)
-        steps_growing = max(0, grow_until - self.step)
-        steps_full = max(0, end - max(self.step, grow_until))
-        full = max(1.0, cap / n_now)
-        estimate = per_step * (steps_growing * (1 + full) / 2 + steps_full * full)
-        return (f"{end} steps, up to {cap} Gaussians: roughly {estimate / 60:.0f} min to go on this machine "
-                f"({1 / per_step:.1f} steps/s now with {n_now} Gaussians)")
+        seconds = remaining_seconds(a, b, n_now, cap, self.step, min(end, self.cfg.refine_stop), end)
+        if first:
+            return (f"{end} steps, up to {cap} Gaussians: about {seconds / 60:.1f} min to go at the current speed "
+                    f"({1 / a:.1f} steps/s with {n_now} Gaussians; longer if densification grows the scene)")
+        return (f"update: roughly {seconds / 60:.1f} min to go ({1 / (a + b * n_now):.1f} steps/s now with "
+                f"{n_now} Gaussians)")
 
     def _write_splats(self) -> None:
         from splatlab.io import write_splats
