@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eval-only", action="store_true")
     ap.add_argument("--ship", action="store_true", help="write shipped weights + card + test fixture")
     ap.add_argument("--eval-json", help="--ship: scripts/eval_tgs.py's JSON for this checkpoint")
-    ap.add_argument("--bench-json", help="--ship: scripts/bench_tgs_predict.py's JSON line")
+    ap.add_argument("--bench-json", help="--ship: scripts/bench_predict.py --model tgs's JSON line")
     ap.add_argument("--grid", help="--ship: the input/prediction/ground-truth PNG to put beside the card")
     ap.add_argument("--ship-dir", default=str(SHIP_DIR))
     args = ap.parse_args(argv)
@@ -432,7 +432,7 @@ def ship(model: TriplaneGaussian, state: dict, ev: dict, bench: dict | None, dat
                   f"median {bench['in_process_median_s']:.2f} s in-process (load + sha256 check + mask + network + "
                   f".ply), {bench['cli_median_s']:.2f} s as a cold `python -m splatlab predict` subprocess "
                   f"(imports included); {bench['threads']} threads, 1-min load average {bench['load1']:.1f} "
-                  "(`scripts/bench_tgs_predict.py`)")
+                  "(`scripts/bench_predict.py --model tgs`)")
     card = CARD.format(
         params=n_params, mb=n_params * 4 / 1e6, n_gauss=c.n_gaussians, size=c.image_size, cfg=json.dumps(model.config_dict()["config"]),
         n_train=state.get("train_objects"), n_index=len(index), steps=state["step"], batch=state.get("batch", 2),
