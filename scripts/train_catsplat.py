@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from splatlab.cameras import Cameras
 from splatlab.metrics import psnr, ssim, ssim_metric
+from splatlab.models.base import atomic_torch_save
 from splatlab.models.catsplat import CATSplat, CATSplatConfig
 from splatlab.models.catsplat.backbone import load_imagenet
 
@@ -86,14 +87,6 @@ def target_cameras(c2w: torch.Tensor, K: torch.Tensor, res: int, frames=TARGETS)
     return Cameras(vm, K.expand(len(frames), 3, 3).clone(), res, res)
 
 
-def atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def atomic_json(obj, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as fh:
@@ -137,8 +130,8 @@ def stage_depth(args, out: Path) -> None:
         step += 1
         if step % 50 == 0:
             print(f"depth step {step} loss {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
-            atomic_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step}, ck)
-    atomic_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step}, ck)
+            atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step}, ck)
+    atomic_torch_save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step}, ck)
     net.eval()
     with torch.no_grad():
         pred = torch.cat([net(te["rgb"][j:j + 32, CONTEXT]).exp() for j in range(0, len(te["rgb"]), 32)])
@@ -190,7 +183,7 @@ def stage_points(args, out: Path) -> None:
         logits = enc.classify(enc(pts)[0])
         acc = float(((logits > 0) == (te["labels"] > 0.5)).float().mean())
         prior = float(((tr["labels"].mean(0) > 0.5)[None] == (te["labels"] > 0.5)).float().mean())
-    atomic_save({"net": enc.state_dict(), "step": step}, out / "points.pt")
+    atomic_torch_save({"net": enc.state_dict(), "step": step}, out / "points.pt")
     atomic_json({"steps": step, "heldout_label_accuracy": acc, "majority_label_accuracy": prior}, out / "points_eval.json")
     print(f"point encoder: held-out label accuracy {acc:.3f} (majority {prior:.3f})")
 
@@ -212,7 +205,7 @@ def stage_cache(args, out: Path) -> None:
                 cents.append(c)
             text, mask = encode(data["captions"], model.config.text_tokens, warn=False)
             empty, emask = encode([""] * n, model.config.text_tokens, warn=False)
-        atomic_save({"ids": data["ids"], "depth": depth, "tokens": torch.cat(toks), "centres": torch.cat(cents),
+        atomic_torch_save({"ids": data["ids"], "depth": depth, "tokens": torch.cat(toks), "centres": torch.cat(cents),
                      "text": text.half(), "mask": mask, "empty": empty[:1].half(), "empty_mask": emask[:1]},
                     out / f"cache_{split}.pt")
         print(f"cached {split}: {n} scenes, text {tuple(text.shape)}")
@@ -288,10 +281,10 @@ def stage_train(args, out: Path) -> None:
         if step % 10 == 0:
             print(f"{args.variant} step {step} loss {np.mean([x[1] for x in log[-10:]]):.4f} ({time.time() - t0:.0f} s)", flush=True)
         if step % args.save_every == 0:
-            atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "log": log}, ck)
+            atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "log": log}, ck)
         if step % 50 == 0:  # model-only snapshots: variants are compared at a common step
-            atomic_save({"model": model.state_dict(), "step": step, "log": log}, run / f"model_{step}.pt")
-    atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "log": log}, ck)
+            atomic_torch_save({"model": model.state_dict(), "step": step, "log": log}, run / f"model_{step}.pt")
+    atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "log": log}, ck)
     print(f"{args.variant}: {step} steps")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 from splatlab.cameras import Cameras
 from splatlab.io import read_splats
 from splatlab.metrics import psnr, ssim
+from splatlab.models.base import atomic_torch_save
 from splatlab.models.splatformer import SplatFormer, SplatFormerConfig
 from splatlab.models.splatformer.model import render_fields
 
@@ -118,11 +118,9 @@ def evaluate(model: SplatFormer, pairs: list[Pair]) -> dict:
 
 
 def save_checkpoint(path: Path, model, opt, step: int, gen: torch.Generator, history: list) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                "rng": gen.get_state(), "history": json.dumps(history),
-                "config": json.dumps(model.config_dict())}, tmp)
-    os.replace(tmp, path)
+    atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                       "rng": gen.get_state(), "history": json.dumps(history),
+                       "config": json.dumps(model.config_dict())}, path)
 
 
 def main() -> int:

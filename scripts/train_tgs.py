@@ -25,7 +25,6 @@ import os
 import platform
 import random
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from tqdm import tqdm
 
 from splatlab.cameras import Cameras
 from splatlab.losses import photometric_loss
+from splatlab.models.base import atomic_torch_save
 from splatlab.models.tgs import TGSConfig, TriplaneGaussian
 from splatlab.models.tgs.evaluate import canonical_transform, fixture_metrics, novel_view_metrics
 
@@ -182,17 +182,6 @@ def write_fixture(model: TriplaneGaussian, objects: dict, path: Path, n_objects:
 
 
 # ----------------------------------------------------------------------------------------- io
-def atomic_save(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def plot_curve(log_path: Path, png: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -365,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             bar.set_postfix(loss=f"{loss.item():.4f}", cd=f"{float(l_cd.detach()) / n:.3f}")
             if state["step"] % args.save_every == 0:
                 log.flush()
-                atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
+                atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
                              "config": model.config_dict()["config"]}, ckpt_path)
                 plot_curve(log_path, out / "loss.png")
             if state["step"] % args.rescan_every == 0:
@@ -383,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         bar.close()
         log.flush()
         state["train_objects"] = len(train)
-        atomic_save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
+        atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
                              "config": model.config_dict()["config"]}, ckpt_path)
         plot_curve(log_path, out / "loss.png")
     print(f"step {state['step']}, {state['train_seconds'] / 60:.1f} min trained; checkpoint {ckpt_path}")

@@ -55,6 +55,16 @@ class ModelConfig:
         """Raise ValueError on inconsistent values."""
 
 
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """torch.save through a temp file + rename, so an interrupted training script never leaves a
+    truncated checkpoint (the training scripts of every model resume from these)."""
+    from ..io._common import atomic_write
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as fh:
+        torch.save(obj, fh)
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
