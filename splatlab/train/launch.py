@@ -86,6 +86,11 @@ def _worker(rank: int, world: int, cfg_dict: dict, out: str, port: int) -> None:
         from .trainer import load_training_scene
         scene = load_training_scene(cfg, log=(lambda *a, **k: None))
         Trainer(cfg, scene, out, rank=rank, world=world).run()
+        # Tear down together: a rank that destroys its gloo group while its peer is still writing
+        # metrics can make the peer's gloo I/O thread see a closed socket and abort the process
+        # ("terminate called without an active exception"). Only on success: after an error the
+        # peer may never arrive.
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
