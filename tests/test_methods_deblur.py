@@ -53,7 +53,7 @@ def draw(g, cams, method, training):
 
 
 def make_identity(method) -> None:
-    """Factor outputs -1e4 (softplus = 0 exactly: every factor 1), motion offset outputs 0."""
+    """Factor outputs -1e4 (clamped to factor 1 exactly), motion offset outputs 0."""
     with torch.no_grad():
         method.kernel.head.weight.zero_()
         method.kernel.head.bias.fill_(-1e4)
@@ -89,16 +89,22 @@ def test_identity_kernel_training_render_is_plain(kernel):
         torch.testing.assert_close(draw(g, cams, m, training=True), plain(g, cams), atol=1e-5, rtol=0)
 
 
-def test_defocus_training_render_enlarges_scales_and_quats():
+@pytest.mark.parametrize("form", ["clamp", "softplus"])
+def test_defocus_training_render_enlarges_scales_and_quats(form):
     g, cams = scene_gaussians(), cameras()
-    m = make_method("deblur", {"lambda_s": 0.3, "max_factor": 1.5})
+    m = make_method("deblur", {"lambda_s": 0.3, "max_factor": 1.5, "factor_form": form})
     randomize_head(m, std=1.0)
     with torch.no_grad():
         ours = draw(g, cams, m, training=True)
         for c in range(len(cams)):
             raw = m.kernel(g, cams.image_ids[c])
-            f = (1 + 0.3 * torch.log1p(torch.exp(raw))).clamp(max=1.5)  # the documented closed form
-            assert (f >= 1).all() and (f <= 1.5).all() and (f < 1.5).any() and (f > 1.0 + 1e-3).all()
+            if form == "softplus":
+                f = (1 + 0.3 * torch.log1p(torch.exp(raw))).clamp(max=1.5)  # the documented closed form
+                assert (f > 1.0 + 1e-3).all()
+            else:
+                f = torch.minimum(torch.maximum(1 + 0.3 * raw, torch.ones(())), torch.tensor(1.5))
+                assert (f == 1).any() and ((f > 1) & (f < 1.5)).any()
+            assert (f >= 1).all() and (f <= 1.5).all() and (f < 1.5).any()
             ref = plain(g, cams[c:c + 1], scales=g.scales * f[:, :3], quats=g.params["quats"] * f[:, 3:])
             torch.testing.assert_close(ours[c:c + 1], ref, atol=1e-5, rtol=0)
 
@@ -115,7 +121,7 @@ def test_motion_render_is_the_mean_of_shifted_copies():
             assert raw.shape == (len(g), 4 * 7 + 3 * 3)
             renders = []
             for k in range(4):
-                f = (1 + 0.1 * F.softplus(raw[:, 7 * k:7 * k + 7])).clamp(max=1.1)
+                f = (1 + 0.1 * raw[:, 7 * k:7 * k + 7]).clamp(1.0, 1.1)
                 shift = 0 if k == 0 else raw[:, 28 + 3 * (k - 1):28 + 3 * k] * 0.05 * 2.0
                 renders.append(plain(g, cams[c:c + 1], means=g.means + shift, scales=g.scales * f[:, :3],
                                      quats=g.params["quats"] * f[:, 3:]))
@@ -203,3 +209,42 @@ def test_depth_prune_threshold_falls_with_distance():
     expect = d[0.04 >= 0.09 / (1 + 2 * d)]
     assert removed == 9 - len(expect)
     torch.testing.assert_close(kept, expect)
+
+
+def test_motion_global_shift_moves_every_gaussian_by_the_views_row():
+    # MLP silent (factors 1, offsets 0): the training image is the mean of the plain render and the
+    # renders of the whole scene translated by each copy's row of the view's shift table
+    g, cams = scene_gaussians(), cameras()
+    m = make_method("deblur", {"kernel": "motion", "copies": 2, "global_shift": True, "motion_init": 1.0,
+                               "lambda_p": 0.05})
+    m.scene_scale = 2.0
+    make_identity(m)
+    with torch.no_grad():
+        m.kernel.shifts[3] = torch.tensor([[0.5, 0.0, 0.0], [0.0, -0.4, 0.2]])
+        ours = draw(g, cams[:1], m, training=True)  # camera 0 is training image 3
+        ref = (plain(g, cams[:1]) + plain(g, cams[:1], means=g.means + torch.tensor([0.05, 0.0, 0.0]))
+               + plain(g, cams[:1], means=g.means + torch.tensor([0.0, -0.04, 0.02]))) / 3
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
+        assert (ours - plain(g, cams[:1])).abs().max() > 1e-2
+    fresh = make_method("deblur", {"kernel": "motion", "copies": 2, "global_shift": True, "motion_init": 1.0})
+    s = fresh.kernel.shifts.detach()
+    # initial spread: copies at t = -1, +1 along one unit direction per view, different between views
+    torch.testing.assert_close(s[:, 0], -s[:, 1])
+    torch.testing.assert_close(s[:, 1].norm(dim=-1), torch.ones(len(s)))
+    assert (s[0, 1] - s[1, 1]).abs().max() > 1e-2
+
+
+def test_init_factor_and_kernel_start():
+    # head weights zero: every scale factor is init_factor exactly (quaternions untouched); before
+    # kernel_start the training render is plain 3DGS
+    g, cams = scene_gaussians(), cameras(1)
+    m = make_method("deblur", {"lambda_s": 0.1, "max_factor": 2.0, "init_factor": 1.25, "kernel_start": 0.5})
+    m.iterations = 100
+    with torch.no_grad():
+        m.kernel.head.weight.zero_()
+        on = render(g, cams, method=m, training=True, step=50, background=torch.ones(3), backend="cpu").images
+        off = render(g, cams, method=m, training=True, step=49, background=torch.ones(3), backend="cpu").images
+    torch.testing.assert_close(on, plain(g, cams, scales=g.scales * 1.25), atol=1e-5, rtol=0)
+    torch.testing.assert_close(off, plain(g, cams), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="init_factor"):
+        make_method("deblur", {"init_factor": 1.5, "max_factor": 1.1})
