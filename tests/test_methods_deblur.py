@@ -59,6 +59,8 @@ def make_identity(method) -> None:
         method.kernel.head.bias.fill_(-1e4)
         if method.config.kernel == "motion":
             method.kernel.head.bias[7 * (method.config.copies + 1):] = 0.0
+            if method.kernel.shifts is not None:
+                method.kernel.shifts.zero_()
 
 
 def randomize_head(method, std: float = 3.0) -> None:
@@ -111,7 +113,7 @@ def test_defocus_training_render_enlarges_scales_and_quats(form):
 
 def test_motion_render_is_the_mean_of_shifted_copies():
     g, cams = scene_gaussians(), cameras()
-    m = make_method("deblur", {"kernel": "motion", "copies": 3, "lambda_p": 0.05, "lambda_s": 0.1, "conserve": False})
+    m = make_method("deblur", {"kernel": "motion", "copies": 3, "lambda_p": 0.05, "lambda_s": 0.1, "global_shift": False})
     m.scene_scale = 2.0
     randomize_head(m, std=1.0)
     with torch.no_grad():

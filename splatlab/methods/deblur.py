@@ -63,7 +63,7 @@ class DeblurConfig(MethodConfig):
     copies: int = 4  # motion: shifted copies besides the original (paper M=4)
     lambda_s: float = 0.01  # factor = clamp(1 + lambda_s * mlp, 1, max_factor)
     factor_form: Literal["clamp", "softplus"] = "clamp"
-    lambda_p: float = 0.01  # motion offset = lambda_p * scene_scale * mlp
+    lambda_p: float = 0.0  # per-Gaussian motion offset = lambda_p * scene_scale * mlp (paper 0.01)
     max_factor: float = 1.1
     width: int = 64
     depth: int = 3
@@ -72,14 +72,14 @@ class DeblurConfig(MethodConfig):
     max_views: int = 4096  # rows of the view-embedding table (training images)
     mlp_lr: float = 1e-3
     view_init: float = 1.0  # std of the initial view embeddings (views must be told apart from step 0)
-    view_lr: float = 1e-2  # each embedding row is updated only when its view is drawn (1/n of the steps)
+    view_lr: float = 0.05  # per-view rows (embedding, shifts) are updated only when their view is drawn
     kernel_start: float = 0.0  # fraction of the run trained without the kernel (plain renders)
-    global_shift: bool = False  # motion: a learned per-view image-plane shift of each copy, shared by all Gaussians
+    global_shift: bool = True  # motion: a learned per-view image-plane shift of each copy, shared by all Gaussians
     lambda_g: float = 0.01  # global shift = lambda_g * scene_scale * table row
     init_factor: float = 1.0  # initial scale factor of every Gaussian in every view (clamp form)
-    motion_init: float = 0.0  # motion: initial spread of the copies along a line (raw offset units)
+    motion_init: float = 1.0  # motion: initial spread of the copies along a line (raw shift units)
     seed: int = 0  # initialisation of the MLP and the embeddings (independent of the run's RNG)
-    conserve: bool = True  # enlarged Gaussians keep their screen-space mass (opacity x area ratio)
+    conserve: bool = False  # enlarged Gaussians keep their screen-space mass (opacity x area ratio)
     add_points: int = 0  # 0: off
     add_points_at: float = 0.125
     add_max_dist: float = 0.1
