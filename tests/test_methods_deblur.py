@@ -104,7 +104,7 @@ def test_defocus_training_render_enlarges_scales_and_quats(form):
                 f = (1 + 0.3 * torch.log1p(torch.exp(raw))).clamp(max=1.5)  # the documented closed form
                 assert (f > 1.0 + 1e-3).all()
             else:
-                f = torch.minimum(torch.maximum(1 + 0.3 * raw, torch.ones(())), torch.tensor(1.5))
+                f = 1 + 0.5 * torch.tanh(torch.clamp(0.3 * raw, min=0.0) / 0.5)  # the documented closed form
                 assert (f == 1).any() and ((f > 1) & (f < 1.5)).any()
             assert (f >= 1).all() and (f <= 1.5).all() and (f < 1.5).any()
             ref = plain(g, cams[c:c + 1], scales=g.scales * f[:, :3], quats=g.params["quats"] * f[:, 3:])
@@ -123,7 +123,7 @@ def test_motion_render_is_the_mean_of_shifted_copies():
             assert raw.shape == (len(g), 4 * 7 + 3 * 3)
             renders = []
             for k in range(4):
-                f = (1 + 0.1 * raw[:, 7 * k:7 * k + 7]).clamp(1.0, 1.1)
+                f = 1 + 0.1 * torch.tanh(torch.clamp(0.1 * raw[:, 7 * k:7 * k + 7], min=0.0) / 0.1)
                 shift = 0 if k == 0 else raw[:, 28 + 3 * (k - 1):28 + 3 * k] * 0.05 * 2.0
                 renders.append(plain(g, cams[c:c + 1], means=g.means + shift, scales=g.scales * f[:, :3],
                                      quats=g.params["quats"] * f[:, 3:]))
@@ -301,3 +301,27 @@ def test_conserve_keeps_the_ink_of_an_enlarged_gaussian(conserve):
         assert (1 - blurred).max() < 0.5 * (1 - sharp).max()  # the same ink, spread thinner
     else:
         assert 3.5 < ratio < 4.1, ratio
+
+
+def test_blur_regulariser_is_the_mean_excess_scale_factor():
+    # one training render of two cameras: the extra loss term is lambda_reg x the mean over both
+    # cameras of mean(scale factor - 1), recomputed here from the kernel's raw outputs
+    from splatlab.methods.base import LossInputs
+    from splatlab.train.config import TrainConfig
+    g, cams = scene_gaussians(), cameras()
+    m = make_method("deblur", {"lambda_s": 0.3, "max_factor": 1.5, "lambda_reg": 0.2})
+    randomize_head(m, std=1.0)
+    out = render(g, cams, method=m, training=True, step=5, background=torch.ones(3), backend="cpu")
+    terms = m.loss_terms(LossInputs(out.images, out.alphas, out.images.detach(), g, 5, out.meta, cams),
+                         TrainConfig(scene="x"))
+    with torch.no_grad():
+        ref = []
+        for c in range(len(cams)):
+            raw = m.kernel(g, cams.image_ids[c])[:, :3]
+            ref.append((0.5 * torch.tanh(torch.clamp(0.3 * raw, min=0.0) / 0.5)).mean())
+    torch.testing.assert_close(terms["blur_reg"].detach(), 0.2 * torch.stack(ref).mean())
+    assert float(terms["blur_reg"].detach()) > 0.01
+    terms["blur_reg"].backward()
+    assert m.kernel.head.weight.grad.abs().sum() > 0
+    assert "blur_reg" not in m.loss_terms(LossInputs(out.images, out.alphas, out.images.detach(), g, 5, out.meta,
+                                                     cams), TrainConfig(scene="x"))  # consumed once
