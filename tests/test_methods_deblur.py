@@ -53,12 +53,14 @@ def draw(g, cams, method, training):
 
 
 def make_identity(method) -> None:
-    """Factor outputs -1e4 (softplus = 0 exactly: every factor 1), motion offset outputs 0."""
+    """Factor outputs -1e4 (clamped to factor 1 exactly), motion offset outputs 0."""
     with torch.no_grad():
         method.kernel.head.weight.zero_()
         method.kernel.head.bias.fill_(-1e4)
         if method.config.kernel == "motion":
             method.kernel.head.bias[7 * (method.config.copies + 1):] = 0.0
+            if method.kernel.shifts is not None:
+                method.kernel.shifts.zero_()
 
 
 def randomize_head(method, std: float = 3.0) -> None:
@@ -71,7 +73,7 @@ def randomize_head(method, std: float = 3.0) -> None:
 @pytest.mark.parametrize("kernel", ["defocus", "motion"])
 def test_evaluation_render_is_plain_3dgs(kernel):
     g, cams = scene_gaussians(), cameras()
-    m = make_method("deblur", {"kernel": kernel, "lambda_s": 0.5, "max_factor": 2.0, "lambda_p": 0.2})
+    m = make_method("deblur", {"kernel": kernel, "lambda_s": 0.5, "max_factor": 2.0, "lambda_p": 0.2, "conserve": False})
     randomize_head(m)
     reference = plain(g, cams)
     with torch.no_grad():
@@ -89,23 +91,29 @@ def test_identity_kernel_training_render_is_plain(kernel):
         torch.testing.assert_close(draw(g, cams, m, training=True), plain(g, cams), atol=1e-5, rtol=0)
 
 
-def test_defocus_training_render_enlarges_scales_and_quats():
+@pytest.mark.parametrize("form", ["clamp", "softplus"])
+def test_defocus_training_render_enlarges_scales_and_quats(form):
     g, cams = scene_gaussians(), cameras()
-    m = make_method("deblur", {"lambda_s": 0.3, "max_factor": 1.5})
+    m = make_method("deblur", {"lambda_s": 0.3, "max_factor": 1.5, "factor_form": form, "conserve": False})
     randomize_head(m, std=1.0)
     with torch.no_grad():
         ours = draw(g, cams, m, training=True)
         for c in range(len(cams)):
             raw = m.kernel(g, cams.image_ids[c])
-            f = (1 + 0.3 * torch.log1p(torch.exp(raw))).clamp(max=1.5)  # the documented closed form
-            assert (f >= 1).all() and (f <= 1.5).all() and (f < 1.5).any() and (f > 1.0 + 1e-3).all()
+            if form == "softplus":
+                f = (1 + 0.3 * torch.log1p(torch.exp(raw))).clamp(max=1.5)  # the documented closed form
+                assert (f > 1.0 + 1e-3).all()
+            else:
+                f = 1 + 0.5 * torch.tanh(torch.clamp(0.3 * raw, min=0.0) / 0.5)  # the documented closed form
+                assert (f == 1).any() and ((f > 1) & (f < 1.5)).any()
+            assert (f >= 1).all() and (f <= 1.5).all() and (f < 1.5).any()
             ref = plain(g, cams[c:c + 1], scales=g.scales * f[:, :3], quats=g.params["quats"] * f[:, 3:])
             torch.testing.assert_close(ours[c:c + 1], ref, atol=1e-5, rtol=0)
 
 
 def test_motion_render_is_the_mean_of_shifted_copies():
     g, cams = scene_gaussians(), cameras()
-    m = make_method("deblur", {"kernel": "motion", "copies": 3, "lambda_p": 0.05, "lambda_s": 0.1})
+    m = make_method("deblur", {"kernel": "motion", "copies": 3, "lambda_p": 0.05, "lambda_s": 0.1, "global_shift": False})
     m.scene_scale = 2.0
     randomize_head(m, std=1.0)
     with torch.no_grad():
@@ -115,7 +123,7 @@ def test_motion_render_is_the_mean_of_shifted_copies():
             assert raw.shape == (len(g), 4 * 7 + 3 * 3)
             renders = []
             for k in range(4):
-                f = (1 + 0.1 * F.softplus(raw[:, 7 * k:7 * k + 7])).clamp(max=1.1)
+                f = 1 + 0.1 * torch.tanh(torch.clamp(0.1 * raw[:, 7 * k:7 * k + 7], min=0.0) / 0.1)
                 shift = 0 if k == 0 else raw[:, 28 + 3 * (k - 1):28 + 3 * k] * 0.05 * 2.0
                 renders.append(plain(g, cams[c:c + 1], means=g.means + shift, scales=g.scales * f[:, :3],
                                      quats=g.params["quats"] * f[:, 3:]))
@@ -203,3 +211,117 @@ def test_depth_prune_threshold_falls_with_distance():
     expect = d[0.04 >= 0.09 / (1 + 2 * d)]
     assert removed == 9 - len(expect)
     torch.testing.assert_close(kept, expect)
+
+
+def test_motion_global_shift_moves_every_gaussian_by_the_views_row():
+    # MLP silent (factors 1, offsets 0): the training image is the mean of the plain render and the
+    # renders of the whole scene translated by each copy's row of the view's shift table
+    g, cams = scene_gaussians(), cameras()
+    m = make_method("deblur", {"kernel": "motion", "copies": 2, "global_shift": True, "motion_init": 1.0,
+                               "lambda_p": 0.3, "lambda_g": 0.05})
+    m.scene_scale = 2.0
+    make_identity(m)
+    with torch.no_grad():
+        m.kernel.shifts[3] = torch.tensor([[0.5, 0.0], [0.0, -0.4]])  # camera x, camera y
+        ours = draw(g, cams[:1], m, training=True)  # camera 0 is training image 3
+        right, down = cams.viewmats[0, 0, :3], cams.viewmats[0, 1, :3]  # camera axes in world (rows of R)
+        ref = (plain(g, cams[:1]) + plain(g, cams[:1], means=g.means + 0.05 * right)
+               + plain(g, cams[:1], means=g.means - 0.04 * down)) / 3
+        torch.testing.assert_close(ours, ref, atol=1e-5, rtol=0)
+        assert (ours - plain(g, cams[:1])).abs().max() > 1e-2
+    fresh = make_method("deblur", {"kernel": "motion", "copies": 2, "global_shift": True, "motion_init": 1.0})
+    s = fresh.kernel.shifts.detach()
+    # initial spread: copies at t = -1, +1 along one unit direction per view, different between views
+    torch.testing.assert_close(s[:, 0], -s[:, 1])
+    torch.testing.assert_close(s[:, 1].norm(dim=-1), torch.ones(len(s)))
+    assert (s[0, 1] - s[1, 1]).abs().max() > 1e-2
+
+
+def test_init_factor_and_kernel_start():
+    # head weights zero: every scale factor is init_factor exactly (quaternions untouched); before
+    # kernel_start the training render is plain 3DGS
+    g, cams = scene_gaussians(), cameras(1)
+    m = make_method("deblur", {"lambda_s": 0.1, "max_factor": 2.0, "init_factor": 1.25, "kernel_start": 0.5,
+                               "conserve": False})
+    m.iterations = 100
+    with torch.no_grad():
+        m.kernel.head.weight.zero_()
+        on = render(g, cams, method=m, training=True, step=50, background=torch.ones(3), backend="cpu").images
+        off = render(g, cams, method=m, training=True, step=49, background=torch.ones(3), backend="cpu").images
+    torch.testing.assert_close(on, plain(g, cams, scales=g.scales * 1.25), atol=1e-5, rtol=0)
+    torch.testing.assert_close(off, plain(g, cams), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="init_factor"):
+        make_method("deblur", {"init_factor": 1.5, "max_factor": 1.1})
+
+
+def test_row_adam_matches_adam_on_seen_rows_and_leaves_unseen_rows():
+    # rows 0 and 2 get gradients on different steps: each must follow torch's Adam fed only the
+    # steps it was seen on; row 1 (never seen) must not move
+    from splatlab.methods.deblur import RowAdam
+    g = torch.Generator().manual_seed(0)
+    w0 = torch.randn(3, 4, generator=g)
+    grads = [torch.randn(4, generator=g) for _ in range(6)]
+    seen = [0, 2, 0, 0, 2, 0]
+    w = torch.nn.Parameter(w0.clone())
+    opt = RowAdam([w], lr=0.1)
+    for gr, r in zip(grads, seen):
+        w.grad = torch.zeros_like(w)
+        w.grad[r] = gr
+        opt.step()
+    for r in (0, 2):
+        ref = torch.nn.Parameter(w0[r].clone())
+        ref_opt = torch.optim.Adam([ref], lr=0.1, eps=1e-15)
+        for gr, rr in zip(grads, seen):
+            if rr == r:
+                ref.grad = gr.clone()
+                ref_opt.step()
+        torch.testing.assert_close(w[r].detach(), ref.detach(), atol=2e-5, rtol=0)  # float32 rounding
+    torch.testing.assert_close(w[1].detach(), w0[1])
+
+
+@pytest.mark.parametrize("conserve", [True, False])
+def test_conserve_keeps_the_ink_of_an_enlarged_gaussian(conserve):
+    # one black Gaussian on white, every scale doubled by the kernel: a blur keeps the total darkness
+    # sum(1 - image) (one layer: the integral of alpha, opacity x footprint area); plain enlargement
+    # multiplies it by ~4 (a 2x wider footprint). Opacity 0.5 so that the rasterizer's 1/255 alpha
+    # cut-off trims under 3% of the tails after the opacity drops to ~1/8.
+    g = Gaussians(torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 0.0, 0.0]]), torch.log(torch.full((1, 3), 0.08)),
+                  torch.logit(torch.tensor([0.5])), rgb_to_sh0(torch.zeros(1, 3)), torch.zeros(1, 3, 3))
+    size = 64
+    cams = Cameras(look_at(torch.tensor([0.0, 0.0, 2.5]), torch.zeros(3))[None],
+                   intrinsics_from_fov(0.8, size, size)[None], size, size).with_ids(torch.tensor([0]))
+    m = make_method("deblur", {"lambda_s": 0.1, "max_factor": 3.0, "init_factor": 2.0, "conserve": conserve})
+    with torch.no_grad():
+        m.kernel.head.weight.zero_()
+        sharp = render(g, cams, method=m, training=False, background=torch.ones(3), backend="cpu").images
+        blurred = render(g, cams, method=m, training=True, step=1, background=torch.ones(3), backend="cpu").images
+    ratio = float((1 - blurred).sum() / (1 - sharp).sum())
+    if conserve:
+        assert abs(ratio - 1.0) < 0.04, ratio
+        assert (1 - blurred).max() < 0.5 * (1 - sharp).max()  # the same ink, spread thinner
+    else:
+        assert 3.5 < ratio < 4.1, ratio
+
+
+def test_blur_regulariser_is_the_mean_excess_scale_factor():
+    # one training render of two cameras: the extra loss term is lambda_reg x the mean over both
+    # cameras of mean(scale factor - 1), recomputed here from the kernel's raw outputs
+    from splatlab.methods.base import LossInputs
+    from splatlab.train.config import TrainConfig
+    g, cams = scene_gaussians(), cameras()
+    m = make_method("deblur", {"lambda_s": 0.3, "max_factor": 1.5, "lambda_reg": 0.2})
+    randomize_head(m, std=1.0)
+    out = render(g, cams, method=m, training=True, step=5, background=torch.ones(3), backend="cpu")
+    terms = m.loss_terms(LossInputs(out.images, out.alphas, out.images.detach(), g, 5, out.meta, cams),
+                         TrainConfig(scene="x"))
+    with torch.no_grad():
+        ref = []
+        for c in range(len(cams)):
+            raw = m.kernel(g, cams.image_ids[c])[:, :3]
+            ref.append((0.5 * torch.tanh(torch.clamp(0.3 * raw, min=0.0) / 0.5)).mean())
+    torch.testing.assert_close(terms["blur_reg"].detach(), 0.2 * torch.stack(ref).mean())
+    assert float(terms["blur_reg"].detach()) > 0.01
+    terms["blur_reg"].backward()
+    assert m.kernel.head.weight.grad.abs().sum() > 0
+    assert "blur_reg" not in m.loss_terms(LossInputs(out.images, out.alphas, out.images.detach(), g, 5, out.meta,
+                                                     cams), TrainConfig(scene="x"))  # consumed once

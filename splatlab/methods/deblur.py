@@ -13,17 +13,42 @@ blurred it:
   move the Gaussians through its inputs);
 * `kernel=defocus`: per-Gaussian factors δs (3) and δr (4) in [1, `max_factor`] that multiply the
   scales and the raw quaternion: one render of enlarged Gaussians;
-* `kernel=motion`: `copies` + 1 sets of factors and `copies` position offsets
-  (λp·scene scale·output): the image is the mean of the renders of the original and the
-  shifted copies (one `RenderPass` each, weight 1/(copies+1)), i.e. the camera moved during the
-  exposure.
+* `kernel=motion`: `copies` + 1 sets of factors and `copies` shifted copies: the image is the mean
+  of the renders of the original and the copies (one `RenderPass` each, weight 1/(copies+1)), i.e.
+  the camera moved during the exposure. Each copy is shifted by a learned per-view vector in the
+  view's image plane (`global_shift`, λg·scene scale·row, rows starting spread along a random
+  line per view) plus, as in the paper, an optional per-Gaussian MLP offset (λp·scene scale·output,
+  `lambda_p`, default 0).
 
-Factors are 1 + λs·softplus(output), clamped to `max_factor` (the paper clamps
-λs·output + 1 − λs to [1, 1.1]; softplus keeps a gradient at the lower end). With
-`training=False` the kernel is off: evaluation renders (test views, `view`, `render`, `compress`)
+Differences from the paper, each measured on robot-motion / robot-defocus at 600 steps (the
+tuning scene; `scripts/bench_deblur.py`):
+
+* factors are clamp(1 + λs·output, 1, `max_factor`). A softplus form (`factor_form=softplus`)
+  drifts to -inf under Adam while the Gaussians are still large, and the kernel stays dead.
+* the view embeddings start at std 1 (0.1 left the MLP's output nearly the same for every view)
+  and, with the shift table, are trained by `RowAdam` at `view_lr`: a row moves only on the steps
+  its view is drawn (plain Adam keeps moving every row on its momentum).
+* one shift per view and copy instead of per-Gaussian offsets: camera shake moves everything
+  alike; per-Gaussian offsets scatter the copies incoherently, which averages noise away in training
+  and leaves it in the sharp render (robot-motion: 21.7 dB with per-Gaussian offsets, 24.0 dB
+  without, gs3d 23.4 dB). Copies that start at one point get equal gradients (blur is second
+  order in the offsets) and never part, hence the initial spread (`motion_init`).
+* `conserve` (off by default) scales the opacity of an enlarged Gaussian by its screen-footprint
+  area ratio, so enlargement blurs instead of thickening. With the true per-view blur as factors
+  it is needed (20.3 dB without, 23.9 with), but the learned defocus MLP collapses with it
+  (factors at `max_factor` everywhere, 14-22 dB).
+* `lambda_reg` pulls the scale factors to 1 and the factors saturate softly at `max_factor`: a
+  factor every view shares is indistinguishable from a larger Gaussian, and without the pull
+  garden-sharp lost 1.31 dB to gs3d with most factors stuck at the 1.1 clamp (−0.08 dB with it).
+* `kernel_start`, `init_factor`: warm-up and initial factor for defocus (tried; no gain measured).
+
+Defocus on robot-defocus stays at gs3d's quality: the MLP's factors end at 1 (the Gaussians grow
+to fit the blur instead). Even the true thin-lens blur given as factors gains only ~1 dB there.
+
+With `training=False` the kernel is off: evaluation renders (test views, `view`, `render`, `compress`)
 are plain 3DGS of the Gaussians and depend only on them, which is what a checkpoint or `.ply`
-carries. The MLP and the view embeddings are method modules (saved in checkpoints, with their
-Adam state), so `--stop-at` / `--resume` continue exactly.
+carries. The MLP, the view embeddings and the shift table are method modules (saved in
+checkpoints, with their optimizer state), so `--stop-at` / `--resume` continue exactly.
 
 Also from the paper (off by default; measured in `scripts/bench_deblur.py`):
 
@@ -49,7 +74,7 @@ from splatlab.cameras import Cameras
 from splatlab.densify import ops
 from splatlab.gaussians import Gaussians
 
-from .base import Method, MethodConfig, RenderContext, RenderPass
+from .base import LossInputs, Method, MethodConfig, RenderContext, RenderPass
 from .registry import register_method
 
 __all__ = ["DeblurConfig", "BlurKernel", "DeblurGaussians", "positional_encoding"]
@@ -61,8 +86,9 @@ class DeblurConfig(MethodConfig):
 
     kernel: Literal["defocus", "motion"] = "defocus"
     copies: int = 4  # motion: shifted copies besides the original (paper M=4)
-    lambda_s: float = 0.01  # factor = 1 + lambda_s * softplus(mlp)
-    lambda_p: float = 0.01  # motion offset = lambda_p * scene_scale * mlp
+    lambda_s: float = 0.01  # factor = clamp(1 + lambda_s * mlp, 1, max_factor)
+    factor_form: Literal["clamp", "softplus"] = "clamp"
+    lambda_p: float = 0.0  # per-Gaussian motion offset = lambda_p * scene_scale * mlp (paper 0.01)
     max_factor: float = 1.1
     width: int = 64
     depth: int = 3
@@ -70,7 +96,16 @@ class DeblurConfig(MethodConfig):
     view_dim: int = 16
     max_views: int = 4096  # rows of the view-embedding table (training images)
     mlp_lr: float = 1e-3
+    view_init: float = 1.0  # std of the initial view embeddings (views must be told apart from step 0)
+    view_lr: float = 0.05  # per-view rows (embedding, shifts) are updated only when their view is drawn
+    kernel_start: float = 0.0  # fraction of the run trained without the kernel (plain renders)
+    global_shift: bool = True  # motion: a learned per-view image-plane shift of each copy, shared by all Gaussians
+    lambda_g: float = 0.01  # global shift = lambda_g * scene_scale * table row
+    init_factor: float = 1.0  # initial scale factor of every Gaussian in every view (clamp form)
+    motion_init: float = 1.0  # motion: initial spread of the copies along a line (raw shift units)
     seed: int = 0  # initialisation of the MLP and the embeddings (independent of the run's RNG)
+    lambda_reg: float = 0.1  # loss lambda_reg * mean(scale factor - 1): blur the data does not ask for
+    conserve: bool = False  # enlarged Gaussians keep their screen-space mass (opacity x area ratio)
     add_points: int = 0  # 0: off
     add_points_at: float = 0.125
     add_max_dist: float = 0.1
@@ -79,12 +114,14 @@ class DeblurConfig(MethodConfig):
     def validate(self) -> None:
         if self.copies < 1:
             raise ValueError(f"copies must be >= 1, got {self.copies}")
+        if not (self.init_factor == 1.0 or 1.0 < self.init_factor < self.max_factor):
+            raise ValueError(f"init_factor must be 1 or in (1, max_factor), got {self.init_factor}")
         if not self.max_factor >= 1.0:
             raise ValueError(f"max_factor must be >= 1, got {self.max_factor}")
         if min(self.width, self.depth, self.view_dim, self.max_views) < 1 or self.pos_freqs < 0:
             raise ValueError("width, depth, view_dim, max_views must be >= 1 and pos_freqs >= 0")
-        if self.lambda_s < 0 or self.lambda_p < 0 or self.mlp_lr <= 0:
-            raise ValueError("lambda_s, lambda_p must be >= 0 and mlp_lr > 0")
+        if self.lambda_s < 0 or self.lambda_p < 0 or self.lambda_g < 0 or self.lambda_reg < 0 or self.mlp_lr <= 0 or self.view_lr <= 0 or self.view_init < 0:
+            raise ValueError("lambda_s, lambda_p, view_init must be >= 0 and mlp_lr, view_lr > 0")
         if self.add_points < 0 or not 0 <= self.add_points_at < 1 or self.add_max_dist <= 0:
             raise ValueError("add_points >= 0, 0 <= add_points_at < 1 and add_max_dist > 0 required")
         if not 0 <= self.depth_prune < 1:
@@ -110,7 +147,7 @@ class BlurKernel(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
             self.views = nn.Embedding(cfg.max_views, cfg.view_dim)
-            nn.init.normal_(self.views.weight, std=0.1)
+            nn.init.normal_(self.views.weight, std=cfg.view_init)
             layers: list[nn.Module] = []
             for i in range(cfg.depth):
                 layers += [nn.Linear(n_in if i == 0 else cfg.width, cfg.width), nn.ReLU()]
@@ -118,6 +155,30 @@ class BlurKernel(nn.Module):
             self.head = nn.Linear(cfg.width, n_out)
             nn.init.normal_(self.head.weight, std=1e-3)
             nn.init.zeros_(self.head.bias)
+            if cfg.init_factor != 1.0 and cfg.lambda_s > 0:  # scale outputs of every set of factors
+                for m in range(1 if cfg.kernel == "defocus" else cfg.copies + 1):
+                    room = cfg.max_factor - 1.0  # inverse of `factors` at init_factor
+                    x = (cfg.init_factor - 1.0) / cfg.lambda_s if cfg.factor_form == "softplus" else \
+                        room * math.atanh((cfg.init_factor - 1.0) / room) / cfg.lambda_s
+                    self.head.bias.data[7 * m:7 * m + 3] = x
+            if cfg.kernel == "motion" and cfg.motion_init and not cfg.global_shift:
+                # copies spread along one line (t in [-1, 1] \ {0}, the original at t=0): blur is second
+                # order in the offsets, so copies that all start at 0 get equal gradients and never part
+                t = _copy_times(cfg.copies)
+                u = torch.tensor([1.0, 1.0, 1.0]) / math.sqrt(3.0)
+                bias = (cfg.motion_init * t[:, None] * u).reshape(-1)
+                self.head.bias.data[7 * (cfg.copies + 1):] = bias
+        if cfg.kernel == "motion" and cfg.global_shift:
+            # a per-view camera shake moves every Gaussian alike: one learned shift per view and copy
+            # (raw offset units), starting spread along a random line per view (see motion_init)
+            # in the view's image plane (camera x, y): a shift along the optical axis barely shows
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed + 1)
+                u = F.normalize(torch.randn(cfg.max_views, 1, 2), dim=-1)
+            t = _copy_times(cfg.copies)
+            self.shifts = nn.Parameter(cfg.motion_init * t[None, :, None] * u)
+        else:
+            self.shifts = None
         self.register_buffer("center", torch.zeros(3))
         self.register_buffer("radius", torch.ones(()))
 
@@ -131,9 +192,78 @@ class BlurKernel(nn.Module):
         return self.head(self.body(x))
 
 
-def factors(raw: Tensor, lambda_s: float, max_factor: float) -> Tensor:
-    """Blur factors in [1, max_factor] from raw MLP outputs (1 exactly where softplus is 0)."""
-    return (1.0 + lambda_s * F.softplus(raw)).clamp(max=max_factor)
+class RowAdam(torch.optim.Optimizer):
+    """Adam that updates only the rows (first index) with a nonzero gradient, like SparseAdam on dense
+    gradients. A view's row is seen on 1/n of the steps; plain Adam keeps moving every row on its
+    momentum at full step size between visits, and on robot-motion that shrank per-view shifts
+    initialised at the true camera shake to a fifth in 600 steps."""
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-15) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                rows = g.reshape(len(g), -1).ne(0).any(dim=1)
+                if not rows.any():
+                    continue
+                st = self.state[p]
+                if not st:
+                    st["exp_avg"] = torch.zeros_like(p)
+                    st["exp_avg_sq"] = torch.zeros_like(p)
+                    st["steps"] = torch.zeros(len(p), dtype=torch.float64)  # per-row step counts
+                st["steps"][rows] += 1
+                m, v = st["exp_avg"][rows], st["exp_avg_sq"][rows]
+                m.mul_(b1).add_(g[rows], alpha=1 - b1)
+                v.mul_(b2).addcmul_(g[rows], g[rows], value=1 - b2)
+                t = st["steps"][rows].to(p.dtype).reshape(-1, *([1] * (p.dim() - 1)))
+                upd = (m / (1 - b1 ** t)) / ((v / (1 - b2 ** t)).sqrt() + group["eps"])
+                st["exp_avg"][rows], st["exp_avg_sq"][rows] = m, v
+                p[rows] -= group["lr"] * upd
+        return None
+
+
+def footprint_ratio(base: dict, blurred: dict, camera: Cameras) -> Tensor:
+    """sqrt(det Σ2d / det Σ2d') per Gaussian in `camera` (one camera), both footprints with the
+    rasterizer's eps2d dilation; in (0, 1] when the blurred Gaussians are larger."""
+    from splatlab.render.projection import project
+
+    def det(args):
+        p = project(args["means"], args["quats"], args["scales"], args["opacities"], camera.viewmats, camera.Ks,
+                    camera.width, camera.height)
+        c = p.cov2d[0]
+        return c[:, 0, 0] * c[:, 1, 1] - c[:, 0, 1] * c[:, 1, 0]
+
+    return (det(base) / det(blurred).clamp_min(1e-12)).clamp(1e-6, 1.0).sqrt()
+
+
+def _copy_times(copies: int) -> Tensor:
+    """Where along the exposure each shifted copy starts: `copies` values in [-1, 1] without 0 (the original)."""
+    t = torch.linspace(-1.0, 1.0, copies + 1)
+    return torch.cat([t[: copies // 2], t[copies // 2 + 1:]]) if copies % 2 == 0 else t[1:]
+
+
+def factors(raw: Tensor, lambda_s: float, max_factor: float, form: str = "clamp") -> Tensor:
+    """Blur factors in [1, max_factor] from raw MLP outputs.
+
+    `clamp`: 1 + λs·raw clamped below at 1 (the paper's form, shifted so raw 0 is factor 1) and
+    saturating smoothly at max_factor (1 + room·tanh(·/room)). Outputs below 1 get no gradient, so
+    they stay where they are. `softplus`: 1 + λs·softplus(raw);
+    its gradient never vanishes but shrinks exponentially, and Adam rescales the small gradient to full
+    steps: on blurred captures the outputs drift to -inf early (while the Gaussians are still large)
+    and the kernel is dead for the rest of the run (measured: every factor 1.000 at step 600)."""
+    if form == "softplus":
+        return (1.0 + lambda_s * F.softplus(raw)).clamp(max=max_factor)
+    if max_factor <= 1.0:
+        return torch.ones_like(raw)
+    room = max_factor - 1.0  # soft at the top: a hard clamp there also has no gradient, and a
+    # factor pushed to the top early (garden-sharp: 1.1 for most Gaussians in every view) stayed
+    return 1.0 + room * torch.tanh(F.relu(lambda_s * raw) / room)
 
 
 @register_method("deblur", aliases=("deblur3dgs",))
@@ -146,10 +276,13 @@ class DeblurGaussians(Method):
         super().__init__(config)
         self.kernel = BlurKernel(self.config)
         self.scene_scale = 1.0
+        self.iterations = 0
+        self._excess: list[Tensor] = []  # mean scale factor - 1 of each blurred pass of the last render
 
     # -- parameters -----------------------------------------------------------------------------
     def setup(self, scene, train_cfg) -> None:
         self.scene_scale = float(scene.scene_scale)
+        self.iterations = int(train_cfg.iterations)
         n = len(scene.train)
         if n > self.config.max_views:
             raise ValueError(f"deblur: {n} training images but max_views={self.config.max_views} "
@@ -163,17 +296,24 @@ class DeblurGaussians(Method):
         return {"blur_kernel": self.kernel}
 
     def extra_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
-        return {"blur_kernel": torch.optim.Adam(self.kernel.parameters(), lr=self.config.mlp_lr, eps=1e-15)}
+        k = self.kernel
+        per_view = [k.views.weight] + ([k.shifts] if k.shifts is not None else [])
+        mlp = [p for n, p in k.named_parameters() if not (n.startswith("views.") or n == "shifts")]
+        return {"blur_kernel": torch.optim.Adam(mlp, lr=self.config.mlp_lr, eps=1e-15),
+                "blur_views": RowAdam(per_view, lr=self.config.view_lr, eps=1e-15)}
 
     # -- rendering ------------------------------------------------------------------------------
     def render_passes(self, gaussians: Gaussians, cameras: Cameras, ctx: RenderContext) -> list[RenderPass]:
         if not ctx.training:  # evaluation: sharp, plain 3DGS of the Gaussians
             return super().render_passes(gaussians, cameras, ctx)
+        if ctx.step is not None and ctx.step < self.config.kernel_start * self.iterations:
+            return super().render_passes(gaussians, cameras, ctx)  # warm-up: Gaussians first
         if cameras.image_ids is None:
             raise ValueError("deblur: training renders need cameras with image_ids (Cameras.with_ids)")
         cfg = self.config
         base = self.raster_args(gaussians, cameras, ctx)
         passes = []
+        self._excess = []
         for c in range(len(cameras)):
             image_id = cameras.image_ids[c]
             if int(image_id) >= cfg.max_views or int(image_id) < 0:
@@ -182,24 +322,47 @@ class DeblurGaussians(Method):
             raw = self.kernel(gaussians, image_id)
             cam = torch.tensor([c], dtype=torch.long)
             if cfg.kernel == "defocus":
-                passes.append(RenderPass(self.blurred_args(base, raw[:, :7]), cameras=cam))
+                passes.append(RenderPass(self.blurred_args(base, raw[:, :7], camera=cameras[c:c + 1]), cameras=cam))
                 continue
             k = cfg.copies + 1
             offsets = raw[:, 7 * k:].reshape(len(gaussians), cfg.copies, 3) * (cfg.lambda_p * self.scene_scale)
+            if self.kernel.shifts is not None:
+                c2w_rot = cameras.viewmats[c, :3, :3].transpose(0, 1).to(offsets)  # camera axes in world
+                shift = self.kernel.shifts[image_id] @ c2w_rot[:, :2].transpose(0, 1)  # (copies, 3)
+                offsets = offsets + shift * (cfg.lambda_g * self.scene_scale)
             for m in range(k):
                 shift = None if m == 0 else offsets[:, m - 1]
-                passes.append(RenderPass(self.blurred_args(base, raw[:, 7 * m:7 * m + 7], shift), cameras=cam,
+                passes.append(RenderPass(self.blurred_args(base, raw[:, 7 * m:7 * m + 7], shift, cameras[c:c + 1]), cameras=cam,
                                          weight=1.0 / k))
         return passes
 
-    def blurred_args(self, base: dict, raw: Tensor, shift: Tensor | None = None) -> dict:
+    def blurred_args(self, base: dict, raw: Tensor, shift: Tensor | None = None,
+                     camera: Cameras | None = None) -> dict:
         """`base` rasterize args with scales and raw quaternions multiplied by the factors from
-        `raw` (N, 7), and the means moved by `shift` (N, 3) when given."""
-        f = factors(raw, self.config.lambda_s, self.config.max_factor)
+        `raw` (N, 7), and the means moved by `shift` (N, 3) when given. With `conserve` (and the
+        `camera` given), opacities are scaled by sqrt(det Σ2d / det Σ2d') of the footprints in that
+        camera: an enlarged Gaussian spreads the same ink over more pixels, as a blur does, rather
+        than painting a thicker stroke (measured on robot-defocus with the true per-view blur as
+        factors: 20.28 dB without, 23.89 dB with)."""
+        f = factors(raw, self.config.lambda_s, self.config.max_factor, self.config.factor_form)
+        self._excess.append((f[:, :3] - 1.0).mean())
         args = dict(base, scales=base["scales"] * f[:, :3], quats=base["quats"] * f[:, 3:7])
+        if self.config.conserve and camera is not None:
+            args["opacities"] = base["opacities"] * footprint_ratio(base, args, camera)
         if shift is not None:
             args["means"] = base["means"] + shift
         return args
+
+    def loss_terms(self, x: LossInputs, train_cfg) -> dict[str, Tensor]:
+        """Photometric loss + λreg·mean(scale factor − 1) of the step's blurred renders. A factor
+        shared by every view is the same as a larger Gaussian, so the data cannot tell them apart;
+        the pull to 1 leaves the kernel only the blur that differs between views (without it,
+        garden-sharp lost 1.31 dB to gs3d with every factor at the 1.1 top)."""
+        terms = super().loss_terms(x, train_cfg)
+        if self.config.lambda_reg and self._excess:
+            terms["blur_reg"] = self.config.lambda_reg * torch.stack(self._excess).mean()
+        self._excess = []
+        return terms
 
     # -- densification extras -----------------------------------------------------------------
     def after_step(self, gaussians: Gaussians, optimizers, step: int, train_cfg) -> None:
