@@ -145,6 +145,8 @@ def main() -> int:
     ap.add_argument("--export", help="write the trained weights + model card to this folder")
     ap.add_argument("--subset", help="with --export: copy a few held-out pairs here, with their measured gain, "
                     "for the test that the shipped weights reproduce the card (tests/data/splatformer)")
+    ap.add_argument("--recipe-note", default="", help="with --export: how the run deviated from one invocation "
+                    "(phases with other flags), appended to the card's recipe line")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rescan-every", type=int, default=100,
                     help="pick up training pairs that make_splatformer_data.py finished since (0: never)")
@@ -178,6 +180,8 @@ def main() -> int:
             recipe = (f"size `{args.size}`, {args.views} views per step, share of high-elevation views "
                       f"{args.ood_probability}, Adam lr {args.lr}, L1 + {args.ssim_lambda}·(1 − SSIM) per view group, "
                       f"input-view group weight {args.input_weight}, batch of 1 object")
+            if args.recipe_note:
+                recipe += f"; {args.recipe_note}"
             records = [json.loads(p.read_text()) for p in (data / "records").glob("*.json")]
             data_line = (f"{len(records)} pairs from `scripts/make_splatformer_data.py` ({train_pairs} train), "
                          f"{np.mean([r['seconds'] for r in records]):.0f} s per pair on average")
@@ -251,22 +255,34 @@ def save_grid(model: SplatFormer, pairs: list[Pair], path: Path, objects: int = 
 
 
 def write_subset(model: SplatFormer, pairs: list[Pair], folder: Path, data: Path, objects: Path,
-                 count: int = 2) -> None:
-    """Commit-sized evaluation subset: the input splats and OOD views of `count` held-out objects, and
-    the mean OOD gain these weights give on them (checked by tests/test_splatformer.py)."""
+                 count: int = 2, input_every: int = 3) -> None:
+    """Commit-sized evaluation subset: the input splats, the high-elevation views and every
+    `input_every`-th input view of `count` held-out objects, with the mean OOD gain and input-view
+    change these weights give on exactly those views (checked by tests/test_splatformer.py)."""
     import shutil
 
     chosen = [p for p in pairs if p.split in ("test", "val")][:count]
     folder.mkdir(parents=True, exist_ok=True)
+    gains, changes = [], []
+    model.eval()
     for p in chosen:
         shutil.copyfile(data / "splats" / f"{p.id}.ply", folder / f"{p.id}.ply")
         npz = np.load(objects / "objects" / f"{p.id}.npz")
-        keep = npz["elevation_deg"] >= LOW_MAX_ELEVATION
-        np.savez_compressed(folder / f"{p.id}.npz", **{k: npz[k][keep] for k in ("rgba", "viewmats", "Ks", "elevation_deg")})
-    report = evaluate(model, chosen)
-    gains = [report[s]["ood_gain"] * report[s]["objects"] for s in report]
-    summary = {"objects": [p.id for p in chosen], "ood_gain_db": sum(gains) / len(chosen),
-               "ood_before_db": float(np.mean([report[s]["ood_before"] for s in report]))}
+        ood = npz["elevation_deg"] >= LOW_MAX_ELEVATION
+        keep = ood.copy()
+        keep[np.flatnonzero(~ood)[::input_every]] = True
+        np.savez_compressed(folder / f"{p.id}.npz", ood=ood[keep],
+                            **{k: npz[k][keep] for k in ("rgba", "viewmats", "Ks", "elevation_deg")})
+        views = torch.from_numpy(np.flatnonzero(keep))
+        is_ood = torch.from_numpy(ood[keep])
+        with torch.no_grad():
+            refined = model.refine_fields(p.fields)
+            before, after = p.render(p.fields, views), p.render(refined, views)
+        target = p.targets[views]
+        gains.append(psnr(after[is_ood], target[is_ood]) - psnr(before[is_ood], target[is_ood]))
+        changes.append(psnr(after[~is_ood], target[~is_ood]) - psnr(before[~is_ood], target[~is_ood]))
+    summary = {"objects": [p.id for p in chosen], "ood_gain_db": float(np.mean(gains)),
+               "input_change_db": float(np.mean(changes)), "input_every": input_every}
     (folder / "subset.json").write_text(json.dumps(summary, indent=1) + "\n")
 
 
@@ -282,11 +298,12 @@ def model_card(model: SplatFormer, report: dict, history: list, train_objects: i
              f"- training objects: {train_objects}; steps: {step}; wall time: {wall:.2f} h (2 shared CPU cores)",
              f"- data: {data_line}",
              f"- recipe: {recipe}",
-             "", "| split | objects | OOD PSNR before | after | gain | improved | input PSNR change |",
-             "|---|---|---|---|---|---|---|"]
+             "", "| split | objects | OOD PSNR before | after | gain | improved | input PSNR before | after | change |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for split, r in sorted(report.items()):
         lines.append(f"| {split} | {r['objects']} | {r['ood_before']:.2f} | {r['ood_after']:.2f} | "
-                     f"{r['ood_gain']:+.2f} | {r['improved_share']:.0%} | {r['input_change']:+.2f} |")
+                     f"{r['ood_gain']:+.2f} | {r['improved_share']:.0%} | {r['input_before']:.2f} | "
+                     f"{r['input_after']:.2f} | {r['input_change']:+.2f} |")
     lines += ["", "Splits: `test`/`val` are held-out procedural and pybullet objects, `ood` the real textured meshes",
               "of pybullet_data; none was trained on. PSNR at 128² on white, mean over each object's 8",
               "high-elevation views (OOD) and its 24 input views.", "",

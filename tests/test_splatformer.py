@@ -170,8 +170,10 @@ SUBSET = Path(__file__).resolve().parent / "data" / "splatformer"
 
 @pytest.mark.skipif(not SplatFormer.shipped_weights().is_dir(), reason="no shipped SplatFormer weights")
 def test_shipped_weights_reproduce_the_model_cards_gain_on_the_committed_subset():
-    """The subset (input splats + high-elevation views of held-out objects) was written with the card by
-    `scripts/train_splatformer.py --export --subset`; its OOD PSNR gain must hold within 0.3 dB."""
+    """The subset (input splats, high-elevation views and some input views of held-out objects) was
+    written with the card by `scripts/train_splatformer.py --export --subset`. The shipped weights must
+    reproduce its OOD gain and input-view change within 0.3 dB, and the untrained (identity) model
+    must not: so the check fails if the weights stop loading or stop doing anything."""
     import json
 
     import numpy as np
@@ -180,18 +182,29 @@ def test_shipped_weights_reproduce_the_model_cards_gain_on_the_committed_subset(
     from splatlab.metrics import psnr
 
     expected = json.loads((SUBSET / "subset.json").read_text())
-    model = SplatFormer.from_pretrained().eval()
-    gains = []
-    for oid in expected["objects"]:
-        fields = {k: v.detach() for k, v in read_splats(SUBSET / f"{oid}.ply").params.items()}
-        views = np.load(SUBSET / f"{oid}.npz")
-        rgba = torch.from_numpy(views["rgba"]).float() / 255.0
-        target = rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
-        h, w = target.shape[1:3]
-        cams = Cameras(torch.from_numpy(views["viewmats"]), torch.from_numpy(views["Ks"]), w, h)
-        with torch.no_grad():
-            refined = model.refine_fields(fields)
-            before = render_fields(fields, cams, background=torch.ones(3), sh_degree=1).images
-            after = render_fields(refined, cams, background=torch.ones(3), sh_degree=1).images
-        gains.append(float(psnr(after, target)) - float(psnr(before, target)))
-    assert abs(float(np.mean(gains)) - expected["ood_gain_db"]) <= 0.3
+
+    def measure(model: SplatFormer) -> tuple[float, float]:
+        gains, changes = [], []
+        for oid in expected["objects"]:
+            fields = {k: v.detach() for k, v in read_splats(SUBSET / f"{oid}.ply").params.items()}
+            views = np.load(SUBSET / f"{oid}.npz")
+            rgba = torch.from_numpy(views["rgba"]).float() / 255.0
+            target = rgba[..., :3] * rgba[..., 3:] + (1.0 - rgba[..., 3:])
+            ood = torch.from_numpy(views["ood"])
+            h, w = target.shape[1:3]
+            cams = Cameras(torch.from_numpy(views["viewmats"]), torch.from_numpy(views["Ks"]), w, h)
+            with torch.no_grad():
+                refined = model.refine_fields(fields)
+                before = render_fields(fields, cams, background=torch.ones(3), sh_degree=1).images
+                after = render_fields(refined, cams, background=torch.ones(3), sh_degree=1).images
+            gains.append(psnr(after[ood], target[ood]) - psnr(before[ood], target[ood]))
+            changes.append(psnr(after[~ood], target[~ood]) - psnr(before[~ood], target[~ood]))
+        return float(np.mean(gains)), float(np.mean(changes))
+
+    shipped = SplatFormer.from_pretrained().eval()
+    gain, change = measure(shipped)
+    assert abs(gain - expected["ood_gain_db"]) <= 0.3
+    assert abs(change - expected["input_change_db"]) <= 0.3
+    identity_gain, identity_change = measure(SplatFormer(shipped.config).eval())
+    assert abs(identity_gain) < 1e-6 and abs(identity_change) < 1e-6
+    assert expected["ood_gain_db"] > 1.0  # so the identity model could not pass the first assert
