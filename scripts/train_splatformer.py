@@ -3,8 +3,9 @@
 Each step takes one training object's input splats, refines them with the model (with gradients),
 renders 4 of the object's views through splatlab's differentiable rasterizer (the one render path)
 and compares them with the object's renders: each view is an out-of-distribution (high-elevation)
-view with probability 0.7, else one of the input views, as the paper samples them. Loss: L1 +
-λ·(1 − SSIM). Held-out objects (val/test/ood splits) are never trained on; `--eval` reports, per
+view with probability `--ood-probability` (0.7 as in the paper), else one of the input views. Loss:
+L1 + λ·(1 − SSIM) within each group of views, the input group weighted by `--input-weight` (the
+shipped weights used 0.5 and weights 8 -> 20 -> 40; see the model card). Held-out objects (val/test/ood splits) are never trained on; `--eval` reports, per
 split, the mean OOD and input-view PSNR of the input splats and of the refined ones and the share
 of objects that improved.
 
