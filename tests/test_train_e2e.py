@@ -47,7 +47,7 @@ def test_training_raises_psnr_and_writes_outputs(scene_dir, tmp_path):
 
 def test_mcmc_training_grows_and_improves(scene_dir, tmp_path):
     cfg = small_config(scene_dir, tmp_path / "mcmc", strategy="mcmc", iterations=40, refine_start=10,
-                       refine_every=10, init_num_points=200, background_points=0)
+                       refine_every=10, init_num_points=200, background_points=0, background_shell=0)
     result = run_training(cfg)
     m = result["metrics"]
     # refinements at steps 20 and 30 (after refine_start=10, every 10, before the end): +5 % each

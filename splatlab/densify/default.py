@@ -13,6 +13,8 @@ mean does not shrink it), together with how many views saw it. Every `refine_eve
   `prune_scale3d`·max(extent, distance from the scene centre) (and screen size > `prune_scale2d`·image size when `scale2d_stop` > 0);
 * every `reset_every` steps opacities are clamped to 2·`prune_opacity`.
 
+Pinned rows (`state["pinned"]`, the trainer's background shell) are never grown, pruned or reset.
+
 Floater controls (all off by default, see `floaters.py`): `min_view_fraction` > 0 also prunes, at every
 refinement, Gaussians inside the camera rig (nearer the cameras' centroid than `scene_scale`) whose
 centre is contained by fewer than that fraction of the training views (the trainer hands them over with `set_views`); `opacity_reg` / `scale_reg` add MCMC's regularisers.
@@ -109,7 +111,7 @@ class DefaultStrategy(BaseStrategy):
             report.update(self.prune(gaussians, optimizers, state, step))
             reset_stats(state, len(gaussians), gaussians.device)
         if self._reset_due(step):
-            ops.reset_opacity(gaussians, optimizers, self.prune_opacity * 2.0)
+            ops.reset_opacity(gaussians, optimizers, self.prune_opacity * 2.0, skip_first=int(state.get("pinned", 0)))
             report["reset"] = True
         if self.verbose and report:
             print(f"step {step}: {report}, now {len(gaussians)} Gaussians")
@@ -118,14 +120,14 @@ class DefaultStrategy(BaseStrategy):
     def grow(self, gaussians, optimizers, state, step) -> dict:
         extent = state["scene_scale"]
         avg = state["grad2d"] / state["count"].clamp_min(1.0)
-        high = avg > self.grad_threshold
+        high = (avg > self.grad_threshold) & ~ops.pinned_mask(state, len(gaussians), avg.device)
         with torch.no_grad():
             max_scale = torch.exp(gaussians.params["scales"]).max(dim=-1).values
         small = max_scale <= self.grow_scale3d * extent
         clone = high & small
         split = high & ~small
         if self.scale2d_stop > 0 and step < self.scale2d_stop:
-            split |= state["radii2d"] > self.prune_scale2d
+            split |= (state["radii2d"] > self.prune_scale2d) & ~ops.pinned_mask(state, len(gaussians), avg.device)
         if self.cap_max > 0:  # each clone or split adds one Gaussian
             room = max(0, self.cap_max - len(gaussians))
             grow = clone | split
@@ -161,6 +163,7 @@ class DefaultStrategy(BaseStrategy):
                 inside = size_reference(gaussians, state) <= state["scene_scale"]
                 few = views_containing(gaussians.params["means"], *self.views) < self.min_view_fraction * len(self.views[0])
                 prune |= inside & few
+            prune &= ~ops.pinned_mask(state, len(gaussians), prune.device)
         n = int(prune.sum())
         if n:
             ops.remove(gaussians, optimizers, prune)

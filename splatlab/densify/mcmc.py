@@ -11,6 +11,7 @@
 * After every optimizer step the means receive noise Σ·ε·σ(-k(o - t))·lr_means·`noise_lr`
   (ε ~ N(0, I), Σ the 3D covariance, k = 100, t = 1 - 0.995 gate on 1 - o): nearly transparent
   Gaussians explore, opaque ones stay.
+* Pinned rows (`state["pinned"]`, the trainer's background shell) are never relocated, sampled or moved.
 * The loss gets `opacity_reg`·mean(opacity) + `scale_reg`·mean(scale) (`loss_terms`).
 """
 from __future__ import annotations
@@ -54,7 +55,8 @@ class MCMCStrategy(BaseStrategy):
     def after_step(self, gaussians, optimizers, state, step) -> None:
         lr = means_lr(optimizers, gaussians)
         if lr > 0 and self.noise_lr > 0:
-            inject_noise(gaussians, lr * self.noise_lr, step_generator(state, step, salt=3))
+            inject_noise(gaussians, lr * self.noise_lr, step_generator(state, step, salt=3),
+                         skip_first=int(state.get("pinned", 0)))
 
     def loss_terms(self, gaussians, state, step) -> dict[str, Tensor]:
         return regulariser_terms(gaussians, self.opacity_reg, self.scale_reg)
@@ -63,12 +65,16 @@ class MCMCStrategy(BaseStrategy):
     def relocate(self, gaussians, optimizers, state, step) -> int:
         with torch.no_grad():
             opac = torch.sigmoid(gaussians.params["opacities"])
-            dead = opac <= self.min_opacity
+            pinned = ops.pinned_mask(state, len(gaussians), opac.device)
+            dead = (opac <= self.min_opacity) & ~pinned
             n_dead = int(dead.sum())
             alive = torch.nonzero(~dead).squeeze(1)
             if n_dead == 0 or len(alive) == 0:
                 return 0
             g = step_generator(state, step, salt=5)
+            alive = alive[~pinned[alive]]
+            if len(alive) == 0:
+                return 0
             pick = torch.multinomial(opac[alive].cpu(), n_dead, replacement=True, generator=g).to(alive.device)
             sampled = alive[pick]
             values = self._copies(gaussians, sampled, len(gaussians))
@@ -90,6 +96,7 @@ class MCMCStrategy(BaseStrategy):
             return 0
         with torch.no_grad():
             opac = torch.sigmoid(gaussians.params["opacities"])
+            opac = torch.where(ops.pinned_mask(state, n, opac.device), torch.zeros_like(opac), opac)
             g = step_generator(state, step, salt=7)
             sampled = torch.multinomial(opac.cpu(), n_new, replacement=True, generator=g).to(opac.device)
             values = self._copies(gaussians, sampled, n)
@@ -125,7 +132,8 @@ def relocation_update(opac: Tensor, scales: Tensor, ratios: Tensor, min_opacity:
     return new_opac, scales * coeff[:, None]
 
 
-def inject_noise(gaussians, scale: float, generator: torch.Generator) -> None:
+def inject_noise(gaussians, scale: float, generator: torch.Generator, skip_first: int = 0) -> None:
+    """Move the means by the module doc's noise; the first `skip_first` rows (pinned) stay."""
     with torch.no_grad():
         p = gaussians.params
         opac = torch.sigmoid(p["opacities"])
@@ -135,4 +143,5 @@ def inject_noise(gaussians, scale: float, generator: torch.Generator) -> None:
         cov = (R * s2[:, None, :]) @ R.transpose(1, 2)
         eps = torch.randn(p["means"].shape, generator=generator).to(p["means"].device)
         noise = torch.einsum("nij,nj->ni", cov, eps) * (gate * scale)[:, None]
+        noise[:skip_first] = 0
         p["means"].add_(noise)

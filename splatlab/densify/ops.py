@@ -141,12 +141,30 @@ def reset_state_rows(gaussians: Gaussians, optimizers: Optimizers | None, index:
     update_rows(gaussians, optimizers, lambda name, p: p.clone(), state_fn, names=set_rows_names)
 
 
-def reset_opacity(gaussians: Gaussians, optimizers: Optimizers | None, value: float) -> None:
-    """Clamp every opacity to at most `value` and zero the opacity field's optimizer state."""
+def reset_opacity(gaussians: Gaussians, optimizers: Optimizers | None, value: float, skip_first: int = 0) -> None:
+    """Clamp every opacity to at most `value` and zero the opacity field's optimizer state, except
+    for the first `skip_first` rows (pinned Gaussians)."""
     logit = math.log(value / (1.0 - value))
-    update_rows(gaussians, optimizers,
-                lambda name, p: torch.clamp_max(p, logit),
-                lambda name, key, v: torch.zeros_like(v), names=["opacities"])
+
+    def clamp(name, p):
+        out = torch.clamp_max(p, logit)
+        out[:skip_first] = p[:skip_first]
+        return out
+
+    def zero(name, key, v):
+        out = torch.zeros_like(v)
+        out[:skip_first] = v[:skip_first]
+        return out
+
+    update_rows(gaussians, optimizers, clamp, zero, names=["opacities"])
+
+
+def pinned_mask(state: dict, n: int, device=None) -> Tensor:
+    """True for the first `state["pinned"]` rows: Gaussians no strategy may clone, split, prune,
+    relocate or reset (the trainer's background shell)."""
+    mask = torch.zeros(n, dtype=torch.bool, device=device)
+    mask[:int(state.get("pinned", 0))] = True
+    return mask
 
 
 def split(gaussians: Gaussians, optimizers: Optimizers | None, mask: Tensor, n_split: int = 2,

@@ -115,6 +115,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--background-layout", dest="background_layout", choices=("disparity", "sphere"),
                    help="where the background points start: disparity (default; uniform in 1/distance from "
                         "beyond the scene to 30x that) or sphere (all at the far distance, a sky dome)")
+    p.add_argument("--background-shell", dest="background_shell", type=int,
+                   help="Gaussians in a far shell around the cameras that gives every viewing direction a "
+                        "background (only their colour trains; unseen ones continue the seen sky); default "
+                        "4096 when the photos are opaque, 0: none")
     p.add_argument("--prune-view-fraction", dest="prune_view_fraction", type=float,
                    help="while densifying, prune Gaussians inside the camera rig whose centre is in fewer than "
                         "this fraction of the training views (0: off)")

@@ -50,6 +50,7 @@ class TrainConfig:
     min_init_points: int = 300  # fewer triangulated points than this: add the fallback random init
     background_points: int = -1  # along training rays, beyond the scene; -1: init_num_points // 2 if photos are opaque
     background_layout: str = "disparity"  # disparity: uniform in 1/distance over [near, 30·near]; sphere: all at 30·near
+    background_shell: int = -1  # far shell of pinned Gaussians covering every direction; -1: 4096 (<= budget/8) for opaque photos, 0: none
     init_radius: float = 1.0  # random init: fraction of the radius of the ball the views cover at their focus
     # learning rates (Adam eps 1e-15); means lr is multiplied by the scene scale and decays to
     # means_lr_final_factor of itself; every lr is multiplied by sqrt(batch_size)
@@ -166,6 +167,7 @@ class TrainConfig:
         need(self.refine_stop is None or self.refine_stop >= 0, f"--refine-stop must be >= 0, got {self.refine_stop}")
         need(self.max_eval_views >= 0, f"--max-eval-views must be >= 0, got {self.max_eval_views}")
         need(self.seed >= 0, f"--seed must be >= 0, got {self.seed}")
+        need(self.background_shell >= -1, f"--background-shell must be >= 0, got {self.background_shell}")
         need(self.background_points >= -1, f"--background-points must be >= 0, got {self.background_points}")
         need(self.backend in ("auto", "cpu", "cuda", "reference"),
              f"unknown --backend {self.backend!r} (choose auto, cpu, cuda, reference)")

@@ -18,7 +18,7 @@ from scipy.spatial import cKDTree
 from splatlab.data import SceneData
 from splatlab.gaussians import Gaussians
 
-from .config import TrainConfig
+from .config import TrainConfig, gaussian_budget
 
 def knn_scales(points: torch.Tensor, k: int = 3) -> torch.Tensor:
     """Mean distance from each point to its `k` nearest neighbours (scipy cKDTree)."""
@@ -146,9 +146,26 @@ def pixel_footprint(scene: SceneData, points: torch.Tensor) -> torch.Tensor:
     return dist / focal
 
 
-def init_gaussians(scene: SceneData, cfg: TrainConfig, method, generator: torch.Generator) -> Gaussians:
+def shell_size(scene: SceneData, cfg: TrainConfig, method) -> int:
+    """Gaussians in the far background shell (`shell.py`): `cfg.background_shell`, or with -1 a
+    default for opaque photos when the strategy edits the rows (a method that densifies on its own
+    keeps its own row layout) and none otherwise."""
+    if cfg.background_shell >= 0:
+        return cfg.background_shell
+    if getattr(method, "owns_densification", False) or not has_background(scene):
+        return 0
+    from .shell import default_shell_size
+    return default_shell_size(cfg.cap_max or gaussian_budget(len(scene.train) * scene.width * scene.height,
+                                                             cfg.pixels_per_gaussian))
+
+
+def init_gaussians(scene: SceneData, cfg: TrainConfig, method, generator: torch.Generator
+                   ) -> tuple[Gaussians, torch.Tensor | None]:
+    """The initial model, and for a background shell (its first rows, pinned) which of its
+    Gaussians a training view contains (None without a shell)."""
     cfg = cfg.resolved()
     pts, rgb, n_bg = init_points(scene, cfg, generator)
+    n_shell = shell_size(scene, cfg, method)
     scales = knn_scales(pts) * cfg.init_scale
     if n_bg:
         # background points overlap heavily on screen (they all sit in the views' cones): start them
@@ -156,7 +173,15 @@ def init_gaussians(scene: SceneData, cfg: TrainConfig, method, generator: torch.
         bg = slice(len(pts) - n_bg, len(pts))
         scales[bg] = torch.minimum(scales[bg], 3.0 * pixel_footprint(scene, pts[bg]))
     g = Gaussians.from_points(pts, rgb, scales, opacity=cfg.init_opacity, sh_degree=cfg.sh_degree)
+    seen = None
+    if n_shell > 0:
+        from .shell import shell_fields
+        _, far = background_range(scene, pts[:len(pts) - n_bg])
+        center = scene.train.cameras.centers.double().mean(0)
+        fields, seen = shell_fields(scene, n_shell, center, 2.0 * far, cfg.sh_degree)
+        core = g.detached_fields()
+        g = Gaussians.from_fields({k: torch.cat([fields[k].to(v), v]) for k, v in core.items()})
     extras = method.extra_fields(len(g), cfg)
     if extras:
         g = Gaussians.from_fields({**g.detached_fields(), **extras})
-    return g
+    return g, seen

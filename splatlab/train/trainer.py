@@ -125,10 +125,12 @@ class Trainer:
     def _fresh(self) -> None:
         self._seed()
         gen = torch.Generator().manual_seed(self.cfg.seed + 1)
-        self.gaussians = init_gaussians(self.scene, self.cfg, self.method, gen)
+        self.gaussians, shell_seen = init_gaussians(self.scene, self.cfg, self.method, gen)
         self._build_optimizers()
         center = self.scene.train.cameras.centers.double().mean(0).tolist()
         self.strategy_state = self.strategy.initialize_state(self.scene.scene_scale, self.cfg.seed, center)
+        if shell_seen is not None:  # the background shell: the first rows, pinned (train/shell.py)
+            self.strategy_state.update(pinned=len(shell_seen), shell_seen=shell_seen.to(torch.uint8))
         self.sampler = CameraSampler(len(self.scene.train), self.cfg.seed)
 
     def _build_optimizers(self) -> None:
@@ -233,6 +235,7 @@ class Trainer:
         if self.world > 1:
             from .distributed import allreduce_grads, post_backward
             logged = allreduce_grads(self._all_params(), logged, self.world)
+        self._hold_pinned()
         for opt in self.optimizers.values():
             opt.step()
             opt.zero_grad(set_to_none=True)
@@ -247,6 +250,22 @@ class Trainer:
         self._in_commit = False
         loss_v, mse_v = logged.tolist()
         return loss_v, (-10.0 * math.log10(mse_v) if mse_v > 0 else 99.0)
+
+    def _hold_pinned(self) -> None:
+        """Only the colour of pinned Gaussians (the background shell) trains: zero the other gradients
+        of their rows (Adam then leaves them where they are)."""
+        n = int(self.strategy_state.get("pinned", 0))
+        if n == 0:
+            return
+        for name, p in self.gaussians.params.items():
+            if name != "sh0" and p.grad is not None:
+                p.grad[:n] = 0
+
+    def refill_shell(self) -> None:
+        """Unseen shell Gaussians take the colour of the trained seen ones around them (train/shell.py);
+        once training is over (it changes the model, so a checkpoint taken after it would not resume exactly)."""
+        from .shell import refill_unseen
+        refill_unseen(self.gaussians, self.strategy_state.get("shell_seen"), self.strategy_state.get("scene_center"))
 
     def _all_params(self) -> list[torch.nn.Parameter]:
         params = []
@@ -427,8 +446,15 @@ class Trainer:
                 f"{n_now} Gaussians)")
 
     def _write_splats(self) -> None:
+        """The `.ply`; a copy with the unseen shell recoloured, so an interrupted run resumes exactly."""
         from splatlab.io import write_splats
-        write_splats(self.out_dir / "point_cloud.ply", self.gaussians)
+        from .shell import refill_unseen
+
+        model = self.gaussians
+        if self.strategy_state.get("shell_seen") is not None:
+            model = Gaussians.from_fields(model.detached_fields(), method=model.method)
+            refill_unseen(model, self.strategy_state["shell_seen"], self.strategy_state.get("scene_center"))
+        write_splats(self.out_dir / "point_cloud.ply", model)
 
     def elapsed_add(self, t0: float) -> None:
         self.elapsed += time.perf_counter() - t0
@@ -439,6 +465,7 @@ class Trainer:
         if self.world > 1:
             from .distributed import max_param_diff
             sync = max_param_diff(self.gaussians, self.rank)
+        self.refill_shell()
         if self.rank != 0:
             return None
         if self.out_dir is not None:  # the results first: an interrupted evaluation loses nothing
