@@ -15,7 +15,10 @@ triangulation), so every label starts from the same data and its own caches. Eve
 `splatlab train` in a subprocess (nice'd, one thread), output in `.cache/bench/<label>/runs/`;
 finished runs are skipped, so an interrupted benchmark continues where it stopped. Prints per
 scene train/test PSNR, the gap, Gaussians and wall time, then the means per group, with the load
-average (the machine is shared: times are only comparable within one table).
+average (the machine is shared: times are only comparable within one table). Also, per scene, the
+share of test pixels whose surface fewer than 5 % of the training views contain (content the
+training views barely saw), their share of the squared error, and the PSNR of the other pixels
+(per view, then averaged like the test PSNR; `scripts/probe_floaters.py` has the same diagnostics and more).
 """
 from __future__ import annotations
 
@@ -80,19 +83,47 @@ def run_one(label_dir: Path, name: str, src: Path, args: list[str], extra: list[
         if rc != 0 or not metrics.is_file():
             return {"scene": name, "error": f"exit {rc}, see {log}"}
     m = json.loads(metrics.read_text())
+    cover = coverage(out)
     return {"scene": name, "train": m["train"]["psnr"], "test": m["test"]["psnr"], "gaussians": m["num_gaussians"],
-            "time_s": m["wall_time_s"], "steps": m["steps"], "load": os.getloadavg()[0]}
+            "time_s": m["wall_time_s"], "steps": m["steps"], "load": os.getloadavg()[0],
+            "unseen_pixels": cover["pixels"][0], "unseen_error": cover["error"][0],
+            "observed_psnr": cover["observed_psnr"][0], "pooled_psnr": cover["pooled_psnr"]}
+
+
+def coverage(run: Path) -> dict:
+    """`probe_floaters.coverage_share` of a finished run's test views (cached in the run folder):
+    which held-out pixels show a surface fewer than 5 % of the training views contain, their share of
+    the error, and the PSNR of the rest (what the training views saw, pooled over the test views)."""
+    cached = run / "coverage.json"
+    if cached.is_file():
+        return json.loads(cached.read_text())
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from probe_floaters import coverage_share
+
+    from splatlab.data import load_scene
+    from splatlab.gaussians import Gaussians
+    from splatlab.train import checkpoint as ckpt_io
+
+    ck = ckpt_io.load_checkpoint(ckpt_io.find_checkpoint(run))
+    cfg = ck["config"]
+    scene = load_scene(cfg["scene"], downscale=cfg["downscale"], background=cfg["background"], cache_images=True)
+    result = coverage_share(Gaussians.from_fields(ck["params"]), scene.test, scene.train.cameras, scene.background,
+                            fractions=(0.05,))
+    cached.write_text(json.dumps(result) + "\n")
+    return result
 
 
 def table(rows: list[dict], group: str) -> str:
-    lines = [f"{group}:", f"  {'scene':<14}{'train':>7}{'test':>7}{'gap':>6}{'Gaussians':>11}{'time':>8}"]
+    lines = [f"{group}:", f"  {'scene':<14}{'train':>7}{'test':>7}{'gap':>6}{'Gaussians':>11}{'time':>8}"
+                          f"{'unseen px':>11}{'its error':>10}{'seen PSNR':>10}"]
     ok = [r for r in rows if "error" not in r]
     for r in rows:
         if "error" in r:
             lines.append(f"  {r['scene']:<14} FAILED {r['error']}")
             continue
         lines.append(f"  {r['scene']:<14}{r['train']:7.2f}{r['test']:7.2f}{r['train'] - r['test']:6.2f}"
-                     f"{r['gaussians']:11d}{r['time_s'] / 60:7.1f}m")
+                     f"{r['gaussians']:11d}{r['time_s'] / 60:7.1f}m{100 * r['unseen_pixels']:10.1f}%"
+                     f"{100 * r['unseen_error']:9.1f}%{r['observed_psnr']:10.2f}")
     if ok:
         mean = lambda k: sum(r[k] for r in ok) / len(ok)  # noqa: E731
         lines.append(f"  {'mean':<14}{mean('train'):7.2f}{mean('test'):7.2f}{mean('train') - mean('test'):6.2f}"

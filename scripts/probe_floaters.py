@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -76,10 +77,14 @@ def near_floater_share(g: Gaussians, views, background, centre: torch.Tensor) ->
 def coverage_share(g: Gaussians, views, train_cams, background, fractions=(0.05, 0.15)) -> dict[str, list[float]]:
     """Share of the held-out pixels, and of their squared error, whose surface (the render's expected
     depth) fewer than each fraction of the training views contain: content no floater control can
-    recover, because too few training views saw it."""
+    recover, because too few training views saw it. Also the PSNR of the other pixels (`observed_psnr`,
+    one value per fraction, per view then averaged like the test PSNR): how well what the training
+    views did see generalises. Meaningful when every pixel shows some surface (an opaque capture with
+    the background shell, or an object with alpha): an empty pixel's expected depth is no surface."""
     n_train = len(train_cams)
     pix = [0.0] * len(fractions)
     err = [0.0] * len(fractions)
+    seen_psnr: list[list[float]] = [[] for _ in fractions]
     total = err_all = 0.0
     for i in range(len(views)):
         cam = views.cameras[i]
@@ -100,8 +105,13 @@ def coverage_share(g: Gaussians, views, train_cams, background, fractions=(0.05,
             m = count < f * n_train
             pix[k] += float(m.sum())
             err[k] += float(se[m].sum())
+            if bool((~m).any()):
+                seen_psnr[k].append(-10.0 * math.log10(max(float(se[~m].mean()) / 3.0, 1e-12)))
+    # per view PSNR over the pixels the training views saw, averaged over views (as the test PSNR is)
+    observed = [sum(v) / max(len(v), 1) for v in seen_psnr]
     return {"fractions": list(fractions), "pixels": [p / total for p in pix],
-            "error": [e / max(err_all, 1e-12) for e in err]}
+            "error": [e / max(err_all, 1e-12) for e in err], "observed_psnr": observed,
+            "pooled_psnr": -10.0 * math.log10(max(err_all, 1e-12) / max(3.0 * total, 1.0))}
 
 
 def subset(g: Gaussians, keep: torch.Tensor) -> Gaussians:
@@ -161,6 +171,8 @@ def main(argv=None) -> int:
     for f, p, e in zip(cover["fractions"], cover["pixels"], cover["error"]):
         print(f"  test pixels whose surface is in < {f:.0%} of the training views: {100 * p:.1f}% of pixels, "
               f"{100 * e:.1f}% of the squared error")
+    for f, o in zip(cover["fractions"], cover["observed_psnr"]):
+        print(f"  test PSNR on the other pixels (surface in >= {f:.0%} of the training views): {o:.2f}")
     (run / f"floater_probe_{ck['step']}.json").write_text(json.dumps({"rows": rows, "near": near, "coverage": cover},
                                                             indent=1) + "\n")
     return 0
