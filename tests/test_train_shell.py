@@ -137,3 +137,25 @@ def test_training_moves_only_the_shell_colour_and_fills_unseen_rows(tmp_path):
     dirs = torch.nn.functional.normalize(end["means"] - torch.tensor(trainer.strategy_state["scene_center"]), dim=1)
     rgb = end["sh0"][:, 0] * 0.28209479177387814 + 0.5
     assert torch.allclose(rgb, fill_unseen(dirs, rgb, seen), atol=1e-5)
+
+
+def test_shell_only_where_the_method_keeps_pinned_rows(tmp_path):
+    import pytest
+
+    from splatlab.data import load_scene
+    from splatlab.methods import make_method
+    from splatlab.train import TrainConfig
+    from splatlab.train.init import shell_size
+    from test_train_scene import make_scene
+
+    opaque = load_scene(make_scene(tmp_path / "synth", size=16, n_train=4, n_test=1))
+    cfg = TrainConfig(scene="x").resolve_budget(4 * 16 * 16)
+    assert shell_size(opaque, cfg, make_method("gs3d")) == 1250  # 1/8 of the 10k minimum budget
+    assert shell_size(opaque, cfg, make_method("ges")) == 1250
+    # temporal rows carry a moment, hierarchical rows a level, SOG permutes rows into a grid (and
+    # deblur is not measured with a shell): no pinned rows there
+    for name in ("temporal", "hierarchical", "sog", "deblur"):
+        assert shell_size(opaque, cfg, make_method(name)) == 0, name
+    with pytest.raises(ValueError, match="background-shell"):
+        TrainConfig(scene="x", method="temporal", background_shell=100).validate()
+    TrainConfig(scene="x", method="temporal", background_shell=0).validate()

@@ -82,6 +82,10 @@ class Method:
     #: True when the method edits rows itself (in `after_step`) and the trainer's densification
     #: strategy must not run (its clone/split/prune would break the method's row structure)
     owns_densification: ClassVar[bool] = False
+    #: whether the trainer may put pinned rows first (the background shell, `train/shell.py`): rows
+    #: that keep every field but their colour; false for a method whose extras decide when or at which
+    #: level a row is drawn, or that edits the rows itself
+    supports_pinned_rows: ClassVar[bool] = True
 
     def __init__(self, config: MethodConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()

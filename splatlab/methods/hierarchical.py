@@ -324,6 +324,7 @@ class HierarchicalGaussians(Method):
 
     Config = HierarchicalConfig
     owns_densification = True
+    supports_pinned_rows = False
 
     def __init__(self, config: HierarchicalConfig | None = None) -> None:
         super().__init__(config)

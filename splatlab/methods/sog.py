@@ -303,6 +303,7 @@ class SelfOrganizingGaussians(Method):
     """Self-Organizing Gaussians: 3DGS, then a k x k grid sorted for compression with a smoothness loss."""
 
     Config = SOGConfig
+    supports_pinned_rows = False  # the grid sort permutes and prunes every row
 
     def __init__(self, config: SOGConfig | None = None) -> None:
         super().__init__(config)

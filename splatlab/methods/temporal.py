@@ -125,6 +125,7 @@ class TemporalHierarchy(Method):
     """Temporal Gaussian Hierarchy: 4D Gaussians sliced at each camera's time, one active segment per level."""
 
     Config = TemporalConfig
+    supports_pinned_rows = False  # a pinned row would keep a random moment of the clip
 
     def setup(self, scene, train_cfg) -> None:
         times = scene.train.cameras.times

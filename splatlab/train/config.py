@@ -180,7 +180,9 @@ class TrainConfig:
                 check_listen_address(self.viewer_host, self.viewer_port)
             except ValueError as err:
                 raise ValueError(f"--viewer-host/--viewer-port: {err}") from None
-        make_method(self.method, self.method_options)  # unknown method or bad option: ValueError listing the valid ones
+        method = make_method(self.method, self.method_options)  # unknown method or bad option: ValueError listing the valid ones
+        need(self.background_shell <= 0 or method.supports_pinned_rows,
+             f"--background-shell does not work with --method {self.method} (use 0 or leave it out)")
 
     def make_strategy(self):
         from splatlab.densify import DefaultStrategy, MCMCStrategy

@@ -148,11 +148,10 @@ def pixel_footprint(scene: SceneData, points: torch.Tensor) -> torch.Tensor:
 
 def shell_size(scene: SceneData, cfg: TrainConfig, method) -> int:
     """Gaussians in the far background shell (`shell.py`): `cfg.background_shell`, or with -1 a
-    default for opaque photos when the strategy edits the rows (a method that densifies on its own
-    keeps its own row layout) and none otherwise."""
+    default for opaque photos when the method supports pinned rows, and none otherwise."""
     if cfg.background_shell >= 0:
         return cfg.background_shell
-    if getattr(method, "owns_densification", False) or not has_background(scene):
+    if not getattr(method, "supports_pinned_rows", True) or not has_background(scene):
         return 0
     from .shell import default_shell_size
     return default_shell_size(cfg.cap_max or gaussian_budget(len(scene.train) * scene.width * scene.height,
