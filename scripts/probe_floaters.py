@@ -79,8 +79,9 @@ def coverage_share(g: Gaussians, views, train_cams, background, fractions=(0.05,
     depth) fewer than each fraction of the training views contain: content no floater control can
     recover, because too few training views saw it. Also the PSNR of the other pixels (`observed_psnr`,
     one value per fraction, per view then averaged like the test PSNR): how well what the training
-    views did see generalises. Meaningful when every pixel shows some surface (an opaque capture with
-    the background shell, or an object with alpha): an empty pixel's expected depth is no surface."""
+    views did see generalises. Pixels the render leaves (nearly) empty count as seen: with alpha, they
+    are the background; in an opaque capture without the background shell they are sky nothing covers
+    (so compare these numbers between runs with the shell only)."""
     n_train = len(train_cams)
     pix = [0.0] * len(fractions)
     err = [0.0] * len(fractions)
@@ -99,6 +100,8 @@ def coverage_share(g: Gaussians, views, train_cams, background, fractions=(0.05,
         world = local @ c2w[:3, :3].T + c2w[:3, 3]
         count = views_containing(world, train_cams.viewmats, train_cams.Ks, train_cams.width,
                                  train_cams.height).reshape(H, W)
+        # a (nearly) empty pixel shows no surface: the background colour of a capture with alpha
+        count = torch.where(out.alphas[0, ..., 0] < 0.5, torch.full_like(count, n_train), count)
         total += H * W
         err_all += float(se.sum())
         for k, f in enumerate(fractions):
