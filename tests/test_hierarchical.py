@@ -187,6 +187,28 @@ def test_lod_batch_is_one_rasterize_call_equal_to_per_view_renders_of_each_cut(m
         assert torch.nonzero(masks[i]).reshape(-1).tolist() == hier.lod_cut(level, parent, size[i], 4.0).tolist()
 
 
+def test_lod_select_walk_equals_dense_masks_of_every_row():
+    """The top-down walk (sizes only of nodes some view reached) against `lod_masks` over every
+    row, itself held to the per-view hand loop above: same union rows, same per-view membership,
+    for near, far, mixed and behind-the-camera views and thresholds from all-roots to all-leaves."""
+    for seed, (n_roots, k, levels) in enumerate([(30, 4, 3), (6, 3, 4), (12, 1, 3)]):
+        g = random_tree(n_roots=n_roots, k=k, levels=levels, seed=seed)
+        level, parent = hier.tree_of(g)
+        a = hier.resolve(g)
+        forest = hier.Forest.build(level, parent, a)
+        cams = cameras_at([0.3, 1.0, 2.0, 8.0, 32.0, -5.0])  # -5: the tree is behind the camera
+        sizes = hier.projected_size(a["means"], a["log_scales"], cams)
+        for thr in (0.1, 1.0, 4.0, 16.0, 1e4):
+            masks = hier.lod_masks(level, parent, sizes, thr)
+            rows = torch.nonzero(masks.any(dim=0), as_tuple=True)[0]
+            got_rows, got_vis = hier.lod_select(forest, cams, thr)
+            assert got_rows.tolist() == rows.tolist()
+            assert torch.equal(got_vis, masks[:, rows])
+        assert hier.lod_select(forest, cameras_at([32.0]), 1e4)[0].tolist() == list(range(n_roots))  # the roots
+        leaves = torch.nonzero(~hier.has_children(parent, len(g)), as_tuple=True)[0]
+        assert hier.lod_select(forest, cameras_at([-5.0]), 1e4)[0].tolist() == leaves.tolist()  # behind: leaves
+
+
 def test_rasterize_visibility_equals_per_camera_subsets():
     g = random_tree(n_roots=40, k=1, levels=1, seed=2)
     cams = cameras_at([3.0, 4.0])
