@@ -243,23 +243,30 @@ def lod_select(forest: Forest, cameras: Cameras, threshold: float) -> tuple[Tens
     """(rows, visibility): the union of every view's LOD cut (ascending rows) and the (C, len(rows))
     membership of each view, equal to `lod_masks` restricted to its non-empty columns. Walks the
     forest top-down from the roots, sizing only nodes whose parent some view expanded, so the
-    cost follows the cuts drawn, not the whole tree."""
+    cost follows the cuts drawn, not the whole tree. Works on (nodes, views) tables (a node's
+    views contiguous) and tests `size > threshold` as `size_from_extent` computes it: behind the
+    camera (z <= 1e-6, or NaN) the size is inf, otherwise the same quotient in the same order."""
+    means = forest.means
+    r = cameras.viewmats.to(means)[:, 2]  # (C, 4): depth row of each view matrix
+    focal = cameras.Ks.to(means)[:, 0, 0]
     frontier = forest.roots
-    shown = torch.ones((len(cameras), len(frontier)), dtype=torch.bool, device=frontier.device)
-    rows, masks = [frontier[:0]], [shown[:, :0]]
+    shown = torch.ones((len(frontier), len(cameras)), dtype=torch.bool, device=frontier.device)
+    rows, masks = [frontier[:0]], [shown[:0]]
     while len(frontier):
-        size = size_from_extent(forest.means[frontier], forest.extent[frontier], cameras)
-        expanded = shown & (size > threshold) & (forest.child_count[frontier] > 0)[None]
+        m = means[frontier]
+        z = (m[:, 0:1] * r[:, 0] + m[:, 1:2] * r[:, 1]) + (m[:, 2:3] * r[:, 2] + r[:, 3])  # (F, C)
+        big = ~(z > 1e-6) | (focal[None] * forest.extent[frontier][:, None] / z.clamp_min(1e-6) > threshold)
+        expanded = shown & big & (forest.child_count[frontier] > 0)[:, None]
         cut = shown & ~expanded
-        drawn = cut.any(dim=0)
+        drawn = cut.any(dim=1)
         rows.append(frontier[drawn])
-        masks.append(cut[:, drawn])
-        open_ = torch.nonzero(expanded.any(dim=0), as_tuple=True)[0]
+        masks.append(cut[drawn])
+        open_ = torch.nonzero(expanded.any(dim=1), as_tuple=True)[0]
         frontier, owner = forest.children(frontier[open_])
-        shown = expanded[:, open_[owner]]
+        shown = expanded[open_[owner]]
     all_rows = torch.cat(rows)
     order = torch.argsort(all_rows)
-    return all_rows[order], torch.cat(masks, dim=1)[:, order]
+    return all_rows[order], torch.cat(masks)[order].T.contiguous()
 
 
 def lod_cut(level: Tensor, parent: Tensor, size: Tensor, threshold: float) -> Tensor:
