@@ -226,6 +226,37 @@ def test_rasterize_visibility_equals_per_camera_subsets():
         rasterize(viewmats=cams.viewmats, Ks=cams.Ks, width=48, height=48, visibility=vis[:, :3], **args)
 
 
+def test_rasterize_visibility_gradients_equal_per_camera_subsets():
+    """Each camera projects and prepares only its own rows: the gradients of the batch with a
+    visibility mask are the sum of each camera rendered alone on its subset (rows it does not
+    draw get nothing from it), including a camera that draws no row at all."""
+    g = random_tree(n_roots=40, k=1, levels=1, seed=4)
+    cams = cameras_at([3.0, 4.0, 5.0])
+    vis = torch.rand(3, len(g), generator=torch.Generator().manual_seed(1)) < 0.5
+    vis[2] = False
+    fields = dict(means=g.means.detach(), quats=g.quats.detach(), scales=g.scales.detach(),
+                  opacities=g.opacities.detach(), colors=g.sh_coeffs.detach())
+    weight = torch.rand(3, 48, 48, 3, generator=torch.Generator().manual_seed(2))
+
+    def leaves():
+        return {k: v.clone().requires_grad_(True) for k, v in fields.items()}
+
+    batch = leaves()
+    img, _, _ = rasterize(viewmats=cams.viewmats, Ks=cams.Ks, width=48, height=48, visibility=vis, sh_degree=1,
+                          backend="cpu", **batch)
+    (img * weight).sum().backward()
+    assert float(img[2].detach().abs().max()) == 0.0
+    alone = leaves()
+    for i in range(2):
+        rows = torch.nonzero(vis[i]).reshape(-1)
+        ref, _, _ = rasterize(viewmats=cams.viewmats[i:i + 1], Ks=cams.Ks[i:i + 1], width=48, height=48,
+                              sh_degree=1, backend="cpu", **{k: v[rows] for k, v in alone.items()})
+        (ref * weight[i:i + 1]).sum().backward()
+    for k in fields:
+        torch.testing.assert_close(batch[k].grad, alone[k].grad, atol=1e-5, rtol=1e-4)
+    assert float(alone["means"].grad.abs().sum()) > 0
+
+
 def test_resolved_cache_follows_in_place_edits():
     g = random_tree(n_roots=10, k=2, levels=2, seed=3)
     g.method = MethodSpec("hierarchical", {})
