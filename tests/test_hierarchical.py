@@ -188,9 +188,10 @@ def test_lod_batch_is_one_rasterize_call_equal_to_per_view_renders_of_each_cut(m
 
 
 def test_lod_select_walk_equals_dense_masks_of_every_row():
-    """The top-down walk (sizes only of nodes some view reached) against `lod_masks` over every
-    row, itself held to the per-view hand loop above: same union rows, same per-view membership,
-    for near, far, mixed and behind-the-camera views and thresholds from all-roots to all-leaves."""
+    """The top-down walks (sizes only of nodes some view reached; compiled and in tensor ops)
+    against `lod_masks` over every row, itself held to the per-view hand loop above: same union
+    rows, same per-view membership, for near, far, mixed and behind-the-camera views, thresholds
+    from all-roots to all-leaves and thresholds equal to a node's own size (the boundary)."""
     for seed, (n_roots, k, levels) in enumerate([(30, 4, 3), (6, 3, 4), (12, 1, 3)]):
         g = random_tree(n_roots=n_roots, k=k, levels=levels, seed=seed)
         level, parent = hier.tree_of(g)
@@ -198,12 +199,14 @@ def test_lod_select_walk_equals_dense_masks_of_every_row():
         forest = hier.Forest.build(level, parent, a)
         cams = cameras_at([0.3, 1.0, 2.0, 8.0, 32.0, -5.0])  # -5: the tree is behind the camera
         sizes = hier.projected_size(a["means"], a["log_scales"], cams)
-        for thr in (0.1, 1.0, 4.0, 16.0, 1e4):
+        finite = sizes[torch.isfinite(sizes)]
+        for thr in (0.1, 1.0, 4.0, 16.0, 1e4, *finite[:: max(1, len(finite) // 7)].tolist()):
             masks = hier.lod_masks(level, parent, sizes, thr)
             rows = torch.nonzero(masks.any(dim=0), as_tuple=True)[0]
-            got_rows, got_vis = hier.lod_select(forest, cams, thr)
-            assert got_rows.tolist() == rows.tolist()
-            assert torch.equal(got_vis, masks[:, rows])
+            for select in (hier.lod_select, hier.lod_select_tensors):  # compiled walk, tensor walk
+                got_rows, got_vis = select(forest, cams, thr)
+                assert got_rows.tolist() == rows.tolist()
+                assert torch.equal(got_vis, masks[:, rows])
         assert hier.lod_select(forest, cameras_at([32.0]), 1e4)[0].tolist() == list(range(n_roots))  # the roots
         leaves = torch.nonzero(~hier.has_children(parent, len(g)), as_tuple=True)[0]
         assert hier.lod_select(forest, cameras_at([-5.0]), 1e4)[0].tolist() == leaves.tolist()  # behind: leaves

@@ -35,8 +35,10 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from numba import njit
 from torch import Tensor, nn
 
 from splatlab.cameras import Cameras
@@ -239,13 +241,86 @@ class Forest:
         return self.child_rows[self.child_start[nodes][owner] + within], owner
 
 
+@njit(cache=True, nogil=True)
+def _lod_walk(roots, child_start, child_count, child_rows, means, extent, r, focal, threshold, tiny):
+    """Compiled top-down walk, one view at a time (float32 arithmetic in `size_from_extent`'s
+    order, so every comparison equals the tensor version's). Returns the ascending union of the
+    views' cuts and its (C, U) membership."""
+    n = child_start.shape[0]
+    C = r.shape[0]
+    stack = np.empty(n, np.int64)
+    hits = np.empty(0, np.int64)
+    seen = np.zeros(n, np.bool_)
+    offsets = np.zeros(C + 1, np.int64)
+    found = np.empty(max(n, 1), np.int64)
+    total = 0
+    for c in range(C):
+        r0, r1, r2, r3, f = r[c, 0], r[c, 1], r[c, 2], r[c, 3], focal[c]
+        sp = 0
+        for i in range(roots.shape[0] - 1, -1, -1):
+            stack[sp] = roots[i]
+            sp += 1
+        while sp > 0:
+            sp -= 1
+            g = stack[sp]
+            big = True
+            if child_count[g] > 0:
+                z = (means[g, 0] * r0 + means[g, 1] * r1) + (means[g, 2] * r2 + r3)
+                if z > tiny:
+                    big = f * extent[g] / z > threshold
+            else:
+                big = False
+            if big:
+                s0 = child_start[g]
+                for k in range(child_count[g] - 1, -1, -1):
+                    stack[sp] = child_rows[s0 + k]
+                    sp += 1
+            else:
+                if total == found.shape[0]:
+                    grown = np.empty(2 * found.shape[0], np.int64)
+                    grown[:total] = found[:total]
+                    found = grown
+                found[total] = g
+                total += 1
+                seen[g] = True
+        offsets[c + 1] = total
+    pos = np.empty(n, np.int64)
+    u = 0
+    for g in range(n):
+        if seen[g]:
+            pos[g] = u
+            u += 1
+    rows = np.empty(u, np.int64)
+    for g in range(n):
+        if seen[g]:
+            rows[pos[g]] = g
+    vis = np.zeros((C, u), np.bool_)
+    for c in range(C):
+        for k in range(offsets[c], offsets[c + 1]):
+            vis[c, pos[found[k]]] = True
+    return rows, vis
+
+
 def lod_select(forest: Forest, cameras: Cameras, threshold: float) -> tuple[Tensor, Tensor]:
     """(rows, visibility): the union of every view's LOD cut (ascending rows) and the (C, len(rows))
     membership of each view, equal to `lod_masks` restricted to its non-empty columns. Walks the
-    forest top-down from the roots, sizing only nodes whose parent some view expanded, so the
-    cost follows the cuts drawn, not the whole tree. Works on (nodes, views) tables (a node's
-    views contiguous) and tests `size > threshold` as `size_from_extent` computes it: behind the
-    camera (z <= 1e-6, or NaN) the size is inf, otherwise the same quotient in the same order."""
+    forest top-down from the roots, sizing only nodes some view reaches, so the cost follows the
+    cuts drawn, not the whole tree (compiled on the CPU; `lod_select_tensors` elsewhere)."""
+    if forest.means.device.type != "cpu" or forest.means.dtype != torch.float32:
+        return lod_select_tensors(forest, cameras, threshold)
+    means = forest.means
+    r = cameras.viewmats.to(means)[:, 2].contiguous()
+    focal = cameras.Ks.to(means)[:, 0, 0].contiguous()
+    rows, vis = _lod_walk(forest.roots.numpy(), forest.child_start.numpy(), forest.child_count.numpy(),
+                          forest.child_rows.numpy(), means.numpy(), forest.extent.numpy(), r.numpy(), focal.numpy(),
+                          np.float32(threshold), np.float32(1e-6))
+    return torch.from_numpy(rows), torch.from_numpy(vis)
+
+
+def lod_select_tensors(forest: Forest, cameras: Cameras, threshold: float) -> tuple[Tensor, Tensor]:
+    """`lod_select` in tensor operations, a level at a time on (nodes, views) tables (a node's views
+    contiguous); `size > threshold` as `size_from_extent` computes it: behind the camera (z <= 1e-6,
+    or NaN) the size is inf, otherwise the same quotient in the same order."""
     means = forest.means
     r = cameras.viewmats.to(means)[:, 2]  # (C, 4): depth row of each view matrix
     focal = cameras.Ks.to(means)[:, 0, 0]
