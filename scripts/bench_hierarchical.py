@@ -16,6 +16,13 @@ budget, then prints, in this process:
 Timings are wall-clock minimum of `--repeats` renders in this process; on a shared machine the
 load average is printed with them.
 
+`--far-truth` also renders the far views with the scene generator (`scripts/make_scenes.py`,
+pyrender; bundled object/unbounded scenes only, cached in the run folder), so the far rows get a
+PSNR against real images of those views: the full model's, each cut's, and the cut's loss
+against the full model (full − cut, in dB; negative when the cut is closer to the truth). From
+twice as far, finest-level Gaussians fall below a pixel and the full render aliases, which a
+PSNR against the full render alone counts as the cut's error.
+
     nice -n 15 python scripts/bench_hierarchical.py --synthetic [--roots 1000 --levels 4]
 
 `--synthetic` needs no training: a hand-built tree (roots on a sphere, `--children` half-size
@@ -109,6 +116,50 @@ def with_options(g, **opts):
     return g
 
 
+def far_truth(scene_dir: str, out: Path, center: torch.Tensor, factor: float, downscale: int, background):
+    """Test views rendered by the scene generator from `factor` times as far from `center` (the
+    views `farther` makes), loaded like the scene's own photos; None for scenes it did not make.
+    Cached in `out` (a Blender folder: train/val linked, test moved) and re-rendered when the
+    centre or factor change."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import make_scenes
+
+    name = Path(scene_dir).resolve().name
+    cfg = make_scenes.SCENES.get(name)
+    src = Path(scene_dir)
+    if cfg is None or cfg["kind"] not in ("object", "unbounded") or not (src / "transforms_test.json").is_file():
+        print(f"--far-truth: {scene_dir} is not a bundled object/unbounded scene of scripts/make_scenes.py; skipped")
+        return None
+    key = {"center": [round(float(x), 6) for x in center], "factor": factor}
+    stamp = out / "far_truth.json"
+    if not (stamp.is_file() and json.loads(stamp.read_text()) == key):
+        if out.exists():
+            import shutil
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        for split in ("train", "val"):
+            if (src / f"transforms_{split}.json").is_file():
+                (out / f"transforms_{split}.json").write_text((src / f"transforms_{split}.json").read_text())
+                os.symlink((src / split).resolve(), out / split)
+        meta = json.loads((src / "transforms_test.json").read_text())
+        spec = cfg["builder"](np.random.default_rng(cfg["seed"]))
+        rend = make_scenes.SceneRenderer(spec, cfg["fov_x"], alpha=cfg["kind"] == "object")
+        c = np.array(key["center"])
+        (out / "test").mkdir()
+        try:
+            for fr in meta["frames"]:
+                c2w = np.array(fr["transform_matrix"], dtype=np.float64)
+                c2w[:3, 3] = c + factor * (c2w[:3, 3] - c)
+                fr["transform_matrix"] = c2w.tolist()
+                make_scenes.save_png(out / (fr["file_path"].removeprefix("./") + ".png"), rend.render(c2w))
+        finally:
+            rend.close()
+        (out / "transforms_test.json").write_text(json.dumps(meta, indent=1))
+        stamp.write_text(json.dumps(key))
+    scene = load_scene(str(out), downscale=downscale, background=background)
+    return scene.test.cameras, torch.stack([scene.test.load_image(i) for i in range(len(scene.test))])
+
+
 def bench_scene(scene_dir: str, args) -> dict:
     name = Path(scene_dir).name
     base = Path(args.out) / name
@@ -135,13 +186,24 @@ def bench_scene(scene_dir: str, args) -> dict:
     g_full = tagged(g)
     timed_render(g_full, cams, bg, 1)  # compile the rasterizer's kernels before timing
     full_img, t_full = timed_render(g_full, cams, bg, args.repeats)
+    far_gt = None
+    if args.far_truth:
+        truth = far_truth(scene_dir, base / "far_truth", center, 2.0, args.downscale, scene.background.tolist())
+        if truth is not None:
+            far_cams, far_gt = truth
+            if not torch.allclose(far_cams.viewmats, far.viewmats, atol=1e-4):
+                raise SystemExit("--far-truth: the rendered far views do not match the benchmark's far cameras")
     full_far, t_full_far = timed_render(g_full, far, bg, args.repeats)
     flat_img, t_flat = timed_render(flat, cams, bg, args.repeats)
-    res["full"] = {"n": n_full, "psnr": mean_psnr(full_img, gt), "seconds": t_full, "seconds_far": t_full_far}
+    res["full"] = {"n": n_full, "psnr": mean_psnr(full_img, gt), "seconds": t_full, "seconds_far": t_full_far,
+                   "psnr_far_truth": mean_psnr(full_far, far_gt) if far_gt is not None else None}
     res["gs3d"] = {"n": len(flat), "psnr": mean_psnr(flat_img, gt), "seconds": t_flat}
     print(f"\n== {name}: {args.iterations} iterations, 1/{args.downscale} resolution, load {res['load_before']}")
     print(f"finest level: {n_full} Gaussians, test PSNR {res['full']['psnr']:.2f} dB | flat gs3d: {len(flat)} "
           f"Gaussians, test PSNR {res['gs3d']['psnr']:.2f} dB (difference {res['full']['psnr'] - res['gs3d']['psnr']:+.2f})")
+    if far_gt is not None:
+        print(f"far cameras (x2): the full model's PSNR against the generator's renders of those views "
+              f"{res['full']['psnr_far_truth']:.2f} dB")
 
     print("\nlevel  Gaussians  frac   PSNR(test)  PSNR(vs full)  time ratio")
     res["levels"] = []
@@ -154,7 +216,8 @@ def bench_scene(scene_dir: str, args) -> dict:
         print(f"{lv:5d}  {row['n']:9d}  {row['n'] / n_full:5.3f}  {row['psnr']:10.2f}  {row['psnr_vs_full']:13.2f}  "
               f"{row['time_ratio']:10.3f}")
 
-    print("\nLOD px  cams  Gaussians/view  frac   PSNR(test)  PSNR(vs full)  time ratio  (LOD ms / full ms, batch)")
+    print("\nLOD px  cams  Gaussians/view  frac   PSNR(test)  PSNR(vs full)  time ratio  (LOD ms / full ms, batch)"
+          + ("  [far: PSNR(truth), loss vs full]" if far_gt is not None else ""))
     res["lod"] = []
     for thr in args.thresholds:
         for label, views, ref in (("test", cams, full_img), ("far", far, full_far)):
@@ -165,10 +228,15 @@ def bench_scene(scene_dir: str, args) -> dict:
             drawn = float(np.mean([len(hier.lod_cut(level, parent, size[i], thr)) for i in range(len(views))]))
             row = {"threshold": thr, "cameras": label, "n": drawn, "psnr": mean_psnr(img, gt) if label == "test" else None,
                    "psnr_vs_full": mean_psnr(img, ref), "time_ratio": t / t_ref, "ms": 1e3 * t, "ms_full": 1e3 * t_ref}
+            extra = ""
+            if label == "far" and far_gt is not None:
+                row["psnr_far_truth"] = mean_psnr(img, far_gt)
+                row["loss_vs_full_far_truth"] = res["full"]["psnr_far_truth"] - row["psnr_far_truth"]
+                extra = f"  [{row['psnr_far_truth']:.2f}, {row['loss_vs_full_far_truth']:+.2f}]"
             res["lod"].append(row)
             p = f"{row['psnr']:10.2f}" if row["psnr"] is not None else f"{'-':>10}"
             print(f"{thr:6.2f}  {label:4s}  {drawn:14.0f}  {drawn / n_full:5.3f}  {p}  {row['psnr_vs_full']:13.2f}  "
-                  f"{row['time_ratio']:10.3f}  ({row['ms']:.1f} / {row['ms_full']:.1f})")
+                  f"{row['time_ratio']:10.3f}  ({row['ms']:.1f} / {row['ms_full']:.1f}){extra}")
 
     # baseline: flat gs3d pruned by importance to the hierarchy's counts
     train_views = scene.train.cameras
@@ -315,6 +383,8 @@ def main(argv=None) -> int:
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0, 8.0])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--importance-views", type=int, default=20)
+    ap.add_argument("--far-truth", action="store_true",
+                    help="PSNR of the far views against the scene generator's renders of them (bundled scenes)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     if not args.scenes and not args.synthetic:

@@ -187,6 +187,31 @@ def test_lod_batch_is_one_rasterize_call_equal_to_per_view_renders_of_each_cut(m
         assert torch.nonzero(masks[i]).reshape(-1).tolist() == hier.lod_cut(level, parent, size[i], 4.0).tolist()
 
 
+def test_lod_select_walk_equals_dense_masks_of_every_row():
+    """The top-down walks (sizes only of nodes some view reached; compiled and in tensor ops)
+    against `lod_masks` over every row, itself held to the per-view hand loop above: same union
+    rows, same per-view membership, for near, far, mixed and behind-the-camera views, thresholds
+    from all-roots to all-leaves and thresholds equal to a node's own size (the boundary)."""
+    for seed, (n_roots, k, levels) in enumerate([(30, 4, 3), (6, 3, 4), (12, 1, 3)]):
+        g = random_tree(n_roots=n_roots, k=k, levels=levels, seed=seed)
+        level, parent = hier.tree_of(g)
+        a = hier.resolve(g)
+        forest = hier.Forest.build(level, parent, a)
+        cams = cameras_at([0.3, 1.0, 2.0, 8.0, 32.0, -5.0])  # -5: the tree is behind the camera
+        sizes = hier.projected_size(a["means"], a["log_scales"], cams)
+        finite = sizes[torch.isfinite(sizes)]
+        for thr in (0.1, 1.0, 4.0, 16.0, 1e4, *finite[:: max(1, len(finite) // 7)].tolist()):
+            masks = hier.lod_masks(level, parent, sizes, thr)
+            rows = torch.nonzero(masks.any(dim=0), as_tuple=True)[0]
+            for select in (hier.lod_select, hier.lod_select_tensors):  # compiled walk, tensor walk
+                got_rows, got_vis = select(forest, cams, thr)
+                assert got_rows.tolist() == rows.tolist()
+                assert torch.equal(got_vis, masks[:, rows])
+        assert hier.lod_select(forest, cameras_at([32.0]), 1e4)[0].tolist() == list(range(n_roots))  # the roots
+        leaves = torch.nonzero(~hier.has_children(parent, len(g)), as_tuple=True)[0]
+        assert hier.lod_select(forest, cameras_at([-5.0]), 1e4)[0].tolist() == leaves.tolist()  # behind: leaves
+
+
 def test_rasterize_visibility_equals_per_camera_subsets():
     g = random_tree(n_roots=40, k=1, levels=1, seed=2)
     cams = cameras_at([3.0, 4.0])
@@ -202,6 +227,37 @@ def test_rasterize_visibility_equals_per_camera_subsets():
     assert not bool(meta.visible[~vis].any())
     with pytest.raises(ValueError, match="visibility must be"):
         rasterize(viewmats=cams.viewmats, Ks=cams.Ks, width=48, height=48, visibility=vis[:, :3], **args)
+
+
+def test_rasterize_visibility_gradients_equal_per_camera_subsets():
+    """Each camera projects and prepares only its own rows: the gradients of the batch with a
+    visibility mask are the sum of each camera rendered alone on its subset (rows it does not
+    draw get nothing from it), including a camera that draws no row at all."""
+    g = random_tree(n_roots=40, k=1, levels=1, seed=4)
+    cams = cameras_at([3.0, 4.0, 5.0])
+    vis = torch.rand(3, len(g), generator=torch.Generator().manual_seed(1)) < 0.5
+    vis[2] = False
+    fields = dict(means=g.means.detach(), quats=g.quats.detach(), scales=g.scales.detach(),
+                  opacities=g.opacities.detach(), colors=g.sh_coeffs.detach())
+    weight = torch.rand(3, 48, 48, 3, generator=torch.Generator().manual_seed(2))
+
+    def leaves():
+        return {k: v.clone().requires_grad_(True) for k, v in fields.items()}
+
+    batch = leaves()
+    img, _, _ = rasterize(viewmats=cams.viewmats, Ks=cams.Ks, width=48, height=48, visibility=vis, sh_degree=1,
+                          backend="cpu", **batch)
+    (img * weight).sum().backward()
+    assert float(img[2].detach().abs().max()) == 0.0
+    alone = leaves()
+    for i in range(2):
+        rows = torch.nonzero(vis[i]).reshape(-1)
+        ref, _, _ = rasterize(viewmats=cams.viewmats[i:i + 1], Ks=cams.Ks[i:i + 1], width=48, height=48,
+                              sh_degree=1, backend="cpu", **{k: v[rows] for k, v in alone.items()})
+        (ref * weight[i:i + 1]).sum().backward()
+    for k in fields:
+        torch.testing.assert_close(batch[k].grad, alone[k].grad, atol=1e-5, rtol=1e-4)
+    assert float(alone["means"].grad.abs().sum()) > 0
 
 
 def test_resolved_cache_follows_in_place_edits():

@@ -35,8 +35,10 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from numba import njit
 from torch import Tensor, nn
 
 from splatlab.cameras import Cameras
@@ -167,14 +169,26 @@ def level_cut(level: Tensor, parent: Tensor, target: int) -> Tensor:
     return torch.nonzero((level == target) | ((level < target) & leaf), as_tuple=True)[0]
 
 
-def projected_size(means: Tensor, log_scales: Tensor, cameras: Cameras) -> Tensor:
-    """(C, N) on-screen size in pixels of 3σ of each Gaussian's largest axis (inf behind the camera)."""
+def world_extent(log_scales: Tensor) -> Tensor:
+    """(N,) 3σ of each Gaussian's largest axis, in world units."""
+    return SIGMA_EXTENT * torch.exp(log_scales.max(dim=-1).values)
+
+
+def size_from_extent(means: Tensor, extent: Tensor, cameras: Cameras) -> Tensor:
+    """(C, N) on-screen size in pixels of world extents `extent` (N,) at `means` (N,3) (inf behind
+    the camera). Element-wise arithmetic (no matmul), so a row's size does not depend on which
+    other rows are in the batch: a cut chosen on a subset of rows equals one chosen on all."""
     vm = cameras.viewmats.to(means)
-    z = means @ vm[:, 2, :3].T + vm[:, 2, 3]  # (N, C)
+    r = vm[:, 2]  # (C, 4): depth row of each view matrix
+    z = (means[:, 0:1] * r[:, 0] + means[:, 1:2] * r[:, 1]) + (means[:, 2:3] * r[:, 2] + r[:, 3])  # (N, C)
     focal = cameras.Ks.to(means)[:, 0, 0]
-    extent = SIGMA_EXTENT * torch.exp(log_scales.max(dim=-1).values)
     size = focal[None] * extent[:, None] / z.clamp_min(1e-6)
     return torch.where(z > 1e-6, size, torch.full_like(size, math.inf)).T
+
+
+def projected_size(means: Tensor, log_scales: Tensor, cameras: Cameras) -> Tensor:
+    """(C, N) on-screen size in pixels of 3σ of each Gaussian's largest axis (inf behind the camera)."""
+    return size_from_extent(means, world_extent(log_scales), cameras)
 
 
 def lod_masks(level: Tensor, parent: Tensor, size: Tensor, threshold: float) -> Tensor:
@@ -192,6 +206,142 @@ def lod_masks(level: Tensor, parent: Tensor, size: Tensor, threshold: float) -> 
             par = parent[rows]
             shown_path[:, rows] = shown_path[:, par] & expanded[:, par]
     return shown_path & ~expanded
+
+
+@dataclass
+class Forest:
+    """What a top-down LOD walk needs of one scene, computed once per scene (`HierarchicalGaussians.forest`):
+    the roots, each node's children as a CSR list (ascending rows), and every row's absolute
+    centre and world extent."""
+
+    roots: Tensor  # (R,) level-0 rows, ascending
+    child_start: Tensor  # (N,) first entry of a row's children in `child_rows`
+    child_count: Tensor  # (N,)
+    child_rows: Tensor  # (N - R,) children grouped by parent, ascending within a parent
+    means: Tensor  # (N, 3) absolute centres
+    extent: Tensor  # (N,) world_extent of the absolute log-scales
+
+    @classmethod
+    def build(cls, level: Tensor, parent: Tensor, absolute: dict[str, Tensor]) -> "Forest":
+        n = level.shape[0]
+        kids = torch.nonzero(parent >= 0, as_tuple=True)[0]
+        order = torch.argsort(parent[kids], stable=True)
+        count = torch.bincount(parent[kids], minlength=n)
+        start = torch.cumsum(count, 0) - count
+        return cls(roots=torch.nonzero(parent < 0, as_tuple=True)[0], child_start=start, child_count=count,
+                   child_rows=kids[order], means=absolute["means"].detach(),
+                   extent=world_extent(absolute["log_scales"].detach()))
+
+    def children(self, nodes: Tensor) -> tuple[Tensor, Tensor]:
+        """(children of `nodes`, position in `nodes` of each child's parent), grouped by node."""
+        count = self.child_count[nodes]
+        owner = torch.repeat_interleave(torch.arange(len(nodes), device=nodes.device), count)
+        first = torch.cumsum(count, 0) - count
+        within = torch.arange(len(owner), device=nodes.device) - first[owner]
+        return self.child_rows[self.child_start[nodes][owner] + within], owner
+
+
+@njit(cache=True, nogil=True)
+def _lod_walk(roots, child_start, child_count, child_rows, means, extent, r, focal, threshold, tiny):
+    """Compiled top-down walk, one view at a time (float32 arithmetic in `size_from_extent`'s
+    order, so every comparison equals the tensor version's). Returns the ascending union of the
+    views' cuts and its (C, U) membership."""
+    n = child_start.shape[0]
+    C = r.shape[0]
+    stack = np.empty(n, np.int64)
+    hits = np.empty(0, np.int64)
+    seen = np.zeros(n, np.bool_)
+    offsets = np.zeros(C + 1, np.int64)
+    found = np.empty(max(n, 1), np.int64)
+    total = 0
+    for c in range(C):
+        r0, r1, r2, r3, f = r[c, 0], r[c, 1], r[c, 2], r[c, 3], focal[c]
+        sp = 0
+        for i in range(roots.shape[0] - 1, -1, -1):
+            stack[sp] = roots[i]
+            sp += 1
+        while sp > 0:
+            sp -= 1
+            g = stack[sp]
+            big = True
+            if child_count[g] > 0:
+                z = (means[g, 0] * r0 + means[g, 1] * r1) + (means[g, 2] * r2 + r3)
+                if z > tiny:
+                    big = f * extent[g] / z > threshold
+            else:
+                big = False
+            if big:
+                s0 = child_start[g]
+                for k in range(child_count[g] - 1, -1, -1):
+                    stack[sp] = child_rows[s0 + k]
+                    sp += 1
+            else:
+                if total == found.shape[0]:
+                    grown = np.empty(2 * found.shape[0], np.int64)
+                    grown[:total] = found[:total]
+                    found = grown
+                found[total] = g
+                total += 1
+                seen[g] = True
+        offsets[c + 1] = total
+    pos = np.empty(n, np.int64)
+    u = 0
+    for g in range(n):
+        if seen[g]:
+            pos[g] = u
+            u += 1
+    rows = np.empty(u, np.int64)
+    for g in range(n):
+        if seen[g]:
+            rows[pos[g]] = g
+    vis = np.zeros((C, u), np.bool_)
+    for c in range(C):
+        for k in range(offsets[c], offsets[c + 1]):
+            vis[c, pos[found[k]]] = True
+    return rows, vis
+
+
+def lod_select(forest: Forest, cameras: Cameras, threshold: float) -> tuple[Tensor, Tensor]:
+    """(rows, visibility): the union of every view's LOD cut (ascending rows) and the (C, len(rows))
+    membership of each view, equal to `lod_masks` restricted to its non-empty columns. Walks the
+    forest top-down from the roots, sizing only nodes some view reaches, so the cost follows the
+    cuts drawn, not the whole tree (compiled on the CPU; `lod_select_tensors` elsewhere)."""
+    if forest.means.device.type != "cpu" or forest.means.dtype != torch.float32:
+        return lod_select_tensors(forest, cameras, threshold)
+    means = forest.means
+    r = cameras.viewmats.to(means)[:, 2].contiguous()
+    focal = cameras.Ks.to(means)[:, 0, 0].contiguous()
+    rows, vis = _lod_walk(forest.roots.numpy(), forest.child_start.numpy(), forest.child_count.numpy(),
+                          forest.child_rows.numpy(), means.numpy(), forest.extent.numpy(), r.numpy(), focal.numpy(),
+                          np.float32(threshold), np.float32(1e-6))
+    return torch.from_numpy(rows), torch.from_numpy(vis)
+
+
+def lod_select_tensors(forest: Forest, cameras: Cameras, threshold: float) -> tuple[Tensor, Tensor]:
+    """`lod_select` in tensor operations, a level at a time on (nodes, views) tables (a node's views
+    contiguous); `size > threshold` as `size_from_extent` computes it: behind the camera (z <= 1e-6,
+    or NaN) the size is inf, otherwise the same quotient in the same order."""
+    means = forest.means
+    r = cameras.viewmats.to(means)[:, 2]  # (C, 4): depth row of each view matrix
+    focal = cameras.Ks.to(means)[:, 0, 0]
+    frontier = forest.roots
+    shown = torch.ones((len(frontier), len(cameras)), dtype=torch.bool, device=frontier.device)
+    rows, masks = [frontier[:0]], [shown[:0]]
+    while len(frontier):
+        m = means[frontier]
+        z = (m[:, 0:1] * r[:, 0] + m[:, 1:2] * r[:, 1]) + (m[:, 2:3] * r[:, 2] + r[:, 3])  # (F, C)
+        big = ~(z > 1e-6) | (focal[None] * forest.extent[frontier][:, None] / z.clamp_min(1e-6) > threshold)
+        expanded = shown & big & (forest.child_count[frontier] > 0)[:, None]
+        cut = shown & ~expanded
+        drawn = cut.any(dim=1)
+        rows.append(frontier[drawn])
+        masks.append(cut[drawn])
+        open_ = torch.nonzero(expanded.any(dim=1), as_tuple=True)[0]
+        frontier, owner = forest.children(frontier[open_])
+        shown = expanded[open_[owner]]
+    all_rows = torch.cat(rows)
+    order = torch.argsort(all_rows)
+    return all_rows[order], torch.cat(masks)[order].T.contiguous()
 
 
 def lod_cut(level: Tensor, parent: Tensor, size: Tensor, threshold: float) -> Tensor:
@@ -399,6 +549,18 @@ class HierarchicalGaussians(Method):
         self._resolved = ([weakref.ref(t) for t in params], [t._version for t in params], value)
         return value
 
+    def forest(self, gaussians: Gaussians, absolute: dict[str, Tensor]) -> Forest:
+        """`Forest.build` of the scene, kept with the cached `absolute` attributes it was built
+        from (rebuilt whenever they are, i.e. on any edit of the parameters)."""
+        cached = getattr(self, "_forest", None)
+        if cached is not None and cached[0]() is absolute["means"]:
+            return cached[1]
+        level, parent = tree_of(gaussians)
+        forest = Forest.build(level, parent, absolute)
+        if not torch.is_grad_enabled():
+            self._forest = (weakref.ref(absolute["means"]), forest)
+        return forest
+
     def render_passes(self, gaussians: Gaussians, cameras: Cameras, ctx: RenderContext) -> list[RenderPass]:
         absolute = resolve(gaussians) if ctx.training else self.absolute(gaussians)
         if ctx.training:
@@ -408,10 +570,9 @@ class HierarchicalGaussians(Method):
         if self.config.lod > 0 and ctx.backend != "cuda":
             # the whole batch in one rasterize call: the union of the views' cuts, each view
             # drawing only its own cut (a visibility mask), instead of one call per view
-            masks = self.lod_masks(gaussians, cameras, absolute)
-            rows = torch.nonzero(masks.any(dim=0), as_tuple=True)[0]
+            rows, visibility = lod_select(self.forest(gaussians, absolute), cameras, self.config.lod)
             args = self._args(absolute, rows, ctx.sh_degree)
-            args["visibility"] = masks[:, rows]
+            args["visibility"] = visibility
             return [RenderPass(args, index=rows)]
         return [RenderPass(self._args(absolute, rows, ctx.sh_degree), cameras=cams, index=rows)
                 for cams, rows in self.eval_rows(gaussians, cameras, absolute)]

@@ -107,9 +107,10 @@ def rasterize(
 
     C = viewmats.shape[0]
     if chosen == "cpu":
+        # each camera projects only its visible rows (the others come out culled, radii 0)
         proj, sh_colors = _project_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
                                        near_plane, far_plane, eps2d, rasterize_mode == "antialiased", shapes,
-                                       radius_clip, sh_degree if "RGB" in render_mode else None)
+                                       radius_clip, sh_degree if "RGB" in render_mode else None, visibility)
     else:
         proj = project(means, quats, scales, opacities, viewmats, Ks, width, height, near_plane=near_plane,
                        far_plane=far_plane, eps2d=eps2d, antialiased=rasterize_mode == "antialiased",
@@ -140,7 +141,7 @@ def rasterize(
         from .cpu.backend import RasterizeToPixels
         images, alphas = RasterizeToPixels.apply(
             proj.means2d, proj.conics, feats.contiguous(), proj.opacities, shapes, bg, proj.radii,
-            proj.depths, width, height, absgrad_buffer)
+            proj.depths, width, height, absgrad_buffer, visibility)
 
     if render_mode in ("ED", "RGB+ED"):
         images = torch.cat([images[..., :-1], images[..., -1:] / alphas.clamp_min(1e-10)], dim=-1)
@@ -165,12 +166,12 @@ def _composite_reference(proj: Projected, feats: Tensor, bg: Tensor | None, shap
 
 
 def _project_cpu(means, quats, scales, opacities, colors, viewmats, Ks, width, height, near, far, eps2d,
-                 antialiased, shapes, radius_clip, sh_degree) -> tuple[Projected, Tensor | None]:
+                 antialiased, shapes, radius_clip, sh_degree, visibility=None) -> tuple[Projected, Tensor | None]:
     from .cpu.backend import ProjectGaussians
 
     coeffs = colors if sh_degree is not None else None
     means2d, conics, depths, opac, sh_colors, radii = ProjectGaussians.apply(
         means, quats, scales, opacities, coeffs, shapes, viewmats, Ks, width, height, near, far, eps2d,
-        antialiased, radius_clip, -1 if sh_degree is None else sh_degree)
+        antialiased, radius_clip, -1 if sh_degree is None else sh_degree, visibility)
     proj = Projected(means2d=means2d, conics=conics, depths=depths, opacities=opac, radii=radii, cov2d=None)
     return proj, (sh_colors if sh_degree is not None else None)

@@ -21,13 +21,27 @@ def _np(t: Tensor, dtype=np.float32) -> np.ndarray:
     return np.ascontiguousarray(t.detach().cpu().numpy(), dtype=dtype)
 
 
+_ALL_ROWS = np.empty(0, np.int64)
+
+
+def _camera_rows(visibility, C: int) -> list[np.ndarray | None]:
+    """Per camera, the rows its kernels visit: None (every row) without `visibility` or when the
+    camera sees every row, else its True rows (possibly none)."""
+    if visibility is None:
+        return [None] * C
+    vis = np.ascontiguousarray(visibility.detach().cpu().numpy(), dtype=bool)
+    return [None if v.all() else np.flatnonzero(v).astype(np.int64) for v in vis]
+
+
 class RasterizeToPixels(torch.autograd.Function):
     """Screen-space Gaussians (C cameras) -> images. Gradients flow to means2d, conics, colors,
     opacities and shapes; the absolute 2D-mean gradient is written into `absgrad` in place."""
 
     @staticmethod
     def forward(ctx, means2d, conics, colors, opacities, shapes, backgrounds, radii, depths,
-                width: int, height: int, absgrad):
+                width: int, height: int, absgrad, visibility=None):
+        """`visibility` (C,N) bool or None: camera c draws only its True rows (their radii must be 0
+        elsewhere); its per-Gaussian tables are then built for those rows only."""
         global last_forward_evals, last_forward_tile_evals, last_forward_kernel_args
         C, N, D = colors.shape
         use_shape = shapes is not None and shapes.numel() > 0
@@ -39,10 +53,13 @@ class RasterizeToPixels(torch.autograd.Function):
         shapes_np = _np(shapes) if use_shape else np.ones(1, np.float32)
         bg_np = _np(backgrounds) if backgrounds is not None else np.zeros((C, D), np.float32)
         n_workers = numba.get_num_threads()
+        rows = _camera_rows(visibility, C)
         cams = []
         for i in range(C):
             m2 = _np(means2d[i])
-            P, Q = kernels.prepare_gaussians(m2, _np(conics[i]), _np(opacities[i]), shapes_np, use_shape)
+            # a camera that draws no row still gets (unused) tables of every row: its radii are all 0
+            P, Q = kernels.prepare_gaussians(m2, _np(conics[i]), _np(opacities[i]), shapes_np, use_shape,
+                                             _ALL_ROWS if rows[i] is None else rows[i])
             col = _np(colors[i])
             offsets, ids = kernels.bin_gaussians(m2, _np(radii[i], np.int32), _np(depths[i]), width, height)
             woff, wtiles = kernels.schedule_tiles(offsets, n_workers, width, height)
@@ -73,7 +90,7 @@ class RasterizeToPixels(torch.autograd.Function):
         if absgrad is not None:
             absgrad += g[..., 7:9]
         v_shapes = g[..., 6] if use_shape else None
-        return g[..., 0:2], g[..., 2:5], g[..., 10:], g[..., 5], v_shapes, None, None, None, None, None, None
+        return g[..., 0:2], g[..., 2:5], g[..., 10:], g[..., 5], v_shapes, None, None, None, None, None, None, None
 
 
 class ProjectGaussians(torch.autograd.Function):
@@ -81,7 +98,10 @@ class ProjectGaussians(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, means, quats, scales, opacities, sh_coeffs, shapes, viewmats, Ks, width: int, height: int,
-                near: float, far: float, eps2d: float, antialiased: bool, radius_clip: float, sh_degree: int):
+                near: float, far: float, eps2d: float, antialiased: bool, radius_clip: float, sh_degree: int,
+                visibility=None):
+        """`visibility` (C,N) bool or None: camera c projects only its True rows; the others come
+        out culled (radii 0) with zero outputs, so they draw nothing and get zero gradients."""
         from . import preprocess
 
         C, N = viewmats.shape[0], means.shape[0]
@@ -90,16 +110,21 @@ class ProjectGaussians(torch.autograd.Function):
         sh_np = _np(shapes) if use_shape else np.ones(1, np.float32)
         coeffs = _np(sh_coeffs) if sh_degree >= 0 else np.zeros((1, 1, 3), np.float32)
         vm, Kn = _np(viewmats, np.float64), _np(Ks, np.float64)
-        means2d = np.empty((C, N, 2), np.float32)
-        conics = np.empty((C, N, 3), np.float32)
-        depths = np.empty((C, N), np.float32)
-        opac = np.empty((C, N), np.float32)
-        radii = np.empty((C, N, 2), np.int32)
-        colors = np.empty((C, N, 3) if sh_degree >= 0 else (C, 0, 3), np.float32)
+        alloc = np.empty if visibility is None else np.zeros
+        means2d = alloc((C, N, 2), np.float32)
+        conics = alloc((C, N, 3), np.float32)
+        depths = alloc((C, N), np.float32)
+        opac = alloc((C, N), np.float32)
+        radii = alloc((C, N, 2), np.int32)
+        colors = alloc((C, N, 3) if sh_degree >= 0 else (C, 0, 3), np.float32)
+        rows = _camera_rows(visibility, C)
         for i in range(C):
+            if rows[i] is not None and len(rows[i]) == 0:
+                continue  # draws nothing: outputs stay zero, radii 0 (an empty list would mean every row)
             preprocess.project_forward(m, q, s, o, sh_np, use_shape, vm[i], Kn[i], width, height, near, far, eps2d,
                                        antialiased, radius_clip, coeffs, sh_degree, means2d[i], conics[i],
-                                       depths[i], opac[i], radii[i], colors[i])
+                                       depths[i], opac[i], radii[i], colors[i],
+                                       _ALL_ROWS if rows[i] is None else rows[i])
         ctx.arrays = (m, q, s, o, coeffs, vm, Kn, radii, colors)
         ctx.settings = (width, height, eps2d, antialiased, sh_degree)
         out_radii = torch.from_numpy(radii)
@@ -138,4 +163,4 @@ class ProjectGaussians(torch.autograd.Function):
 
         return (out(g_means), out(g_quats), out(g_scales), out(g_opac),
                 out(g_sh) if sh_degree >= 0 else None,
-                None, None, None, None, None, None, None, None, None, None, None)
+                None, None, None, None, None, None, None, None, None, None, None, None)

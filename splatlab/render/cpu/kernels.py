@@ -251,8 +251,10 @@ def bin_gaussians(means2d, radii, depths, width, height):
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def prepare_gaussians(means2d, conics, opacities, shapes, use_shape):
-    """Per-Gaussian tables for the compositing kernels.
+def prepare_gaussians(means2d, conics, opacities, shapes, use_shape, rows):
+    """Per-Gaussian tables for the compositing kernels (of `rows` (k,) int64 only when it is not
+    empty: the rows a camera can draw; the other rows' entries are left unset, and no kernel reads
+    them, since only rows with radii > 0 are binned and those are among `rows`).
 
     P (N,8) float32 [mx, my, a, b, c, o, σ cut-off S, β]: beyond S, α < 1/255 for sure (0.1% +
     1e-3 margin over the exact bound, far above float32 rounding of σ).
@@ -260,9 +262,12 @@ def prepare_gaussians(means2d, conics, opacities, shapes, use_shape):
     in the x-interval centred at mx + (b/a)·dy with squared half-width 2S/a - (c - b²/a)/a·dy².
     """
     n = means2d.shape[0]
+    use_rows = rows.shape[0] > 0
+    n_items = rows.shape[0] if use_rows else n
     P = np.empty((n, N_PARAMS), np.float32)
     Q = np.empty((n, 5), np.float64)
-    for g in prange(n):
+    for j in prange(n_items):
+        g = rows[j] if use_rows else np.int64(j)
         P[g, 0] = means2d[g, 0]
         P[g, 1] = means2d[g, 1]
         P[g, 2] = conics[g, 0]

@@ -27,10 +27,14 @@ def _sh_add(g, k, bk, sh_coeffs, s0, s1, s2):
 @njit(cache=True, parallel=True, nogil=True)
 def project_forward(means, quats, scales, opacities, shapes, use_shape, viewmat, K, width, height, near, far,
                     eps2d, antialiased, radius_clip, sh_coeffs, sh_degree,
-                    out_means2d, out_conics, out_depths, out_opac, out_radii, out_colors):
+                    out_means2d, out_conics, out_depths, out_opac, out_radii, out_colors, rows):
     """One camera. Writes screen-space Gaussians; radii 0 marks culled ones. sh_degree < 0: no colours.
-    Straight-line scalar code (rotation, covariance and SH basis in named locals)."""
+    `rows` (k,) int64: only these rows are projected (the others' outputs are not written; the
+    caller zeroes them); empty: every row. Straight-line scalar code (rotation, covariance and SH
+    basis in named locals)."""
     n = means.shape[0]
+    use_rows = rows.shape[0] > 0
+    n_items = rows.shape[0] if use_rows else n
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     lim_xp = (width - cx) / fx + 0.15 * width / fx
     lim_xn = cx / fx + 0.15 * width / fx
@@ -43,9 +47,10 @@ def project_forward(means, quats, scales, opacities, shapes, use_shape, viewmat,
     camx = -(r00 * t0 + r10 * t1 + r20 * t2)
     camy = -(r01 * t0 + r11 * t1 + r21 * t2)
     camz = -(r02 * t0 + r12 * t1 + r22 * t2)
-    n_chunks = (n + CHUNK - 1) // CHUNK
+    n_chunks = (n_items + CHUNK - 1) // CHUNK
     for chunk in prange(n_chunks):
-        for g in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
+        for j in range(chunk * CHUNK, min(n_items, (chunk + 1) * CHUNK)):
+            g = rows[j] if use_rows else np.int64(j)
             out_radii[g, 0] = 0
             out_radii[g, 1] = 0
             mx, my, mz = means[g, 0], means[g, 1], means[g, 2]
