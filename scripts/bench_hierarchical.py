@@ -166,6 +166,7 @@ def bench_scene(scene_dir: str, args) -> dict:
     hier_extra = [f"--method-option=levels={args.levels}", f"--method-option=children={args.children}"]
     if args.roots:
         hier_extra.append(f"--method-option=roots={args.roots}")
+    hier_extra += [f"--method-option={o}" for o in args.option]
     train(scene_dir, base / "hierarchical", "hierarchical", args, hier_extra)
     train(scene_dir, base / "gs3d", "gs3d", args, [])
     scene = load_scene(scene_dir, downscale=args.downscale)
@@ -380,6 +381,8 @@ def main(argv=None) -> int:
     ap.add_argument("--levels", type=int, default=3)
     ap.add_argument("--children", type=int, default=4)
     ap.add_argument("--roots", type=int, default=0, help="keep at most this many coarsest Gaussians (0: all)")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="another hierarchical --method-option (e.g. budget_split=tree); repeatable")
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0, 8.0])
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--importance-views", type=int, default=20)

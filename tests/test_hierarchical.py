@@ -405,6 +405,9 @@ def test_new_levels_fill_their_share_of_the_budget_highest_gradient_first():
     m = hier.HierarchicalGaussians(hier.HierarchicalConfig(levels=3, children=4))
     c = budget_cfg(60).resolved()
     assert m.level_steps(c) == [26, 43] and [m.row_budget(c, s) for s in (25, 26, 42, 43)] == [20, 40, 40, 60]
+    tree = hier.HierarchicalGaussians(hier.HierarchicalConfig(levels=3, children=4, budget_split="tree"))
+    c21 = budget_cfg(2100).resolved()  # shares 1 : 4 : 16 of 21
+    assert [tree.row_budget(c21, s) for s in (25, 26, 42, 43)] == [100, 500, 500, 2100]
     grad = torch.tensor([0.5, 0.1, 0.9, 0.3, 0.7, 0.2, 0.8, 0.05, 0.6, 0.4])
     assert m.add_level(g, opt, c, 26, grad) == 28
     level, parent = hier.tree_of(g)

@@ -28,9 +28,9 @@ own tree-aware densification (it owns it: the trainer's strategy does not run): 
 finest-level nodes are cloned as siblings, transparent leaves are pruned, and every edit
 remaps `hier_parent` and keeps the optimizer state of every row aligned (`densify.ops`).
 
-The trainer's Gaussian budget (`cap_max`) bounds the whole tree, all levels together, split
-evenly by level (`row_budget`): until the first new level, the roots and their clones may use
-1/L of it; each added level unlocks another 1/L for its children and their clones. A new level
+The trainer's Gaussian budget (`cap_max`) bounds the whole tree, all levels together, split by
+level (`row_budget`, `budget_split`): until the first new level, the roots and their clones may
+use level 0's share; each added level unlocks its own share for its children and their clones. A new level
 gives children to as many finest-level nodes as its share holds (highest mean screen-space
 gradient first); the others stay leaves, drawn by every finer cut. With `cap_max` 0 every node
 gets children and clones are unbounded.
@@ -75,6 +75,7 @@ class HierarchicalConfig(MethodConfig):
     coarse_target: str = "lowpass"  # lowpass | full
     offset_init: float = 0.5  # children start at parent + R·S·tanh(U(-a, a))
     grow_levels_until: float = 0.6  # new levels are added before this fraction of refine_stop
+    budget_split: str = "even"  # share of cap_max per level: even (1/L each) | tree (children^l, a full tree's shape)
 
     def validate(self) -> None:
         if not 1 <= self.levels <= 8:
@@ -89,6 +90,8 @@ class HierarchicalConfig(MethodConfig):
             raise ValueError(f"coarse_weight must be >= 0, got {self.coarse_weight}")
         if self.coarse_target not in ("lowpass", "full"):
             raise ValueError(f"coarse_target must be lowpass or full, got {self.coarse_target!r}")
+        if self.budget_split not in ("even", "tree"):
+            raise ValueError(f"budget_split must be even or tree, got {self.budget_split!r}")
         if not 0 < self.grow_levels_until <= 1:
             raise ValueError(f"grow_levels_until must be in (0, 1], got {self.grow_levels_until}")
 
@@ -651,13 +654,17 @@ class HierarchicalGaussians(Method):
             self.stats.reset(len(gaussians), gaussians.device)
 
     def row_budget(self, c, done: int) -> int:
-        """Rows the whole tree may hold after step `done` (0: no cap): level 0 and its clones may
-        use 1/L of `cap_max`, and each level added (at `level_steps`) unlocks another 1/L for its
-        children and their clones, so after the last level the tree holds at most `cap_max`."""
+        """Rows the whole tree may hold after step `done` (0: no cap). Level l's share of `cap_max`
+        is w_l / sum(w) with w_l = 1 (`budget_split=even`) or children^l (`tree`, the shape of
+        a full tree); level 0 and its clones may use its share, and each level added (at
+        `level_steps`) unlocks its own for its children and their clones, so after the last level
+        the tree holds at most `cap_max`."""
         if not c.cap_max:
             return 0
         added = sum(1 for s in self.level_steps(c) if s <= done)
-        return (c.cap_max * (1 + added)) // self.config.levels
+        L, k = self.config.levels, self.config.children
+        w = [1] * L if self.config.budget_split == "even" else [k ** lv for lv in range(L)]
+        return (c.cap_max * sum(w[: added + 1])) // sum(w)
 
     def add_level(self, gaussians: Gaussians, optimizers, c, done: int, score: Tensor | None = None) -> int:
         """Give `children` children to the finest level's nodes, as many as `row_budget(done)`
