@@ -30,10 +30,10 @@ remaps `hier_parent` and keeps the optimizer state of every row aligned (`densif
 
 The trainer's Gaussian budget (`cap_max`) bounds the whole tree, all levels together, split by
 level (`row_budget`, `budget_split`): until the first new level, the roots and their clones may
-use level 0's share; each added level unlocks its own share for its children and their clones. A new level
-gives children to as many finest-level nodes as its share holds (highest mean screen-space
-gradient first); the others stay leaves, drawn by every finer cut. With `cap_max` 0 every node
-gets children and clones are unbounded.
+use level 0's share; each added level unlocks its own share for its children and their clones.
+A new level gives children to as many finest-level nodes as its share holds (highest mean
+screen-space gradient first); the others stay leaves, drawn by every finer cut. With `cap_max`
+0 every node gets children and clones are unbounded.
 """
 from __future__ import annotations
 
