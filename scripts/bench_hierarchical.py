@@ -166,6 +166,7 @@ def bench_scene(scene_dir: str, args) -> dict:
     hier_extra = [f"--method-option=levels={args.levels}", f"--method-option=children={args.children}"]
     if args.roots:
         hier_extra.append(f"--method-option=roots={args.roots}")
+    hier_extra += [f"--method-option={o}" for o in args.option]
     train(scene_dir, base / "hierarchical", "hierarchical", args, hier_extra)
     train(scene_dir, base / "gs3d", "gs3d", args, [])
     scene = load_scene(scene_dir, downscale=args.downscale)
@@ -240,7 +241,8 @@ def bench_scene(scene_dir: str, args) -> dict:
 
     # baseline: flat gs3d pruned by importance to the hierarchy's counts
     train_views = scene.train.cameras
-    pick = torch.linspace(0, len(train_views) - 1, min(args.importance_views, len(train_views))).round().long()
+    n_imp = min(args.importance_views or len(train_views), len(train_views))
+    pick = torch.linspace(0, len(train_views) - 1, n_imp).round().long()
     imp = splat_importance(flat, train_views.viewmats[pick], train_views.Ks[pick], train_views.width, train_views.height)
     order = np.argsort(-imp, kind="stable")
     budgets = sorted({r["n"] for r in res["levels"]} | {round(r["n"]) for r in res["lod"] if r["cameras"] == "test"})
@@ -380,9 +382,13 @@ def main(argv=None) -> int:
     ap.add_argument("--levels", type=int, default=3)
     ap.add_argument("--children", type=int, default=4)
     ap.add_argument("--roots", type=int, default=0, help="keep at most this many coarsest Gaussians (0: all)")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="another hierarchical --method-option (e.g. budget_split=tree); repeatable")
     ap.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 1.0, 2.0, 4.0, 8.0])
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--importance-views", type=int, default=20)
+    ap.add_argument("--importance-views", type=int, default=0,
+                    help="training views the pruned baseline's importance sums over (0: all; a sample of 20 "
+                         "left a quarter of garden's gs3d Gaussians, its far background, at zero importance)")
     ap.add_argument("--far-truth", action="store_true",
                     help="PSNR of the far views against the scene generator's renders of them (bundled scenes)")
     args = ap.parse_args(argv)

@@ -385,3 +385,85 @@ def test_render_cli_lod_changes_the_image(tmp_path, capsys):
     write_splats(plain, hier.bake(g, torch.arange(30)))
     assert render_main([str(plain), "--out", str(tmp_path / "p.png"), "--lod", "2"]) == 1
     assert "need a hierarchical scene" in capsys.readouterr().err
+
+
+def budget_cfg(cap: int):
+    from splatlab.train.config import TrainConfig
+    # level steps: refine_start + l * (0.6 * refine_stop - refine_start) // 3 = 26 and 43
+    return TrainConfig(iterations=100, refine_start=10, refine_stop=100, cap_max=cap, seed=1)
+
+
+def test_new_levels_fill_their_share_of_the_budget_highest_gradient_first():
+    """Budget 60 for 3 levels: 20 / 40 / 60 rows. Ten roots with 4 children each would need 40
+    rows at the first level step (room for 30: the 7 highest-gradient roots get children); at the
+    second (room 60 - 38 = 22) the 5 largest level-1 nodes do, the children of the largest roots."""
+    root_scale = [0.10, 0.30, 0.20, 0.05, 0.25, 0.15, 0.12, 0.35, 0.08, 0.18]
+    g = make_tree({"means": [[i * 0.3, 0, 0] for i in range(10)], "quats": [[1.0, 0, 0, 0]] * 10,
+                   "scales": [[math.log(s)] * 3 for s in root_scale], "opacities": [1.0] * 10,
+                   "sh0": [[[0.1, 0.2, 0.3]]] * 10}, [0] * 10, [-1] * 10)
+    opt = adam_with_row_ids(g)
+    m = hier.HierarchicalGaussians(hier.HierarchicalConfig(levels=3, children=4))
+    c = budget_cfg(60).resolved()
+    assert m.level_steps(c) == [26, 43] and [m.row_budget(c, s) for s in (25, 26, 42, 43)] == [20, 40, 40, 60]
+    tree = hier.HierarchicalGaussians(hier.HierarchicalConfig(levels=3, children=4, budget_split="tree"))
+    c21 = budget_cfg(2100).resolved()  # shares 1 : 4 : 16 of 21
+    assert [tree.row_budget(c21, s) for s in (25, 26, 42, 43)] == [100, 500, 500, 2100]
+    grad = torch.tensor([0.5, 0.1, 0.9, 0.3, 0.7, 0.2, 0.8, 0.05, 0.6, 0.4])
+    assert m.add_level(g, opt, c, 26, grad) == 28
+    level, parent = hier.tree_of(g)
+    hier.check_tree(level, parent)
+    ops.check_aligned(g, opt)
+    top7 = sorted(torch.argsort(grad, descending=True)[:7].tolist())  # 2, 6, 4, 8, 0, 9, 3
+    assert parent[10:].tolist() == [p for p in top7 for _ in range(4)]
+    assert opt.state[g.params["means"]]["exp_avg"][:10, 0].tolist() == list(range(10))  # old rows' state kept
+
+    # no gradients: the largest nodes first; a child's scale is half its parent's, so the 5 largest
+    # level-1 nodes are the (row-ordered) children of the largest expanded root, then the next one's
+    assert m.add_level(g, opt, c, 43) == 20 and len(g) == 58
+    level, parent = hier.tree_of(g)
+    hier.check_tree(level, parent)
+    ops.check_aligned(g, opt)
+    by_size = sorted(top7, key=lambda r: -root_scale[r])  # 4 (0.25), 9 (0.18), ...
+    level1 = {p: [10 + 4 * i + j for j in range(4)] for i, p in enumerate(top7)}
+    expect = sorted((level1[by_size[0]] + level1[by_size[1]])[:5])
+    assert parent[38:].tolist() == [p for p in expect for _ in range(4)]
+
+    # no budget: every finest node gets children
+    g2 = make_tree({"means": [[0, 0, 0]] * 3, "quats": [[1.0, 0, 0, 0]] * 3, "scales": [[-2.0] * 3] * 3,
+                    "opacities": [1.0] * 3, "sh0": [[[0.1, 0.2, 0.3]]] * 3}, [0] * 3, [-1] * 3)
+    assert m.add_level(g2, None, budget_cfg(0).resolved(), 26) == 12
+
+
+def test_training_never_exceeds_the_gaussian_budget_and_keeps_the_tree(tmp_path):
+    """A tiny run with eager densification: after every step the tree holds at most `cap_max`
+    rows (and its level's share), stays a valid forest with optimizer state aligned, and still
+    grows all its levels; without the budget the same run outgrows it."""
+    from splatlab.train.cli import build_parser, config_from_args
+    from splatlab.train.trainer import Trainer, prepare_scene
+    from test_train_scene import make_scene
+
+    scene = make_scene(tmp_path / "scene", size=24, n_train=6, n_test=2)
+
+    def run(cap: int) -> list[int]:
+        argv = [str(scene), "--out", str(tmp_path / f"run{cap}"), "--iterations", "40", "--method", "hierarchical",
+                "--init-points", "150", "--grad-threshold", "1e-6", "--refine-start", "4", "--refine-every", "4",
+                "--refine-stop", "36", "--reset-every", "1000", "--sh-degree", "0", "--eval-every", "0",
+                "--save-every", "0", "--seed", "3", "--no-progress", "--background-points", "0",
+                "--cap-max", str(cap)]
+        cfg, _ = config_from_args(build_parser().parse_args(argv))
+        t = Trainer(cfg, prepare_scene(cfg), None)
+        counts = []
+        for step in range(cfg.iterations):
+            t.train_step(step)
+            level, parent = hier.tree_of(t.gaussians)
+            hier.check_tree(level, parent)
+            ops.check_aligned(t.gaussians, t.optimizers)
+            if cap:
+                assert len(t.gaussians) <= t.method.row_budget(t.cfg, step + 1) <= cap, step
+            counts.append(len(t.gaussians))
+        assert int(level.max()) == 2
+        return counts
+
+    counts = run(600)
+    assert max(counts) > 400  # the last share was used
+    assert max(run(0)) > 600

@@ -23,10 +23,17 @@ pixels) is at most P (a node is *expanded* into its children while it looks bigg
 Training renders the finest cut for the photometric loss and every coarser level for its own
 loss term (target low-passed to the level's scale by default, `coarse_target=full` compares
 with the full-resolution image), so each level stays a valid picture. New levels are added at
-fixed steps (every node of the finest level gets `children` children), and the method does its
+fixed steps (nodes of the finest level get `children` children), and the method does its
 own tree-aware densification (it owns it: the trainer's strategy does not run): high-gradient
 finest-level nodes are cloned as siblings, transparent leaves are pruned, and every edit
 remaps `hier_parent` and keeps the optimizer state of every row aligned (`densify.ops`).
+
+The trainer's Gaussian budget (`cap_max`) bounds the whole tree, all levels together, split by
+level (`row_budget`, `budget_split`): until the first new level, the roots and their clones may
+use level 0's share; each added level unlocks its own share for its children and their clones.
+A new level gives children to as many finest-level nodes as its share holds (highest mean
+screen-space gradient first); the others stay leaves, drawn by every finer cut. With `cap_max`
+0 every node gets children and clones are unbounded.
 """
 from __future__ import annotations
 
@@ -68,6 +75,7 @@ class HierarchicalConfig(MethodConfig):
     coarse_target: str = "lowpass"  # lowpass | full
     offset_init: float = 0.5  # children start at parent + R·S·tanh(U(-a, a))
     grow_levels_until: float = 0.6  # new levels are added before this fraction of refine_stop
+    budget_split: str = "even"  # share of cap_max per level: even (1/L each) | tree (children^l, a full tree's shape)
 
     def validate(self) -> None:
         if not 1 <= self.levels <= 8:
@@ -82,6 +90,8 @@ class HierarchicalConfig(MethodConfig):
             raise ValueError(f"coarse_weight must be >= 0, got {self.coarse_weight}")
         if self.coarse_target not in ("lowpass", "full"):
             raise ValueError(f"coarse_target must be lowpass or full, got {self.coarse_target!r}")
+        if self.budget_split not in ("even", "tree"):
+            raise ValueError(f"budget_split must be even or tree, got {self.budget_split!r}")
         if not 0 < self.grow_levels_until <= 1:
             raise ValueError(f"grow_levels_until must be in (0, 1], got {self.grow_levels_until}")
 
@@ -631,31 +641,72 @@ class HierarchicalGaussians(Method):
             drop[keep] = False
             remove_subtrees(gaussians, optimizers, drop)
             changed = True
+        score = None  # mean screen-space gradient per row, kept aligned through densify's edits
         if c.refine_start < done < c.refine_stop and done % c.refine_every == 0:
-            self.densify(gaussians, optimizers, c)
+            _, score = self._densify(gaussians, optimizers, c, self.row_budget(c, done - 1))
             changed = True
         if done in self.level_steps(c):
-            level, _ = tree_of(gaussians)
-            gen = torch.Generator().manual_seed(int(c.seed) * 1_000_003 + done)
-            finest = torch.nonzero(level == int(level.max()), as_tuple=True)[0]
-            add_children(gaussians, optimizers, finest, self.config.children, self.config.offset_init, gen)
+            if score is None and not changed:
+                score = self.stats.grad_sum / self.stats.count.clamp_min(1)
+            self.add_level(gaussians, optimizers, c, done, score)
             changed = True
         if changed:
             self.stats.reset(len(gaussians), gaussians.device)
 
+    def row_budget(self, c, done: int) -> int:
+        """Rows the whole tree may hold after step `done` (0: no cap). Level l's share of `cap_max`
+        is w_l / sum(w) with w_l = 1 (`budget_split=even`) or children^l (`tree`, the shape of
+        a full tree); level 0 and its clones may use its share, and each level added (at
+        `level_steps`) unlocks its own for its children and their clones, so after the last level
+        the tree holds at most `cap_max`."""
+        if not c.cap_max:
+            return 0
+        added = sum(1 for s in self.level_steps(c) if s <= done)
+        L, k = self.config.levels, self.config.children
+        w = [1] * L if self.config.budget_split == "even" else [k ** lv for lv in range(L)]
+        return (c.cap_max * sum(w[: added + 1])) // sum(w)
+
+    def add_level(self, gaussians: Gaussians, optimizers, c, done: int, score: Tensor | None = None) -> int:
+        """Give `children` children to the finest level's nodes, as many as `row_budget(done)`
+        leaves room for: all of them when they fit, else the nodes with the largest mean
+        screen-space gradient `score` (ties: the larger world extent) first. Nodes left without
+        children stay leaves, which every cut below their level draws. Returns rows added."""
+        level, _ = tree_of(gaussians)
+        k = self.config.children
+        gen = torch.Generator().manual_seed(int(c.seed) * 1_000_003 + done)
+        finest = torch.nonzero(level == int(level.max()), as_tuple=True)[0]
+        cap = self.row_budget(c, done)
+        if cap:
+            fit = max(0, cap - len(gaussians)) // k
+            if fit < len(finest):
+                with torch.no_grad():
+                    extent = world_extent(resolve(gaussians)["log_scales"])[finest]
+                order = torch.argsort(extent, descending=True, stable=True)
+                if score is not None and score.shape[0] == len(gaussians):
+                    order = order[torch.argsort(score[finest][order], descending=True, stable=True)]
+                finest = torch.sort(finest[order[:fit]]).values
+        return add_children(gaussians, optimizers, finest, k, self.config.offset_init, gen)
+
     def densify(self, gaussians: Gaussians, optimizers, c) -> dict[str, int]:
-        """Clone high-gradient finest-level nodes as siblings; prune transparent leaves (with subtrees)."""
+        """Clone high-gradient finest-level nodes as siblings (within `cap_max`); prune
+        transparent leaves (with subtrees)."""
+        return self._densify(gaussians, optimizers, c, c.cap_max or 0)[0]
+
+    def _densify(self, gaussians: Gaussians, optimizers, c, cap: int) -> tuple[dict[str, int], Tensor]:
+        """`densify` within `cap` rows (0: none); also returns each surviving row's mean gradient
+        (a clone's is its source's)."""
         level, parent = tree_of(gaussians)
         n = len(gaussians)
         avg = self.stats.grad_sum / self.stats.count.clamp_min(1)
         grow = (avg > c.grad_threshold) & (level == int(level.max()))
-        if c.cap_max:
-            room = max(0, c.cap_max - n)
+        if cap:
+            room = max(0, cap - n)
             if int(grow.sum()) > room:
                 keep = torch.topk(torch.where(grow, avg, -torch.ones_like(avg)), room).indices
                 grow = torch.zeros_like(grow)
                 grow[keep] = True
         cloned = clone_as_siblings(gaussians, optimizers, grow)
+        score = torch.cat([avg, avg[grow]])
         level, parent = tree_of(gaussians)
         with torch.no_grad():
             opac = torch.sigmoid(resolve(gaussians)["logits"])
@@ -663,5 +714,6 @@ class HierarchicalGaussians(Method):
         prune = (opac < c.prune_opacity) & leaf
         if bool(prune.all()):
             prune[torch.argmax(opac)] = False
+        score = score[~descendants_mask(level, parent, prune)]
         pruned = remove_subtrees(gaussians, optimizers, prune)
-        return {"cloned": cloned, "pruned": pruned, "before": n}
+        return {"cloned": cloned, "pruned": pruned, "before": n}, score
