@@ -3,7 +3,8 @@
 The seed is drawn anew each run (from the clock) out of a range disjoint from the benchmark's tuning
 (1-4) and held-out (9001-9008) seeds, and printed; `SPLATLAB_SMOKE_SEED=N` replays one. The run is
 short (64², 1500 steps), so the bounds are loose: this catches a recipe that breaks on new data
-(floaters, a background painted onto the cameras), not a fraction of a dB. The full measurement is
+(floaters, a background painted onto the cameras), not a fraction of a dB; the absolute floor is low
+because some random scenes are hard to fit at 64² at all. The full measurement is
 `scripts/bench_generalization.py` (scenes/README.md).
 """
 from __future__ import annotations
@@ -17,7 +18,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MIN_TEST_PSNR = 21.0
+# Ten seeds on 2026-12-07: test 21.5-34.2 dB (a finely textured floor at 64² is hard even to fit:
+# train 23.3 on the lowest), gap 0.4-1.8 dB. The floor only catches a run that learned nothing (a
+# flat colour scores ~10-14 dB); the gap catches floaters (the issue's report: 28.0 train, 16.0 test).
+MIN_TEST_PSNR = 18.0
 MAX_GAP = 5.0
 
 
