@@ -98,6 +98,7 @@ def test_mcmc_never_relocates_or_samples_pinned_rows():
     model = mixed_model(20, 30)
     with torch.no_grad():
         model.params["opacities"][20:25] = 3.0  # five live free rows; the other free rows are dead
+        model.params["opacities"][10:20] = 3.0  # half the pinned rows opaque (a real shell is): never a source
     opt = torch.optim.Adam(model.param_groups({k: 1e-3 for k in model.params}))
     before = {k: v.detach()[:20].clone() for k, v in model.params.items()}
     strat = MCMCStrategy(refine_start=0, refine_every=10, cap_max=60)

@@ -120,14 +120,15 @@ class DefaultStrategy(BaseStrategy):
     def grow(self, gaussians, optimizers, state, step) -> dict:
         extent = state["scene_scale"]
         avg = state["grad2d"] / state["count"].clamp_min(1.0)
-        high = (avg > self.grad_threshold) & ~ops.pinned_mask(state, len(gaussians), avg.device)
+        free = ~ops.pinned_mask(state, len(gaussians), avg.device)
+        high = (avg > self.grad_threshold) & free
         with torch.no_grad():
             max_scale = torch.exp(gaussians.params["scales"]).max(dim=-1).values
         small = max_scale <= self.grow_scale3d * extent
         clone = high & small
         split = high & ~small
         if self.scale2d_stop > 0 and step < self.scale2d_stop:
-            split |= (state["radii2d"] > self.prune_scale2d) & ~ops.pinned_mask(state, len(gaussians), avg.device)
+            split |= (state["radii2d"] > self.prune_scale2d) & free
         if self.cap_max > 0:  # each clone or split adds one Gaussian
             room = max(0, self.cap_max - len(gaussians))
             grow = clone | split

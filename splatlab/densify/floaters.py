@@ -28,19 +28,24 @@ def regulariser_terms(gaussians: Gaussians, opacity_reg: float, scale_reg: float
     return terms
 
 
+def pixels_in_views(means: Tensor, viewmats: Tensor, Ks: Tensor, width: int, height: int,
+                    near: float = 1e-2) -> tuple[Tensor, Tensor, Tensor]:
+    """Pixel coordinates u, v (C, N) of each point in each camera and whether the image contains it
+    (depth > `near`, pixel inside [0, width) x [0, height)), OpenCV camera convention (x right, y
+    down, z forward)."""
+    vm, K = viewmats.float(), Ks.float()
+    cam = torch.einsum("cij,nj->cni", vm[:, :3, :3], means.detach().float()) + vm[:, None, :3, 3]  # (C, N, 3)
+    z = cam[..., 2]
+    zs = z.clamp_min(near)
+    u = K[:, None, 0, 0] * cam[..., 0] / zs + K[:, None, 0, 2]
+    v = K[:, None, 1, 1] * cam[..., 1] / zs + K[:, None, 1, 2]
+    return u, v, (z > near) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+
+
 def views_containing(means: Tensor, viewmats: Tensor, Ks: Tensor, width: int, height: int,
                      near: float = 1e-2, chunk: int = 16) -> Tensor:
-    """(N,) number of the (C,) cameras whose image contains each point (depth > `near`, pixel
-    inside [0, width) x [0, height)), OpenCV camera convention (x right, y down, z forward)."""
-    means = means.detach().float()
+    """(N,) number of the (C,) cameras whose image contains each point (`pixels_in_views`)."""
     count = torch.zeros(len(means), dtype=torch.long, device=means.device)
     for s in range(0, len(viewmats), chunk):
-        vm, K = viewmats[s:s + chunk].float(), Ks[s:s + chunk].float()
-        cam = torch.einsum("cij,nj->cni", vm[:, :3, :3], means) + vm[:, None, :3, 3]  # (c, N, 3)
-        z = cam[..., 2]
-        zs = z.clamp_min(near)
-        u = K[:, None, 0, 0] * cam[..., 0] / zs + K[:, None, 0, 2]
-        v = K[:, None, 1, 1] * cam[..., 1] / zs + K[:, None, 1, 2]
-        inside = (z > near) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-        count += inside.sum(dim=0)
+        count += pixels_in_views(means, viewmats[s:s + chunk], Ks[s:s + chunk], width, height, near)[2].sum(dim=0)
     return count

@@ -65,16 +65,13 @@ class MCMCStrategy(BaseStrategy):
     def relocate(self, gaussians, optimizers, state, step) -> int:
         with torch.no_grad():
             opac = torch.sigmoid(gaussians.params["opacities"])
-            pinned = ops.pinned_mask(state, len(gaussians), opac.device)
-            dead = (opac <= self.min_opacity) & ~pinned
+            free = ~ops.pinned_mask(state, len(gaussians), opac.device)
+            dead = (opac <= self.min_opacity) & free
             n_dead = int(dead.sum())
-            alive = torch.nonzero(~dead).squeeze(1)
+            alive = torch.nonzero(~dead & free).squeeze(1)  # pinned rows are never a source either
             if n_dead == 0 or len(alive) == 0:
                 return 0
             g = step_generator(state, step, salt=5)
-            alive = alive[~pinned[alive]]
-            if len(alive) == 0:
-                return 0
             pick = torch.multinomial(opac[alive].cpu(), n_dead, replacement=True, generator=g).to(alive.device)
             sampled = alive[pick]
             values = self._copies(gaussians, sampled, len(gaussians))

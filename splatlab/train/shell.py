@@ -26,6 +26,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from splatlab.data import SceneData
+from splatlab.densify.floaters import pixels_in_views
 from splatlab.gaussians import rgb_to_sh0, sh0_to_rgb
 
 #: disk width (Gaussian sigma) as a fraction of the spacing between neighbouring shell centres
@@ -62,13 +63,8 @@ def shell_seen_colors(scene: SceneData, points: torch.Tensor) -> tuple[torch.Ten
     total = torch.zeros(len(points), 3)
     count = torch.zeros(len(points))
     for i in range(len(views)):
-        vm, K = cams.viewmats[i].float(), cams.Ks[i].float()
-        cam = points @ vm[:3, :3].T + vm[:3, 3]
-        z = cam[:, 2]
-        front = z > 1e-6
-        u = K[0, 0] * cam[:, 0] / z.clamp_min(1e-6) + K[0, 2]
-        v = K[1, 1] * cam[:, 1] / z.clamp_min(1e-6) + K[1, 2]
-        inside = front & (u >= 0) & (u < cams.width) & (v >= 0) & (v < cams.height)
+        u, v, inside = (t[0] for t in pixels_in_views(points, cams.viewmats[i:i + 1], cams.Ks[i:i + 1],
+                                                      cams.width, cams.height))
         if not bool(inside.any()):
             continue
         image = views.load_image(i)
