@@ -434,10 +434,68 @@ def test_new_levels_fill_their_share_of_the_budget_highest_gradient_first():
     assert m.add_level(g2, None, budget_cfg(0).resolved(), 26) == 12
 
 
-def test_training_never_exceeds_the_gaussian_budget_and_keeps_the_tree(tmp_path):
-    """A tiny run with eager densification: after every step the tree holds at most `cap_max`
-    rows (and its level's share), stays a valid forest with optimizer state aligned, and still
-    grows all its levels; without the budget the same run outgrows it."""
+def test_mip_split_bounds_the_finest_cut_and_puts_coarser_levels_on_top():
+    """budget_split=mip, hand-computed: cap_max bounds the finest cut; coarser cuts get
+    cap·root_share^((L-1-l)/(L-1)). Budget 60, root_share 0.25, 3 levels: 15 / 30 / 60. Ten roots,
+    4 children each: at the first level step the new cut may grow by 30 - 10 = 20, 3 per expanded
+    node, so the 6 highest-gradient roots get children (cut 24 + 4 = 28); at the second, room
+    60 - 28 = 32: the 10 largest level-1 nodes get children (cut 40 + 14 + 4 = 58, rows 74 > 60);
+    then clones may add only 2 finest Gaussians."""
+    m = hier.HierarchicalGaussians(hier.HierarchicalConfig(levels=3, children=4, budget_split="mip", root_share=0.25))
+    c = budget_cfg(60).resolved()
+    assert [m.level_share(c, lv) for lv in range(3)] == [15, 30, 60]
+    assert [m.row_budget(c, s) for s in (25, 26, 42, 43)] == [15, 45, 45, 105]
+    assert m.initial_roots(c, 150) == 7 and m.initial_roots(c, 5) == 5  # half of level 0's share
+    c2000 = budget_cfg(2000).resolved()  # default root_share 0.05: 100 / 447 (2000·√0.05 = 447.2) / 2000
+    dflt = hier.HierarchicalGaussians(hier.HierarchicalConfig(levels=3, budget_split="mip"))
+    assert [dflt.level_share(c2000, lv) for lv in range(3)] == [100, 447, 2000]
+    assert dflt.initial_roots(c2000, 3000) == 50
+
+    root_scale = [0.10, 0.30, 0.20, 0.05, 0.25, 0.15, 0.12, 0.35, 0.08, 0.18]
+    g = make_tree({"means": [[i * 0.3, 0, 0] for i in range(10)], "quats": [[1.0, 0, 0, 0]] * 10,
+                   "scales": [[math.log(s)] * 3 for s in root_scale], "opacities": [1.0] * 10,
+                   "sh0": [[[0.1, 0.2, 0.3]]] * 10}, [0] * 10, [-1] * 10)
+    opt = adam_with_row_ids(g)
+    grad = torch.tensor([0.5, 0.1, 0.9, 0.3, 0.7, 0.2, 0.8, 0.05, 0.6, 0.4])
+    assert m.add_level(g, opt, c, 26, grad) == 24
+    level, parent = hier.tree_of(g)
+    hier.check_tree(level, parent)
+    ops.check_aligned(g, opt)
+    top6 = sorted(torch.argsort(grad, descending=True)[:6].tolist())  # 2, 6, 4, 8, 0, 9
+    assert parent[10:].tolist() == [p for p in top6 for _ in range(4)]
+    assert len(hier.level_cut(level, parent, 1)) == 28
+
+    assert m.add_level(g, opt, c, 43) == 40 and len(g) == 74
+    level, parent = hier.tree_of(g)
+    hier.check_tree(level, parent)
+    ops.check_aligned(g, opt)
+    by_size = sorted(top6, key=lambda r: -root_scale[r])  # 4 (0.25), 2 (0.20), 9 (0.18), ...
+    level1 = {p: [10 + 4 * i + j for j in range(4)] for i, p in enumerate(top6)}
+    expect = sorted((level1[by_size[0]] + level1[by_size[1]] + level1[by_size[2]])[:10])
+    assert parent[34:].tolist() == [p for p in expect for _ in range(4)]
+    assert len(hier.level_cut(level, parent, 2)) == 58
+
+    # clones: every finest node above the gradient threshold, room for 2 (the two highest)
+    m.stats.reset(len(g))
+    m.stats.grad_sum[34:] = torch.linspace(1.0, 2.0, 40)
+    m.stats.count[34:] = 1.0
+    assert m.growth_cap(g, c, 50) == 76
+    out, _ = m._densify(g, opt, c, m.growth_cap(g, c, 50))
+    assert out["cloned"] == 2 and out["pruned"] == 0 and len(g) == 76
+    level, parent = hier.tree_of(g)
+    hier.check_tree(level, parent)
+    ops.check_aligned(g, opt)
+    assert parent[74:].tolist() == parent[72:74].tolist()  # siblings of the last two (highest) rows
+    assert len(hier.level_cut(level, parent, 2)) == 60
+
+
+@pytest.mark.parametrize("split", ["even", "mip"])
+def test_training_never_exceeds_the_gaussian_budget_and_keeps_the_tree(tmp_path, split):
+    """A tiny run with eager densification: after every step the tree stays a valid forest with
+    optimizer state aligned and within its budget, and still grows all its levels; without the
+    budget the same run outgrows it. `even`: at most `cap_max` rows (and its levels' shares);
+    `mip`: the finest cut at most `cap_max`, all rows at most the levels' shares summed
+    (600 + 134 + 30)."""
     from splatlab.train.cli import build_parser, config_from_args
     from splatlab.train.trainer import Trainer, prepare_scene
     from test_train_scene import make_scene
@@ -449,7 +507,7 @@ def test_training_never_exceeds_the_gaussian_budget_and_keeps_the_tree(tmp_path)
                 "--init-points", "150", "--grad-threshold", "1e-6", "--refine-start", "4", "--refine-every", "4",
                 "--refine-stop", "36", "--reset-every", "1000", "--sh-degree", "0", "--eval-every", "0",
                 "--save-every", "0", "--seed", "3", "--no-progress", "--background-points", "0",
-                "--cap-max", str(cap)]
+                "--cap-max", str(cap), "--method-option", f"budget_split={split}"]
         cfg, _ = config_from_args(build_parser().parse_args(argv))
         t = Trainer(cfg, prepare_scene(cfg), None)
         counts = []
@@ -458,9 +516,13 @@ def test_training_never_exceeds_the_gaussian_budget_and_keeps_the_tree(tmp_path)
             level, parent = hier.tree_of(t.gaussians)
             hier.check_tree(level, parent)
             ops.check_aligned(t.gaussians, t.optimizers)
-            if cap:
+            finest = len(hier.level_cut(level, parent, int(level.max())))
+            if cap and split == "even":
                 assert len(t.gaussians) <= t.method.row_budget(t.cfg, step + 1) <= cap, step
-            counts.append(len(t.gaussians))
+            if cap and split == "mip":
+                assert finest <= t.method.level_share(t.cfg, int(level.max())) and finest <= cap, step
+                assert len(t.gaussians) <= t.method.row_budget(t.cfg, step + 1) <= 600 + 134 + 30, step
+            counts.append(finest if split == "mip" else len(t.gaussians))
         assert int(level.max()) == 2
         return counts
 

@@ -34,6 +34,11 @@ use level 0's share; each added level unlocks its own share for its children and
 A new level gives children to as many finest-level nodes as its share holds (highest mean
 screen-space gradient first); the others stay leaves, drawn by every finer cut. With `cap_max`
 0 every node gets children and clones are unbounded.
+
+`budget_split=mip` treats the levels like a mipmap pyramid instead: `cap_max` bounds the finest
+cut (the full-detail picture), exactly as it bounds a flat run, and the coarser cuts are extra
+storage on top, shrinking geometrically to `root_share`·cap_max at level 0 (`level_share`); the
+initial points are subsampled to half of level 0's share, the roots clone into the rest.
 """
 from __future__ import annotations
 
@@ -76,6 +81,8 @@ class HierarchicalConfig(MethodConfig):
     offset_init: float = 0.5  # children start at parent + R·S·tanh(U(-a, a))
     grow_levels_until: float = 0.6  # new levels are added before this fraction of refine_stop
     budget_split: str = "even"  # share of cap_max per level: even (1/L each) | tree (children^l, a full tree's shape)
+    # | mip (cap_max bounds the finest cut; coarser cuts are extra, geometric from root_share)
+    root_share: float = 0.05  # budget_split=mip: level 0's cut as a fraction of cap_max
 
     def validate(self) -> None:
         if not 1 <= self.levels <= 8:
@@ -90,8 +97,10 @@ class HierarchicalConfig(MethodConfig):
             raise ValueError(f"coarse_weight must be >= 0, got {self.coarse_weight}")
         if self.coarse_target not in ("lowpass", "full"):
             raise ValueError(f"coarse_target must be lowpass or full, got {self.coarse_target!r}")
-        if self.budget_split not in ("even", "tree"):
-            raise ValueError(f"budget_split must be even or tree, got {self.budget_split!r}")
+        if self.budget_split not in ("even", "tree", "mip"):
+            raise ValueError(f"budget_split must be even, tree or mip, got {self.budget_split!r}")
+        if not 0 < self.root_share <= 1:
+            raise ValueError(f"root_share must be in (0, 1], got {self.root_share}")
         if not 0 < self.grow_levels_until <= 1:
             raise ValueError(f"grow_levels_until must be in (0, 1], got {self.grow_levels_until}")
 
@@ -634,16 +643,17 @@ class HierarchicalGaussians(Method):
                 self.stats.grad_sum.index_add_(0, gs_ids, norms)
                 self.stats.count.index_add_(0, gs_ids, torch.ones_like(norms))
         changed = False
-        if done == 1 and 0 < self.config.roots < n:  # GSGAN starts from few coarse points
+        roots = self.initial_roots(c, n)
+        if done == 1 and 0 < roots < n:  # GSGAN starts from few coarse points
             gen = torch.Generator().manual_seed(int(c.seed) * 1_000_003 + 1)
-            keep = torch.randperm(n, generator=gen)[: self.config.roots].to(gaussians.device)
+            keep = torch.randperm(n, generator=gen)[:roots].to(gaussians.device)
             drop = torch.ones(n, dtype=torch.bool, device=gaussians.device)
             drop[keep] = False
             remove_subtrees(gaussians, optimizers, drop)
             changed = True
         score = None  # mean screen-space gradient per row, kept aligned through densify's edits
         if c.refine_start < done < c.refine_stop and done % c.refine_every == 0:
-            _, score = self._densify(gaussians, optimizers, c, self.row_budget(c, done - 1))
+            _, score = self._densify(gaussians, optimizers, c, self.growth_cap(gaussians, c, done - 1))
             changed = True
         if done in self.level_steps(c):
             if score is None and not changed:
@@ -653,31 +663,74 @@ class HierarchicalGaussians(Method):
         if changed:
             self.stats.reset(len(gaussians), gaussians.device)
 
+    def initial_roots(self, c, n: int) -> int:
+        """Roots kept after the first step (of `n`): `roots` (0: all); with `budget_split=mip` and
+        a budget, at most half of level 0's share, so the roots can still clone where the
+        gradient is high."""
+        keep = self.config.roots or n
+        if self.config.budget_split == "mip" and c.cap_max:
+            keep = min(keep, max(1, self.level_share(c, 0) // 2))
+        return keep
+
+    def level_share(self, c, lv: int) -> int:
+        """`budget_split=mip`: the most Gaussians level `lv`'s cut may draw (0: no cap): the finest
+        level's is `cap_max`, as for a flat run, and coarser ones shrink geometrically to
+        `root_share`·cap_max at level 0: cap_max·root_share^((L−1−lv)/(L−1)), like a mipmap
+        pyramid's levels (levels=3, root_share=0.05: 5% / 22.4% / 100%, the coarser levels
+        27% of extra storage)."""
+        if not c.cap_max:
+            return 0
+        L = self.config.levels
+        if L == 1 or lv >= L - 1:
+            return int(c.cap_max)
+        return int(c.cap_max * self.config.root_share ** ((L - 1 - lv) / (L - 1)))
+
     def row_budget(self, c, done: int) -> int:
-        """Rows the whole tree may hold after step `done` (0: no cap). Level l's share of `cap_max`
-        is w_l / sum(w) with w_l = 1 (`budget_split=even`) or children^l (`tree`, the shape of
-        a full tree); level 0 and its clones may use its share, and each level added (at
+        """Rows the whole tree may hold after step `done` (0: no cap). `even`/`tree`: level l's
+        share of `cap_max` is w_l / sum(w) with w_l = 1 (`even`) or children^l (`tree`, the shape
+        of a full tree); level 0 and its clones may use its share, and each level added (at
         `level_steps`) unlocks its own for its children and their clones, so after the last level
-        the tree holds at most `cap_max`."""
+        the tree holds at most `cap_max`. `mip`: the sum of the added levels' `level_share`s (each
+        level's rows are at most its cut), so the finest cut holds at most `cap_max` and the whole
+        tree at most cap_max plus the coarser shares."""
         if not c.cap_max:
             return 0
         added = sum(1 for s in self.level_steps(c) if s <= done)
         L, k = self.config.levels, self.config.children
+        if self.config.budget_split == "mip":
+            return sum(self.level_share(c, lv) for lv in range(added + 1))
         w = [1] * L if self.config.budget_split == "even" else [k ** lv for lv in range(L)]
         return (c.cap_max * sum(w[: added + 1])) // sum(w)
 
+    def growth_cap(self, gaussians: Gaussians, c, done: int) -> int:
+        """Rows densification may grow the tree to after step `done` (0: no cap): `row_budget`,
+        or with `mip` as many clones (each one more Gaussian in the finest cut) as the finest
+        level's cut has room for in its `level_share`."""
+        if not c.cap_max or self.config.budget_split != "mip":
+            return self.row_budget(c, done)
+        level, parent = tree_of(gaussians)
+        finest = int(level.max()) if len(level) else 0
+        cut = len(level_cut(level, parent, finest))
+        return len(gaussians) + max(0, self.level_share(c, finest) - cut)
+
     def add_level(self, gaussians: Gaussians, optimizers, c, done: int, score: Tensor | None = None) -> int:
         """Give `children` children to the finest level's nodes, as many as `row_budget(done)`
-        leaves room for: all of them when they fit, else the nodes with the largest mean
+        (`mip`: the new level's `level_share` for its cut) leaves room for: all of them when they fit, else the nodes with the largest mean
         screen-space gradient `score` (ties: the larger world extent) first. Nodes left without
         children stay leaves, which every cut below their level draws. Returns rows added."""
-        level, _ = tree_of(gaussians)
+        level, parent = tree_of(gaussians)
         k = self.config.children
         gen = torch.Generator().manual_seed(int(c.seed) * 1_000_003 + done)
-        finest = torch.nonzero(level == int(level.max()), as_tuple=True)[0]
+        top = int(level.max())
+        finest = torch.nonzero(level == top, as_tuple=True)[0]
         cap = self.row_budget(c, done)
         if cap:
-            fit = max(0, cap - len(gaussians)) // k
+            if self.config.budget_split == "mip":
+                # each node given k children adds k - 1 Gaussians to the new level's cut
+                room = max(0, self.level_share(c, top + 1) - len(level_cut(level, parent, top)))
+                fit = len(finest) if k == 1 else room // (k - 1)
+            else:
+                fit = max(0, cap - len(gaussians)) // k
             if fit < len(finest):
                 with torch.no_grad():
                     extent = world_extent(resolve(gaussians)["log_scales"])[finest]
@@ -688,9 +741,10 @@ class HierarchicalGaussians(Method):
         return add_children(gaussians, optimizers, finest, k, self.config.offset_init, gen)
 
     def densify(self, gaussians: Gaussians, optimizers, c) -> dict[str, int]:
-        """Clone high-gradient finest-level nodes as siblings (within `cap_max`); prune
-        transparent leaves (with subtrees)."""
-        return self._densify(gaussians, optimizers, c, c.cap_max or 0)[0]
+        """Clone high-gradient finest-level nodes as siblings (within `cap_max`; `mip`: within the
+        finest cut's share); prune transparent leaves (with subtrees)."""
+        cap = self.growth_cap(gaussians, c, 0) if self.config.budget_split == "mip" else c.cap_max or 0
+        return self._densify(gaussians, optimizers, c, cap)[0]
 
     def _densify(self, gaussians: Gaussians, optimizers, c, cap: int) -> tuple[dict[str, int], Tensor]:
         """`densify` within `cap` rows (0: none); also returns each surviving row's mean gradient
