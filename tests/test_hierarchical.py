@@ -331,6 +331,42 @@ def test_prune_subtree_and_clone_keep_tree_and_optimizer_state_aligned():
     assert len(g) == 2 and parent.tolist() == [-1, 0]  # B and b1
 
 
+def test_split_of_a_leaf_samples_from_its_absolute_gaussian_under_a_rotated_parent():
+    """3DGS's split on a hand-made tree: a root rotated 90° about z with scales (1, 2, 0.5) and a
+    leaf child at its centre with scale 0.1. Splitting the leaf gives two siblings at
+    parent + R·(0.1·ε) (ε the generator's normals, in row order) with scale 0.1/1.6, the same
+    colour and opacity, zero optimizer state; the root and its state are untouched."""
+    c, s_ = math.cos(math.pi / 4), math.sin(math.pi / 4)
+    g = make_tree({"means": [[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], "quats": [[c, 0, 0, s_], [1.0, 0, 0, 0]],
+                   "scales": [[0.0, math.log(2.0), math.log(0.5)], [math.log(math.expm1(math.log(x / 0.1))) for x in (1, 2, 0.5)]],
+                   "opacities": [1.0, 0.5], "sh0": [[[0.1, 0.2, 0.3]], [[0.05, 0.0, -0.05]]]}, [0, 1], [-1, 0])
+    opt = adam_with_row_ids(g)
+    for prm in g.params.values():
+        opt.state[prm]["exp_avg"] += 7.0  # row 0: 7, row 1: 8
+    before = {k: v.detach().clone() for k, v in hier.resolve(g).items()}
+    assert torch.allclose(before["log_scales"][1], torch.full((3,), math.log(0.1)), atol=1e-6)
+    mask = torch.tensor([False, True])
+    assert hier.split_in_place(g, opt, mask, torch.Generator().manual_seed(11)) == 1
+    level, parent = hier.tree_of(g)
+    hier.check_tree(level, parent)
+    ops.check_aligned(g, opt)
+    assert parent.tolist() == [-1, 0, 0]
+    eps = torch.randn((2, 3), generator=torch.Generator().manual_seed(11))
+    rz = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # 90° about z
+    want = torch.tensor([1.0, 2.0, 3.0]) + (0.1 * eps) @ rz.T
+    after = hier.resolve(g)
+    assert torch.allclose(after["means"][1:], want, atol=1e-5)
+    assert torch.allclose(after["log_scales"][1:], torch.full((2, 3), math.log(0.1 / 1.6)), atol=1e-5)
+    assert torch.allclose(after["sh"][1:], before["sh"][1].expand(2, -1, -1))
+    assert torch.allclose(after["logits"][1:], before["logits"][1].expand(2))
+    assert torch.equal(after["means"][0], before["means"][0])
+    for name, prm in g.params.items():
+        st = opt.state[prm]["exp_avg"]
+        assert float(st[1:].abs().max()) == 0.0 and float(st[0].min()) == 7.0, name
+    with pytest.raises(ValueError, match="only leaves"):
+        hier.split_in_place(g, opt, torch.tensor([True, False, False]), torch.Generator())
+
+
 def test_check_tree_rejects_broken_trees():
     with pytest.raises(ValueError, match="one level below"):
         hier.check_tree(torch.tensor([0, 2]), torch.tensor([-1, 0]))
@@ -394,7 +430,7 @@ def budget_cfg(cap: int):
 
 
 def test_new_levels_fill_their_share_of_the_budget_highest_gradient_first():
-    """Budget 60 for 3 levels: 20 / 40 / 60 rows. Ten roots with 4 children each would need 40
+    """budget_split=even, budget 60 for 3 levels: 20 / 40 / 60 rows. Ten roots with 4 children each would need 40
     rows at the first level step (room for 30: the 7 highest-gradient roots get children); at the
     second (room 60 - 38 = 22) the 5 largest level-1 nodes do, the children of the largest roots."""
     root_scale = [0.10, 0.30, 0.20, 0.05, 0.25, 0.15, 0.12, 0.35, 0.08, 0.18]
@@ -402,7 +438,7 @@ def test_new_levels_fill_their_share_of_the_budget_highest_gradient_first():
                    "scales": [[math.log(s)] * 3 for s in root_scale], "opacities": [1.0] * 10,
                    "sh0": [[[0.1, 0.2, 0.3]]] * 10}, [0] * 10, [-1] * 10)
     opt = adam_with_row_ids(g)
-    m = hier.HierarchicalGaussians(hier.HierarchicalConfig(levels=3, children=4))
+    m = hier.HierarchicalGaussians(hier.HierarchicalConfig(levels=3, children=4, budget_split="even"))
     c = budget_cfg(60).resolved()
     assert m.level_steps(c) == [26, 43] and [m.row_budget(c, s) for s in (25, 26, 42, 43)] == [20, 40, 40, 60]
     tree = hier.HierarchicalGaussians(hier.HierarchicalConfig(levels=3, children=4, budget_split="tree"))
@@ -434,10 +470,70 @@ def test_new_levels_fill_their_share_of_the_budget_highest_gradient_first():
     assert m.add_level(g2, None, budget_cfg(0).resolved(), 26) == 12
 
 
-def test_training_never_exceeds_the_gaussian_budget_and_keeps_the_tree(tmp_path):
-    """A tiny run with eager densification: after every step the tree holds at most `cap_max`
-    rows (and its level's share), stays a valid forest with optimizer state aligned, and still
-    grows all its levels; without the budget the same run outgrows it."""
+def test_mip_split_bounds_the_finest_cut_and_puts_coarser_levels_on_top():
+    """budget_split=mip, hand-computed: cap_max bounds the finest cut; coarser cuts get
+    cap·root_share^((L-1-l)/(L-1)). Budget 60, root_share 0.25, 3 levels: 15 / 30 / 60. Ten roots,
+    4 children each: at the first level step the new cut may grow by 30 - 10 = 20, 3 per expanded
+    node, so the 6 highest-gradient roots get children (cut 24 + 4 = 28); at the second, room
+    60 - 28 = 32: the 10 largest level-1 nodes get children (cut 40 + 14 + 4 = 58, rows 74 > 60);
+    then clones or splits may add only 2 finest Gaussians."""
+    m = hier.HierarchicalGaussians(hier.HierarchicalConfig(levels=3, children=4, budget_split="mip", root_share=0.25))
+    c = budget_cfg(60).resolved()
+    assert [m.level_share(c, lv) for lv in range(3)] == [15, 30, 60]
+    assert [m.row_budget(c, s) for s in (25, 26, 42, 43)] == [15, 45, 45, 105]
+    assert m.initial_roots(c, 150) == 7 and m.initial_roots(c, 5) == 5  # half of level 0's share
+    c2000 = budget_cfg(2000).resolved()  # root_share 0.05: 100 / 447 (2000·√0.05 = 447.2) / 2000
+    rs05 = hier.HierarchicalGaussians(hier.HierarchicalConfig(levels=3, budget_split="mip", root_share=0.05))
+    assert [rs05.level_share(c2000, lv) for lv in range(3)] == [100, 447, 2000]
+    assert rs05.initial_roots(c2000, 3000) == 50
+    dflt = hier.HierarchicalGaussians()  # mip, root_share 0.1: 200 / 632 (2000·√0.1 = 632.5) / 2000
+    assert [dflt.level_share(c2000, lv) for lv in range(3)] == [200, 632, 2000]
+
+    root_scale = [0.10, 0.30, 0.20, 0.05, 0.25, 0.15, 0.12, 0.35, 0.08, 0.18]
+    g = make_tree({"means": [[i * 0.3, 0, 0] for i in range(10)], "quats": [[1.0, 0, 0, 0]] * 10,
+                   "scales": [[math.log(s)] * 3 for s in root_scale], "opacities": [1.0] * 10,
+                   "sh0": [[[0.1, 0.2, 0.3]]] * 10}, [0] * 10, [-1] * 10)
+    opt = adam_with_row_ids(g)
+    grad = torch.tensor([0.5, 0.1, 0.9, 0.3, 0.7, 0.2, 0.8, 0.05, 0.6, 0.4])
+    assert m.add_level(g, opt, c, 26, grad) == 24
+    level, parent = hier.tree_of(g)
+    hier.check_tree(level, parent)
+    ops.check_aligned(g, opt)
+    top6 = sorted(torch.argsort(grad, descending=True)[:6].tolist())  # 2, 6, 4, 8, 0, 9
+    assert parent[10:].tolist() == [p for p in top6 for _ in range(4)]
+    assert len(hier.level_cut(level, parent, 1)) == 28
+
+    assert m.add_level(g, opt, c, 43) == 40 and len(g) == 74
+    level, parent = hier.tree_of(g)
+    hier.check_tree(level, parent)
+    ops.check_aligned(g, opt)
+    by_size = sorted(top6, key=lambda r: -root_scale[r])  # 4 (0.25), 2 (0.20), 9 (0.18), ...
+    level1 = {p: [10 + 4 * i + j for j in range(4)] for i, p in enumerate(top6)}
+    expect = sorted((level1[by_size[0]] + level1[by_size[1]] + level1[by_size[2]])[:10])
+    assert parent[34:].tolist() == [p for p in expect for _ in range(4)]
+    assert len(hier.level_cut(level, parent, 2)) == 58
+
+    # clones: every finest node above the gradient threshold, room for 2 (the two highest)
+    m.stats.reset(len(g))
+    m.stats.grad_sum[34:] = torch.linspace(1.0, 2.0, 40)
+    m.stats.count[34:] = 1.0
+    assert m.growth_cap(g, c, 50) == 76
+    out, _ = m._densify(g, opt, c, m.growth_cap(g, c, 50))
+    assert out["cloned"] + out["split"] == 2 and out["pruned"] == 0 and len(g) == 76
+    level, parent = hier.tree_of(g)
+    hier.check_tree(level, parent)
+    ops.check_aligned(g, opt)
+    assert parent[74:].tolist() == parent[72:74].tolist()  # siblings of the last two (highest) rows
+    assert len(hier.level_cut(level, parent, 2)) == 60
+
+
+@pytest.mark.parametrize("split", ["even", "mip"])
+def test_training_never_exceeds_the_gaussian_budget_and_keeps_the_tree(tmp_path, split):
+    """A tiny run with eager densification: after every step the tree stays a valid forest with
+    optimizer state aligned and within its budget, and still grows all its levels; without the
+    budget the same run outgrows it. `even`: at most `cap_max` rows (and its levels' shares);
+    `mip`: the finest cut at most `cap_max`, all rows at most the levels' shares summed
+    (600 + 189 + 60, root_share 0.1)."""
     from splatlab.train.cli import build_parser, config_from_args
     from splatlab.train.trainer import Trainer, prepare_scene
     from test_train_scene import make_scene
@@ -449,7 +545,7 @@ def test_training_never_exceeds_the_gaussian_budget_and_keeps_the_tree(tmp_path)
                 "--init-points", "150", "--grad-threshold", "1e-6", "--refine-start", "4", "--refine-every", "4",
                 "--refine-stop", "36", "--reset-every", "1000", "--sh-degree", "0", "--eval-every", "0",
                 "--save-every", "0", "--seed", "3", "--no-progress", "--background-points", "0",
-                "--cap-max", str(cap)]
+                "--cap-max", str(cap), "--method-option", f"budget_split={split}"]
         cfg, _ = config_from_args(build_parser().parse_args(argv))
         t = Trainer(cfg, prepare_scene(cfg), None)
         counts = []
@@ -458,9 +554,13 @@ def test_training_never_exceeds_the_gaussian_budget_and_keeps_the_tree(tmp_path)
             level, parent = hier.tree_of(t.gaussians)
             hier.check_tree(level, parent)
             ops.check_aligned(t.gaussians, t.optimizers)
-            if cap:
+            finest = len(hier.level_cut(level, parent, int(level.max())))
+            if cap and split == "even":
                 assert len(t.gaussians) <= t.method.row_budget(t.cfg, step + 1) <= cap, step
-            counts.append(len(t.gaussians))
+            if cap and split == "mip":
+                assert finest <= t.method.level_share(t.cfg, int(level.max())) and finest <= cap, step
+                assert len(t.gaussians) <= t.method.row_budget(t.cfg, step + 1) <= 600 + 189 + 60, step
+            counts.append(finest if split == "mip" else len(t.gaussians))
         assert int(level.max()) == 2
         return counts
 

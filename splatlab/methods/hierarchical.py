@@ -10,10 +10,14 @@ The scene is one `Gaussians` table holding every level. Extras `hier_level` (0 =
 are ordinary 3DGS parameters. A child's core fields are *residuals* on its parent's absolute
 attributes (`resolve`):
 
-    position  = parent position + R(q_parent) · diag(s_parent) · tanh(means)
+    position  = parent position + R(q_parent) · diag(s_parent) · a · tanh(g · means)
     log-scale = parent log-scale − softplus(scales)        (so a child is always smaller)
     rotation  = q_parent ⊗ normalize(quats)
     opacity   = sigmoid(parent logit + opacities);  SH = parent SH + sh residual
+
+with a = `offset_scale` (default 3: a child may sit anywhere in its parent's 3σ footprint, not
+only within 1σ) and g = `offset_gain` (default 3: the offsets' Adam steps are in units of the
+parent's σ, so without a gain children barely move); both 1 in files that do not store them.
 
 A *cut* is a set of nodes that crosses every root-to-leaf path exactly once, so every cut is a
 complete picture. `level=L` renders the nodes of level L plus leaves above it; `lod=P` renders,
@@ -21,19 +25,26 @@ per view, each subtree at the first node whose projected size (3σ of its larges
 pixels) is at most P (a node is *expanded* into its children while it looks bigger than P).
 
 Training renders the finest cut for the photometric loss and every coarser level for its own
-loss term (target low-passed to the level's scale by default, `coarse_target=full` compares
-with the full-resolution image), so each level stays a valid picture. New levels are added at
+loss term (against the full-resolution image by default; `coarse_target=lowpass` compares with
+the image low-passed to the level's scale, which cost garden's coarse levels 1.0-1.6 dB of test
+PSNR and its far cuts at 4-16 px ~0.1 dB against the truth), so each level stays a valid picture. New levels are added at
 fixed steps (nodes of the finest level get `children` children), and the method does its
 own tree-aware densification (it owns it: the trainer's strategy does not run): high-gradient
-finest-level nodes are cloned as siblings, transparent leaves are pruned, and every edit
-remaps `hier_parent` and keeps the optimizer state of every row aligned (`densify.ops`).
+finest-level nodes are cloned as siblings (large ones split in two, as 3DGS does, `split`),
+transparent leaves are pruned, and every edit remaps `hier_parent` and keeps the optimizer
+state of every row aligned (`densify.ops`).
 
-The trainer's Gaussian budget (`cap_max`) bounds the whole tree, all levels together, split by
-level (`row_budget`, `budget_split`): until the first new level, the roots and their clones may
-use level 0's share; each added level unlocks its own share for its children and their clones.
-A new level gives children to as many finest-level nodes as its share holds (highest mean
-screen-space gradient first); the others stay leaves, drawn by every finer cut. With `cap_max`
-0 every node gets children and clones are unbounded.
+The trainer's Gaussian budget (`cap_max`) is spent like a mipmap pyramid (`budget_split=mip`,
+the default): it bounds the finest cut (the full-detail picture), exactly as it bounds a flat
+run, and the coarser cuts are extra storage on top, shrinking geometrically to
+`root_share`·cap_max at level 0 (`level_share`; levels=3, root_share=0.1: 10% / 31.6% / 100%,
+42% extra). The initial points are subsampled to half of level 0's share (and resized to their
+new spacing, `rescale_roots`); the roots clone into the rest. A new level gives children to as
+many finest-level nodes as its share holds (highest mean screen-space gradient first); the
+others stay leaves, drawn by every finer cut. The older splits bound the whole tree, all levels
+together (`row_budget`): `even` gives each level 1/L, `tree` children^l shares; until the first
+new level the roots and their clones may use level 0's share, and each added level unlocks its
+own. With `cap_max` 0 every node gets children and clones are unbounded.
 """
 from __future__ import annotations
 
@@ -72,10 +83,18 @@ class HierarchicalConfig(MethodConfig):
     level: int = -1  # evaluation cut by level (-1: the finest)
     lod: float = 0.0  # evaluation cut by projected size in pixels (0: off, use `level`)
     coarse_weight: float = 1.0  # weight of each coarser level's loss
-    coarse_target: str = "lowpass"  # lowpass | full
+    coarse_target: str = "full"  # full | lowpass (each coarser level against a low-passed target)
     offset_init: float = 0.5  # children start at parent + R·S·tanh(U(-a, a))
     grow_levels_until: float = 0.6  # new levels are added before this fraction of refine_stop
-    budget_split: str = "even"  # share of cap_max per level: even (1/L each) | tree (children^l, a full tree's shape)
+    # how cap_max is spent: mip (cap_max bounds the finest cut, as for a flat run; coarser cuts are
+    # extra, geometric from root_share) | even (the whole tree, 1/L per level) | tree (the whole
+    # tree, children^l shares: a full tree's shape)
+    budget_split: str = "mip"
+    root_share: float = 0.1  # budget_split=mip: level 0's cut as a fraction of cap_max
+    offset_scale: float = 3.0  # child position = parent + R·S·offset_scale·tanh(offset_gain·means)
+    offset_gain: float = 3.0  # multiplies the child offsets' effective learning rate (Adam steps in `means`)
+    rescale_roots: bool = True  # after subsampling the roots, size them by their new 3-NN distances
+    split: bool = True  # densify: split large high-gradient finest leaves in two (3DGS's split) instead of cloning
 
     def validate(self) -> None:
         if not 1 <= self.levels <= 8:
@@ -90,8 +109,12 @@ class HierarchicalConfig(MethodConfig):
             raise ValueError(f"coarse_weight must be >= 0, got {self.coarse_weight}")
         if self.coarse_target not in ("lowpass", "full"):
             raise ValueError(f"coarse_target must be lowpass or full, got {self.coarse_target!r}")
-        if self.budget_split not in ("even", "tree"):
-            raise ValueError(f"budget_split must be even or tree, got {self.budget_split!r}")
+        if self.budget_split not in ("even", "tree", "mip"):
+            raise ValueError(f"budget_split must be even, tree or mip, got {self.budget_split!r}")
+        if self.offset_scale <= 0 or self.offset_gain <= 0:
+            raise ValueError("offset_scale and offset_gain must be > 0")
+        if not 0 < self.root_share <= 1:
+            raise ValueError(f"root_share must be in (0, 1], got {self.root_share}")
         if not 0 < self.grow_levels_until <= 1:
             raise ValueError(f"grow_levels_until must be in (0, 1], got {self.grow_levels_until}")
 
@@ -133,12 +156,22 @@ def has_children(parent: Tensor, n: int) -> Tensor:
     return counts > 0
 
 
+def offset_params(gaussians: Gaussians) -> tuple[float, float]:
+    """(offset_scale, offset_gain) of the scene's child parameterisation, from its method options
+    (a trained run stores every option; a key missing, as in files written before these options
+    existed or trees built in code without them, means 1: position = parent + R·S·tanh(means))."""
+    m = gaussians.method
+    opts = m.options if m is not None and m.name == "hierarchical" else {}
+    return float(opts.get("offset_scale", 1.0)), float(opts.get("offset_gain", 1.0))
+
+
 def resolve(gaussians: Gaussians) -> dict[str, Tensor]:
     """Absolute attributes of every row (differentiable in the core fields): means (N,3), log_scales
     (N,3), quats (N,4, unit), logits (N,), sh (N,K,3)."""
     p = gaussians.params
     level, parent = tree_of(gaussians)
     n = level.shape[0]
+    o_scale, o_gain = offset_params(gaussians)
     sh_raw = torch.cat([p["sh0"], p["shN"]], dim=1)
     pos_in_level = torch.zeros(n, dtype=torch.long, device=level.device)
     parts: list[tuple[Tensor, dict[str, Tensor]]] = []
@@ -156,7 +189,10 @@ def resolve(gaussians: Gaussians) -> dict[str, Tensor]:
             at = pos_in_level[parent[rows]]
             up = {k: torch.index_select(v, 0, at) for k, v in prev.items()}
             pm, ps, pq = up["means"], up["log_scales"], up["quats"]
-            offset = quat_to_rotmat(pq) @ (torch.exp(ps) * torch.tanh(p["means"][rows]))[..., None]
+            tan = torch.tanh(p["means"][rows] * o_gain) if o_gain != 1.0 else torch.tanh(p["means"][rows])
+            if o_scale != 1.0:
+                tan = tan * o_scale
+            offset = quat_to_rotmat(pq) @ (torch.exp(ps) * tan)[..., None]
             cur = {"means": pm + offset[..., 0],
                    "log_scales": ps - F.softplus(p["scales"][rows]),
                    "quats": F.normalize(quat_multiply(pq, F.normalize(p["quats"][rows], dim=-1)), dim=-1),
@@ -415,6 +451,51 @@ def clone_as_siblings(gaussians: Gaussians, optimizers, mask: Tensor) -> int:
     return len(idx)
 
 
+def residuals_for(gaussians: Gaussians, rows: Tensor, means: Tensor, log_scales: Tensor) -> tuple[Tensor, Tensor]:
+    """The `means` / `scales` residuals that put rows `rows` at absolute `means` (R,3) and
+    `log_scales` (R,3) under their current parents (roots: the values themselves). Positions
+    outside the parent's reach are clamped to it; scales must be below the parent's."""
+    level, parent = tree_of(gaussians)
+    o_scale, o_gain = offset_params(gaussians)
+    with torch.no_grad():
+        a = resolve(gaussians)
+        par = parent[rows]
+        kid = par >= 0
+        m_res, s_res = means.clone(), log_scales.clone()
+        if bool(kid.any()):
+            pp = par[kid]
+            R = quat_to_rotmat(a["quats"][pp])
+            local = (R.transpose(-1, -2) @ (means[kid] - a["means"][pp])[..., None])[..., 0]
+            local = local / (torch.exp(a["log_scales"][pp]) * o_scale)
+            m_res[kid] = torch.atanh(local.clamp(-0.999, 0.999)) / o_gain
+            d = (a["log_scales"][pp] - log_scales[kid]).clamp_min(1e-4)
+            s_res[kid] = torch.log(torch.expm1(d))
+    return m_res, s_res
+
+
+def split_in_place(gaussians: Gaussians, optimizers, mask: Tensor, generator: torch.Generator,
+                   divisor: float = 1.6) -> int:
+    """3DGS's split for leaves: each selected leaf becomes two siblings sampled from it (absolute
+    centre + R·S·ε, scale / 1.6), the first in its own row, the second appended; both start with
+    zero optimizer state. Other residuals (colour, opacity, rotation) are kept."""
+    idx = torch.nonzero(mask, as_tuple=True)[0]
+    if len(idx) == 0:
+        return 0
+    level, parent = tree_of(gaussians)
+    if bool(has_children(parent, len(gaussians))[idx].any()):
+        raise ValueError("hierarchical: only leaves can be split")
+    ops.duplicate(gaussians, optimizers, idx)
+    rows = torch.cat([idx, len(gaussians) - len(idx) + torch.arange(len(idx), device=idx.device)])
+    with torch.no_grad():
+        a = resolve(gaussians)
+        m, ls = a["means"][rows], a["log_scales"][rows]
+        eps = torch.randn(m.shape, generator=generator).to(m)
+        m_new = m + (quat_to_rotmat(a["quats"][rows]) @ (torch.exp(ls) * eps)[..., None])[..., 0]
+        m_res, s_res = residuals_for(gaussians, rows, m_new, ls - math.log(divisor))
+    ops.set_rows(gaussians, optimizers, rows, {"means": m_res, "scales": s_res})
+    return len(idx)
+
+
 def add_children(gaussians: Gaussians, optimizers, parents: Tensor, k: int, offset_init: float,
                  generator: torch.Generator) -> int:
     """Append k children to each row in `parents`: residuals zero (the parent's colour, rotation
@@ -427,6 +508,9 @@ def add_children(gaussians: Gaussians, optimizers, parents: Tensor, k: int, offs
     src = parents.repeat_interleave(k)
     dev = p["means"].device
     offsets = (torch.rand((m, 3), generator=generator) * 2 - 1).to(dev) * offset_init
+    gain = offset_params(gaussians)[1]
+    if gain != 1.0:
+        offsets = offsets / gain  # stored so that tanh(gain · means) starts where gain 1 would
     quats = torch.zeros((m, 4), device=dev)
     quats[:, 0] = 1.0
     fields: dict[str, Tensor] = {
@@ -495,6 +579,7 @@ class HierarchicalGaussians(Method):
     # -- setup ----------------------------------------------------------------------------------
     def setup(self, scene, train_cfg) -> None:
         self._background = scene.background
+        self._scene_scale = float(scene.scene_scale)
 
     def extra_fields(self, n: int, train_cfg) -> dict[str, Tensor]:
         return {LEVEL: torch.zeros(n), PARENT: torch.full((n,), -1.0)}
@@ -634,16 +719,23 @@ class HierarchicalGaussians(Method):
                 self.stats.grad_sum.index_add_(0, gs_ids, norms)
                 self.stats.count.index_add_(0, gs_ids, torch.ones_like(norms))
         changed = False
-        if done == 1 and 0 < self.config.roots < n:  # GSGAN starts from few coarse points
+        roots = self.initial_roots(c, n)
+        if done == 1 and 0 < roots < n:  # GSGAN starts from few coarse points
             gen = torch.Generator().manual_seed(int(c.seed) * 1_000_003 + 1)
-            keep = torch.randperm(n, generator=gen)[: self.config.roots].to(gaussians.device)
+            keep = torch.randperm(n, generator=gen)[:roots].to(gaussians.device)
             drop = torch.ones(n, dtype=torch.bool, device=gaussians.device)
             drop[keep] = False
             remove_subtrees(gaussians, optimizers, drop)
+            if self.config.rescale_roots:
+                from splatlab.train.init import knn_scales
+                with torch.no_grad():
+                    knn = torch.log(knn_scales(gaussians.params["means"]) * c.init_scale).to(gaussians.device)
+                ops.update_rows(gaussians, optimizers, lambda name, p: torch.maximum(p, knn[:, None].to(p)),
+                                lambda name, key, v: v, names=["scales"])
             changed = True
         score = None  # mean screen-space gradient per row, kept aligned through densify's edits
         if c.refine_start < done < c.refine_stop and done % c.refine_every == 0:
-            _, score = self._densify(gaussians, optimizers, c, self.row_budget(c, done - 1))
+            _, score = self._densify(gaussians, optimizers, c, self.growth_cap(gaussians, c, done - 1))
             changed = True
         if done in self.level_steps(c):
             if score is None and not changed:
@@ -653,31 +745,74 @@ class HierarchicalGaussians(Method):
         if changed:
             self.stats.reset(len(gaussians), gaussians.device)
 
+    def initial_roots(self, c, n: int) -> int:
+        """Roots kept after the first step (of `n`): `roots` (0: all); with `budget_split=mip` and
+        a budget, at most half of level 0's share, so the roots can still clone where the
+        gradient is high."""
+        keep = self.config.roots or n
+        if self.config.budget_split == "mip" and c.cap_max:
+            keep = min(keep, max(1, self.level_share(c, 0) // 2))
+        return keep
+
+    def level_share(self, c, lv: int) -> int:
+        """`budget_split=mip`: the most Gaussians level `lv`'s cut may draw (0: no cap): the finest
+        level's is `cap_max`, as for a flat run, and coarser ones shrink geometrically to
+        `root_share`·cap_max at level 0: cap_max·root_share^((L−1−lv)/(L−1)), like a mipmap
+        pyramid's levels (levels=3 and the default root_share=0.1: 10% / 31.6% / 100%, the
+        coarser levels 42% of extra storage)."""
+        if not c.cap_max:
+            return 0
+        L = self.config.levels
+        if L == 1 or lv >= L - 1:
+            return int(c.cap_max)
+        return int(c.cap_max * self.config.root_share ** ((L - 1 - lv) / (L - 1)))
+
     def row_budget(self, c, done: int) -> int:
-        """Rows the whole tree may hold after step `done` (0: no cap). Level l's share of `cap_max`
-        is w_l / sum(w) with w_l = 1 (`budget_split=even`) or children^l (`tree`, the shape of
-        a full tree); level 0 and its clones may use its share, and each level added (at
+        """Rows the whole tree may hold after step `done` (0: no cap). `even`/`tree`: level l's
+        share of `cap_max` is w_l / sum(w) with w_l = 1 (`even`) or children^l (`tree`, the shape
+        of a full tree); level 0 and its clones may use its share, and each level added (at
         `level_steps`) unlocks its own for its children and their clones, so after the last level
-        the tree holds at most `cap_max`."""
+        the tree holds at most `cap_max`. `mip`: the sum of the added levels' `level_share`s (each
+        level's rows are at most its cut), so the finest cut holds at most `cap_max` and the whole
+        tree at most cap_max plus the coarser shares."""
         if not c.cap_max:
             return 0
         added = sum(1 for s in self.level_steps(c) if s <= done)
         L, k = self.config.levels, self.config.children
+        if self.config.budget_split == "mip":
+            return sum(self.level_share(c, lv) for lv in range(added + 1))
         w = [1] * L if self.config.budget_split == "even" else [k ** lv for lv in range(L)]
         return (c.cap_max * sum(w[: added + 1])) // sum(w)
 
+    def growth_cap(self, gaussians: Gaussians, c, done: int) -> int:
+        """Rows densification may grow the tree to after step `done` (0: no cap): `row_budget`,
+        or with `mip` as many clones (each one more Gaussian in the finest cut) as the finest
+        level's cut has room for in its `level_share`."""
+        if not c.cap_max or self.config.budget_split != "mip":
+            return self.row_budget(c, done)
+        level, parent = tree_of(gaussians)
+        finest = int(level.max()) if len(level) else 0
+        cut = len(level_cut(level, parent, finest))
+        return len(gaussians) + max(0, self.level_share(c, finest) - cut)
+
     def add_level(self, gaussians: Gaussians, optimizers, c, done: int, score: Tensor | None = None) -> int:
         """Give `children` children to the finest level's nodes, as many as `row_budget(done)`
-        leaves room for: all of them when they fit, else the nodes with the largest mean
+        (`mip`: the new level's `level_share` for its cut) leaves room for: all of them when they fit, else the nodes with the largest mean
         screen-space gradient `score` (ties: the larger world extent) first. Nodes left without
         children stay leaves, which every cut below their level draws. Returns rows added."""
-        level, _ = tree_of(gaussians)
+        level, parent = tree_of(gaussians)
         k = self.config.children
         gen = torch.Generator().manual_seed(int(c.seed) * 1_000_003 + done)
-        finest = torch.nonzero(level == int(level.max()), as_tuple=True)[0]
+        top = int(level.max())
+        finest = torch.nonzero(level == top, as_tuple=True)[0]
         cap = self.row_budget(c, done)
         if cap:
-            fit = max(0, cap - len(gaussians)) // k
+            if self.config.budget_split == "mip":
+                # each node given k children adds k - 1 Gaussians to the new level's cut
+                room = max(0, self.level_share(c, top + 1) - len(level_cut(level, parent, top)))
+                fit = len(finest) if k == 1 else room // (k - 1)
+            else:
+                fit = max(0, cap - len(gaussians)) // k
             if fit < len(finest):
                 with torch.no_grad():
                     extent = world_extent(resolve(gaussians)["log_scales"])[finest]
@@ -688,9 +823,10 @@ class HierarchicalGaussians(Method):
         return add_children(gaussians, optimizers, finest, k, self.config.offset_init, gen)
 
     def densify(self, gaussians: Gaussians, optimizers, c) -> dict[str, int]:
-        """Clone high-gradient finest-level nodes as siblings (within `cap_max`); prune
-        transparent leaves (with subtrees)."""
-        return self._densify(gaussians, optimizers, c, c.cap_max or 0)[0]
+        """Clone high-gradient finest-level nodes as siblings (within `cap_max`; `mip`: within the
+        finest cut's share); prune transparent leaves (with subtrees)."""
+        cap = self.growth_cap(gaussians, c, 0) if self.config.budget_split == "mip" else c.cap_max or 0
+        return self._densify(gaussians, optimizers, c, cap)[0]
 
     def _densify(self, gaussians: Gaussians, optimizers, c, cap: int) -> tuple[dict[str, int], Tensor]:
         """`densify` within `cap` rows (0: none); also returns each surviving row's mean gradient
@@ -705,8 +841,16 @@ class HierarchicalGaussians(Method):
                 keep = torch.topk(torch.where(grow, avg, -torch.ones_like(avg)), room).indices
                 grow = torch.zeros_like(grow)
                 grow[keep] = True
+        split = torch.zeros_like(grow)
+        if self.config.split:
+            with torch.no_grad():
+                big = torch.exp(resolve(gaussians)["log_scales"]).max(dim=-1).values
+            split = grow & (big > c.grow_scale3d * getattr(self, "_scene_scale", 1.0))
+            grow = grow & ~split
         cloned = clone_as_siblings(gaussians, optimizers, grow)
-        score = torch.cat([avg, avg[grow]])
+        gen = torch.Generator().manual_seed(int(c.seed) * 1_000_003 + 7919 + n)
+        n_split = split_in_place(gaussians, optimizers, torch.cat([split, split.new_zeros(cloned)]), gen)
+        score = torch.cat([avg, avg[grow], avg[split]])
         level, parent = tree_of(gaussians)
         with torch.no_grad():
             opac = torch.sigmoid(resolve(gaussians)["logits"])
@@ -716,4 +860,4 @@ class HierarchicalGaussians(Method):
             prune[torch.argmax(opac)] = False
         score = score[~descendants_mask(level, parent, prune)]
         pruned = remove_subtrees(gaussians, optimizers, prune)
-        return {"cloned": cloned, "pruned": pruned, "before": n}, score
+        return {"cloned": cloned, "split": n_split, "pruned": pruned, "before": n}, score
