@@ -545,7 +545,8 @@ def test_training_never_exceeds_the_gaussian_budget_and_keeps_the_tree(tmp_path,
                 "--init-points", "150", "--grad-threshold", "1e-6", "--refine-start", "4", "--refine-every", "4",
                 "--refine-stop", "36", "--reset-every", "1000", "--sh-degree", "0", "--eval-every", "0",
                 "--save-every", "0", "--seed", "3", "--no-progress", "--background-points", "0",
-                "--cap-max", str(cap), "--method-option", f"budget_split={split}"]
+                "--cap-max", str(cap), "--method-option", f"budget_split={split}",
+                "--background-shell", "0"]  # the budget of the tree alone (with a shell: the test below)
         cfg, _ = config_from_args(build_parser().parse_args(argv))
         t = Trainer(cfg, prepare_scene(cfg), None)
         counts = []
@@ -567,3 +568,64 @@ def test_training_never_exceeds_the_gaussian_budget_and_keeps_the_tree(tmp_path,
     counts = run(600)
     assert max(counts) > 400  # the last share was used
     assert max(run(0)) > 600
+
+
+def test_background_shell_is_pinned_childless_and_in_every_level_and_lod_cut(tmp_path):
+    """A tiny run with a 64-Gaussian background shell (train/shell.py) and eager densification:
+    after every step the shell's rows are still the first 64, level-0 roots that no row has as
+    parent, with position, rotation, scale and opacity exactly as initialised (only the colour
+    trains); the tree still grows all its levels within the budget (the finest cut with the shell
+    at most cap_max); every level's cut and every view's LOD cut (test views and views 4x as far,
+    several thresholds) draws all 64."""
+    from splatlab.train.cli import build_parser, config_from_args
+    from splatlab.train.trainer import Trainer, prepare_scene
+    from test_train_scene import make_scene
+
+    scene = make_scene(tmp_path / "scene", size=24, n_train=6, n_test=2)
+    n_shell, cap = 64, 600
+    argv = [str(scene), "--out", str(tmp_path / "run"), "--iterations", "40", "--method", "hierarchical",
+            "--init-points", "150", "--grad-threshold", "1e-6", "--refine-start", "4", "--refine-every", "4",
+            "--refine-stop", "36", "--reset-every", "1000", "--sh-degree", "0", "--eval-every", "0",
+            "--save-every", "0", "--seed", "3", "--no-progress", "--background-points", "0",
+            "--cap-max", str(cap), "--background-shell", str(n_shell)]
+    cfg, _ = config_from_args(build_parser().parse_args(argv))
+    t = Trainer(cfg, prepare_scene(cfg), None)
+    assert int(t.strategy_state["pinned"]) == n_shell and t.method.config.pinned == n_shell
+    assert t.gaussians.method.options["pinned"] == n_shell  # recorded for readers of the .ply
+    p = t.gaussians.params
+    held = {k: p[k].detach()[:n_shell].clone() for k in ("means", "quats", "scales", "opacities")}
+    sh0_start = p["sh0"].detach()[:n_shell].clone()
+    for step in range(cfg.iterations):
+        t.train_step(step)
+        p = t.gaussians.params
+        level, parent = hier.tree_of(t.gaussians)
+        hier.check_tree(level, parent)
+        ops.check_aligned(t.gaussians, t.optimizers)
+        for k, v in held.items():
+            assert torch.equal(p[k].detach()[:n_shell], v), (step, k)
+        assert (level[:n_shell] == 0).all() and (parent[:n_shell] == -1).all(), step
+        assert not bool((parent >= 0).logical_and(parent < n_shell).any()), step  # no shell row has children
+        finest = len(hier.level_cut(level, parent, int(level.max())))
+        assert finest <= cap, step
+    assert int(level.max()) == 2 and len(t.gaussians) > 3 * n_shell  # the tree grew around the shell
+    assert not torch.equal(p["sh0"].detach()[:n_shell], sh0_start)  # the colour trained
+
+    g = t.gaussians
+    shell = torch.arange(n_shell)
+    for lv in range(3):
+        assert set(shell.tolist()) <= set(hier.level_cut(level, parent, lv).tolist()), lv
+    test_cams = t.scene.test.cameras
+    center = hier.resolve(g)["means"][n_shell:][level[n_shell:] == 0].detach().median(dim=0).values
+    c2w = test_cams.camtoworlds.clone()
+    c2w[:, :3, 3] = center + 4.0 * (c2w[:, :3, 3] - center)
+    far = Cameras(torch.linalg.inv(c2w), test_cams.Ks, test_cams.width, test_cams.height)
+    with torch.no_grad():
+        a = hier.resolve(g)
+    forest = hier.Forest.build(level, parent, a)
+    for cams in (test_cams, far):
+        size = hier.projected_size(a["means"], a["log_scales"], cams)
+        for px in (0.5, 2.0, 8.0, 32.0):
+            masks = hier.lod_masks(level, parent, size, px)
+            assert masks[:, :n_shell].all(), px
+            rows, vis = hier.lod_select(forest, cams, px)
+            assert torch.equal(rows[:n_shell], shell) and vis[:, :n_shell].all(), px

@@ -153,9 +153,11 @@ def test_shell_only_where_the_method_keeps_pinned_rows(tmp_path):
     cfg = TrainConfig(scene="x").resolve_budget(4 * 16 * 16)
     assert shell_size(opaque, cfg, make_method("gs3d")) == 1250  # 1/8 of the 10k minimum budget
     assert shell_size(opaque, cfg, make_method("ges")) == 1250
-    # temporal rows carry a moment, hierarchical rows a level, SOG permutes rows into a grid (and
-    # deblur is not measured with a shell): no pinned rows there
-    for name in ("temporal", "hierarchical", "sog", "deblur"):
+    # hierarchical keeps the shell as pinned childless level-0 roots (tests/test_hierarchical.py)
+    assert shell_size(opaque, cfg, make_method("hierarchical")) == 1250
+    # temporal rows carry a moment, SOG permutes rows into a grid (and deblur is not measured
+    # with a shell): no pinned rows there
+    for name in ("temporal", "sog", "deblur"):
         assert shell_size(opaque, cfg, make_method(name)) == 0, name
     with pytest.raises(ValueError, match="background-shell"):
         TrainConfig(scene="x", method="temporal", background_shell=100).validate()

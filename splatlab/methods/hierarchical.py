@@ -45,6 +45,14 @@ others stay leaves, drawn by every finer cut. The older splits bound the whole t
 together (`row_budget`): `even` gives each level 1/L, `tree` children^l shares; until the first
 new level the roots and their clones may use level 0's share, and each added level unlocks its
 own. With `cap_max` 0 every node gets children and clones are unbounded.
+
+The background shell (`train/shell.py`, on by default for opaque photos) is the first `pinned`
+rows: extra level-0 roots that the trainer pins (only their colour trains) and this method never
+subsamples, resizes, clones, splits, prunes or gives children, so as leaves at level 0 they are
+in every level's cut and every LOD cut (a far sky belongs in every picture). They count inside
+the budget, as in a flat run: the finest cut with the shell holds at most `cap_max`, and the
+shares above split what is left (`tree_cap` = cap_max − pinned), so every coarser cut draws the
+shell on top of its share.
 """
 from __future__ import annotations
 
@@ -95,12 +103,17 @@ class HierarchicalConfig(MethodConfig):
     offset_gain: float = 3.0  # multiplies the child offsets' effective learning rate (Adam steps in `means`)
     rescale_roots: bool = True  # after subsampling the roots, size them by their new 3-NN distances
     split: bool = True  # densify: split large high-gradient finest leaves in two (3DGS's split) instead of cloning
+    # rows 0..pinned-1 are the trainer's background shell (train/shell.py): pinned level-0 leaves,
+    # drawn by every cut. Set by the trainer at `setup` (not a user option); recorded in the .ply
+    pinned: int = 0
 
     def validate(self) -> None:
         if not 1 <= self.levels <= 8:
             raise ValueError(f"levels must be in 1..8, got {self.levels}")
         if self.roots < 0:
             raise ValueError(f"roots must be >= 0, got {self.roots}")
+        if self.pinned < 0:
+            raise ValueError(f"pinned must be >= 0, got {self.pinned}")
         if not 1 <= self.children <= 16:
             raise ValueError(f"children must be in 1..16, got {self.children}")
         if self.lod < 0:
@@ -568,7 +581,9 @@ class HierarchicalGaussians(Method):
 
     Config = HierarchicalConfig
     owns_densification = True
-    supports_pinned_rows = False
+    # the background shell: extra level-0 roots, pinned (the trainer keeps all but their colour),
+    # never given children, cloned, split or pruned here, so every level and every cut draws them
+    supports_pinned_rows = True
 
     def __init__(self, config: HierarchicalConfig | None = None) -> None:
         super().__init__(config)
@@ -580,6 +595,14 @@ class HierarchicalGaussians(Method):
     def setup(self, scene, train_cfg) -> None:
         self._background = scene.background
         self._scene_scale = float(scene.scene_scale)
+        from splatlab.train.init import shell_size
+        self.config.pinned = int(shell_size(scene, train_cfg.resolved(), self))  # the trainer's first, pinned rows
+
+    def pinned_mask(self, n: int, device=None) -> Tensor:
+        """(n,) bool: the background shell's rows (the first `pinned`), which this method never edits."""
+        mask = torch.zeros(n, dtype=torch.bool, device=device)
+        mask[: self.config.pinned] = True
+        return mask
 
     def extra_fields(self, n: int, train_cfg) -> dict[str, Tensor]:
         return {LEVEL: torch.zeros(n), PARENT: torch.full((n,), -1.0)}
@@ -719,17 +742,20 @@ class HierarchicalGaussians(Method):
                 self.stats.grad_sum.index_add_(0, gs_ids, norms)
                 self.stats.count.index_add_(0, gs_ids, torch.ones_like(norms))
         changed = False
-        roots = self.initial_roots(c, n)
-        if done == 1 and 0 < roots < n:  # GSGAN starts from few coarse points
+        pin = self.config.pinned  # the shell: kept, never resized
+        roots = self.initial_roots(c, n - pin)
+        if done == 1 and 0 < roots < n - pin:  # GSGAN starts from few coarse points
             gen = torch.Generator().manual_seed(int(c.seed) * 1_000_003 + 1)
-            keep = torch.randperm(n, generator=gen)[:roots].to(gaussians.device)
+            keep = torch.randperm(n - pin, generator=gen)[:roots].to(gaussians.device) + pin
             drop = torch.ones(n, dtype=torch.bool, device=gaussians.device)
             drop[keep] = False
+            drop[:pin] = False
             remove_subtrees(gaussians, optimizers, drop)
             if self.config.rescale_roots:
                 from splatlab.train.init import knn_scales
                 with torch.no_grad():
-                    knn = torch.log(knn_scales(gaussians.params["means"]) * c.init_scale).to(gaussians.device)
+                    knn = torch.log(knn_scales(gaussians.params["means"][pin:]) * c.init_scale).to(gaussians.device)
+                    knn = torch.cat([knn.new_full((pin,), -math.inf), knn])  # max(p, -inf) = p: the shell keeps its size
                 ops.update_rows(gaussians, optimizers, lambda name, p: torch.maximum(p, knn[:, None].to(p)),
                                 lambda name, key, v: v, names=["scales"])
             changed = True
@@ -762,10 +788,21 @@ class HierarchicalGaussians(Method):
         coarser levels 42% of extra storage)."""
         if not c.cap_max:
             return 0
+        cap = self.tree_cap(c)
         L = self.config.levels
         if L == 1 or lv >= L - 1:
-            return int(c.cap_max)
-        return int(c.cap_max * self.config.root_share ** ((L - 1 - lv) / (L - 1)))
+            return int(cap)
+        return int(cap * self.config.root_share ** ((L - 1 - lv) / (L - 1)))
+
+    def tree_cap(self, c) -> int:
+        """The budget left for the tree: `cap_max` less the background shell (`pinned`), which every
+        cut draws, so the finest cut with the shell holds at most `cap_max`, as a flat run with
+        its shell does; the level shares and row budgets below split this remainder."""
+        return max(1, int(c.cap_max) - self.config.pinned) if c.cap_max else 0
+
+    def tree_cut_size(self, level: Tensor, parent: Tensor, lv: int) -> int:
+        """Tree rows (not the shell) in the level-`lv` cut."""
+        return len(level_cut(level, parent, lv)) - self.config.pinned
 
     def row_budget(self, c, done: int) -> int:
         """Rows the whole tree may hold after step `done` (0: no cap). `even`/`tree`: level l's
@@ -780,9 +817,9 @@ class HierarchicalGaussians(Method):
         added = sum(1 for s in self.level_steps(c) if s <= done)
         L, k = self.config.levels, self.config.children
         if self.config.budget_split == "mip":
-            return sum(self.level_share(c, lv) for lv in range(added + 1))
+            return self.config.pinned + sum(self.level_share(c, lv) for lv in range(added + 1))
         w = [1] * L if self.config.budget_split == "even" else [k ** lv for lv in range(L)]
-        return (c.cap_max * sum(w[: added + 1])) // sum(w)
+        return self.config.pinned + (self.tree_cap(c) * sum(w[: added + 1])) // sum(w)
 
     def growth_cap(self, gaussians: Gaussians, c, done: int) -> int:
         """Rows densification may grow the tree to after step `done` (0: no cap): `row_budget`,
@@ -792,7 +829,7 @@ class HierarchicalGaussians(Method):
             return self.row_budget(c, done)
         level, parent = tree_of(gaussians)
         finest = int(level.max()) if len(level) else 0
-        cut = len(level_cut(level, parent, finest))
+        cut = self.tree_cut_size(level, parent, finest)
         return len(gaussians) + max(0, self.level_share(c, finest) - cut)
 
     def add_level(self, gaussians: Gaussians, optimizers, c, done: int, score: Tensor | None = None) -> int:
@@ -804,12 +841,12 @@ class HierarchicalGaussians(Method):
         k = self.config.children
         gen = torch.Generator().manual_seed(int(c.seed) * 1_000_003 + done)
         top = int(level.max())
-        finest = torch.nonzero(level == top, as_tuple=True)[0]
+        finest = torch.nonzero((level == top) & ~self.pinned_mask(len(level), level.device), as_tuple=True)[0]
         cap = self.row_budget(c, done)
         if cap:
             if self.config.budget_split == "mip":
                 # each node given k children adds k - 1 Gaussians to the new level's cut
-                room = max(0, self.level_share(c, top + 1) - len(level_cut(level, parent, top)))
+                room = max(0, self.level_share(c, top + 1) - self.tree_cut_size(level, parent, top))
                 fit = len(finest) if k == 1 else room // (k - 1)
             else:
                 fit = max(0, cap - len(gaussians)) // k
@@ -834,7 +871,8 @@ class HierarchicalGaussians(Method):
         level, parent = tree_of(gaussians)
         n = len(gaussians)
         avg = self.stats.grad_sum / self.stats.count.clamp_min(1)
-        grow = (avg > c.grad_threshold) & (level == int(level.max()))
+        pinned = self.pinned_mask(n, level.device)
+        grow = (avg > c.grad_threshold) & (level == int(level.max())) & ~pinned
         if cap:
             room = max(0, cap - n)
             if int(grow.sum()) > room:
@@ -855,7 +893,7 @@ class HierarchicalGaussians(Method):
         with torch.no_grad():
             opac = torch.sigmoid(resolve(gaussians)["logits"])
         leaf = ~has_children(parent, len(gaussians))
-        prune = (opac < c.prune_opacity) & leaf
+        prune = (opac < c.prune_opacity) & leaf & ~self.pinned_mask(len(leaf), leaf.device)
         if bool(prune.all()):
             prune[torch.argmax(opac)] = False
         score = score[~descendants_mask(level, parent, prune)]
