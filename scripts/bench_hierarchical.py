@@ -179,7 +179,9 @@ def bench_scene(scene_dir: str, args) -> dict:
     level, parent = hier.tree_of(g)
     finest = int(level.max())
     n_full = len(hier.level_cut(level, parent, finest))
-    center = hier.resolve(g)["means"][level == 0].detach().median(dim=0).values
+    pin = int(g.method.options.get("pinned", 0)) if g.method is not None else 0  # the background shell's rows
+    roots = (level == 0) & (torch.arange(len(level)) >= pin)
+    center = hier.resolve(g)["means"][roots].detach().median(dim=0).values
     far = farther(cams, center, 2.0)
     res: dict = {"scene": name, "iterations": args.iterations, "downscale": args.downscale,
                  "load_before": os.getloadavg()}
