@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,10 +51,19 @@ def method_args(variant: str, method: str, copies: int) -> tuple[str, dict]:
     return "deblur", opts
 
 
+def methods_of(rows: dict, variant: str) -> list[str]:
+    """The methods with results for `variant`, in METHODS order (runs with another copy count,
+    `deblur-c4`, after their method)."""
+    found = {m for v, m in rows if v == variant}
+    return sorted(found, key=lambda m: (METHODS.index(re.sub(r"-c\d+$", "", m)), m))
+
+
 def run(variant: str, method: str, args) -> dict | None:
     from splatlab.train import TrainConfig, run_training
 
-    out = RUNS / f"{variant}__{method}__{args.iterations}"
+    name, opts = method_args(variant, method, args.copies)
+    tag = f"-c{args.copies}" if "copies" in opts and args.copies != 2 else ""  # runs with other copy counts apart
+    out = RUNS / f"{variant}__{method}{tag}__{args.iterations}"
     metrics = out / "metrics.json"
     if metrics.is_file():
         return json.loads(metrics.read_text())
@@ -61,7 +71,6 @@ def run(variant: str, method: str, args) -> dict | None:
     if not scene.is_dir():
         print(f"bench_deblur: {scene} missing (see the make_scenes.py command in this script's docstring)")
         return None
-    name, opts = method_args(variant, method, args.copies)
     cfg = TrainConfig(scene=str(scene), out=str(out), method=name, method_options=opts, iterations=args.iterations,
                       init_num_points=args.init_points, eval_every=0, save_every=max(100, args.iterations // 5),
                       refine_start=args.iterations // 6, refine_every=50,
@@ -87,10 +96,8 @@ def table(iterations: int) -> str:
              "|" + "---|" * 9]
     for variant in VARIANTS:
         base = rows.get((variant, "gs3d"))
-        for method in METHODS:
-            m = rows.get((variant, method))
-            if m is None:
-                continue
+        for method in methods_of(rows, variant):
+            m = rows[(variant, method)]
             delta = "" if base is None or method == "gs3d" else f"{m['test']['psnr'] - base['test']['psnr']:+.2f}"
             load = m.get("load_avg")
             lines.append(f"| {variant} | {method} | {m['test']['psnr']:.2f} | {delta} | {m['test']['ssim']:.3f} | "
@@ -123,9 +130,7 @@ def evaluate_checkpoints(step: int, iterations: int) -> str:
              "|" + "---|" * 6]
     for variant in VARIANTS:
         base = rows.get((variant, "gs3d"))
-        for method in METHODS:
-            if (variant, method) not in rows:
-                continue
+        for method in methods_of(rows, variant):
             m, n = rows[(variant, method)]
             delta = "" if base is None or method == "gs3d" else f"{m['psnr'] - base[0]['psnr']:+.2f}"
             lines.append(f"| {variant} | {method} | {m['psnr']:.2f} | {delta} | {m['ssim']:.3f} | {n} |")
