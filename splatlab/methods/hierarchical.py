@@ -27,9 +27,9 @@ pixels) is at most P (a node is *expanded* into its children while it looks bigg
 Training renders the finest cut for the photometric loss and every coarser level for its own
 loss term (against the full-resolution image by default; `coarse_target=lowpass` compares with
 the image low-passed to the level's scale, which cost garden's coarse levels 1.0-1.6 dB of test
-PSNR and its far cuts at 4-16 px ~0.1 dB against the truth), so each level stays a valid picture. New levels are added at
-fixed steps (nodes of the finest level get `children` children), and the method does its
-own tree-aware densification (it owns it: the trainer's strategy does not run): high-gradient
+PSNR and its far cuts at 4-16 px ~0.1 dB against the truth), so each level stays a valid
+picture. New levels are added at fixed steps (nodes of the finest level get `children`
+children), and the method does its own tree-aware densification (it owns it: the trainer's strategy does not run): high-gradient
 finest-level nodes are cloned as siblings (large ones split in two, as 3DGS does, `split`),
 transparent leaves are pruned, and every edit remaps `hier_parent` and keeps the optimizer
 state of every row aligned (`densify.ops`).
