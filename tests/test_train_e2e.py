@@ -53,3 +53,23 @@ def test_mcmc_training_grows_and_improves(scene_dir, tmp_path):
     # refinements at steps 20 and 30 (after refine_start=10, every 10, before the end): +5 % each
     assert m["num_gaussians"] == int(1.05 * int(1.05 * 200))
     assert m["test"]["psnr"] > 10.0
+
+
+def test_first_time_estimate_leaves_out_the_compile_warm_up(scene_dir, tmp_path, monkeypatch, capsys):
+    """The first steps compile the CPU kernels; the first estimate must be the speed after them."""
+    import types
+
+    import splatlab.train.trainer as trainer_mod
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(trainer_mod, "time", types.SimpleNamespace(perf_counter=lambda: clock["t"]))
+    real_step = trainer_mod.Trainer.train_step
+
+    def timed_step(self, step):
+        clock["t"] += 30.0 if step == 0 else 0.01  # step 0 "compiles" for 30 s, then 100 steps/s
+        return real_step(self, step)
+
+    monkeypatch.setattr(trainer_mod.Trainer, "train_step", timed_step)
+    run_training(small_config(scene_dir, tmp_path / "eta", iterations=150, background_shell=0))
+    lines = [line for line in capsys.readouterr().out.splitlines() if "min to go at the current speed" in line]
+    assert len(lines) == 1 and "(100.0 steps/s" in lines[0], lines

@@ -72,6 +72,11 @@ def base_lrs(cfg: TrainConfig, scene_scale: float) -> dict[str, float]:
 
 # ----------------------------------------------------------------------------------- trainer
 
+#: steps left out of the first time estimate: the first steps compile the CPU kernels (numba,
+#: ~40 s on a fresh install); counted, they made a 4-minute run announce "about 20.8 min to go"
+WARMUP_STEPS = 10
+
+
 def remaining_seconds(a: float, b: float, n_now: int, cap: int, step: int, grow_until: int, end: int) -> float:
     """Seconds for steps `step`..`end`-1 at `a + b * N` seconds per step, with N growing linearly from
     `n_now` to `cap` until `grow_until` (densification) and staying at `cap` after it."""
@@ -361,7 +366,8 @@ class Trainer:
         status = "finished"
         t0 = time.perf_counter()
         first = self.step
-        window_start, cost = t0, None  # per-step cost at the first 100 steps, for the time estimate
+        # per-step cost over the 100 steps after the warm-up, for the time estimate
+        window_start, cost = t0, None
         ema_loss = ema_psnr = None
         try:
             while self.step < end:
@@ -381,11 +387,15 @@ class Trainer:
                     if self.step % 10 == 0 or self.step == end:
                         bar.set_postfix(loss=f"{ema_loss:.4f}", psnr=f"{ema_psnr:.2f}", n=len(self.gaussians),
                                         refresh=False)
-                if self.rank == 0 and (self.step - first) % 100 == 0 and self.step < end and cost is not False:
+                done = self.step - first
+                if done == WARMUP_STEPS:
+                    window_start = time.perf_counter()
+                if (self.rank == 0 and done > WARMUP_STEPS and (done - WARMUP_STEPS) % 100 == 0 and self.step < end
+                        and cost is not False):
                     now = time.perf_counter()
                     per_step, n_now = (now - window_start) / 100, len(self.gaussians)
                     window_start = now
-                    if cost is None:  # after the first 100 steps
+                    if cost is None:  # after the first 100 steps past the warm-up
                         cost = (per_step, n_now)
                         print(self._time_estimate(per_step, 0.0, end, first=True), flush=True)
                     elif n_now >= 3 * cost[1]:  # the scene has grown: fit a + b * N from the two sizes
@@ -434,7 +444,7 @@ class Trainer:
 
     def _time_estimate(self, a: float, b: float, end: int, first: bool) -> str:
         """Time to go for a step cost of `a + b * Gaussians` seconds (`remaining_seconds`). The first
-        estimate (after 100 steps) knows only the current cost, so it says so; once densification has
+        estimate (after the warm-up and 100 steps) knows only the current cost, so it says so; once densification has
         grown the scene, the cost measured at two sizes gives `b`, and an update is printed."""
         n_now = max(1, len(self.gaussians))
         cap = self.cfg.cap_max or 4 * n_now
