@@ -83,8 +83,8 @@ class Method:
     #: strategy must not run (its clone/split/prune would break the method's row structure)
     owns_densification: ClassVar[bool] = False
     #: whether the trainer may put pinned rows first (the background shell, `train/shell.py`): rows
-    #: that keep every field but their colour; false for a method whose extras decide when or at which
-    #: level a row is drawn, or that edits the rows itself
+    #: that keep every field but their colour; false for a method that cannot keep such rows as they
+    #: are (its extras decide when a row is drawn, or it permutes or prunes every row)
     supports_pinned_rows: ClassVar[bool] = True
 
     def __init__(self, config: MethodConfig | None = None) -> None:

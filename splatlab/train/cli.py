@@ -118,8 +118,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--background-shell", dest="background_shell", type=int,
                    help="Gaussians in a far shell around the cameras that gives every viewing direction a "
                         "background (only their colour trains; unseen ones continue the seen sky); default "
-                        "4096 (at most 1/8 of the budget) when the photos are opaque and the method is gs3d "
-                        "or ges, 0: none")
+                        "4096 (at most 1/8 of the budget) when the photos are opaque and the method is gs3d, "
+                        "ges or hierarchical, 0: none")
     p.add_argument("--prune-view-fraction", dest="prune_view_fraction", type=float,
                    help="while densifying, prune Gaussians inside the camera rig whose centre is in fewer than "
                         "this fraction of the training views (0: off)")
