@@ -518,7 +518,7 @@ def test_mip_split_bounds_the_finest_cut_and_puts_coarser_levels_on_top():
     m.stats.grad_sum[34:] = torch.linspace(1.0, 2.0, 40)
     m.stats.count[34:] = 1.0
     assert m.growth_cap(g, c, 50) == 76
-    out, _ = m._densify(g, opt, c, m.growth_cap(g, c, 50))
+    out, _ = m.densify(g, opt, c, m.growth_cap(g, c, 50))
     assert out["cloned"] + out["split"] == 2 and out["pruned"] == 0 and len(g) == 76
     level, parent = hier.tree_of(g)
     hier.check_tree(level, parent)

@@ -600,9 +600,7 @@ class HierarchicalGaussians(Method):
 
     def pinned_mask(self, n: int, device=None) -> Tensor:
         """(n,) bool: the background shell's rows (the first `pinned`), which this method never edits."""
-        mask = torch.zeros(n, dtype=torch.bool, device=device)
-        mask[: self.config.pinned] = True
-        return mask
+        return ops.pinned_mask({"pinned": self.config.pinned}, n, device)
 
     def extra_fields(self, n: int, train_cfg) -> dict[str, Tensor]:
         return {LEVEL: torch.zeros(n), PARENT: torch.full((n,), -1.0)}
@@ -761,7 +759,7 @@ class HierarchicalGaussians(Method):
             changed = True
         score = None  # mean screen-space gradient per row, kept aligned through densify's edits
         if c.refine_start < done < c.refine_stop and done % c.refine_every == 0:
-            _, score = self._densify(gaussians, optimizers, c, self.growth_cap(gaussians, c, done - 1))
+            _, score = self.densify(gaussians, optimizers, c, self.growth_cap(gaussians, c, done - 1))
             changed = True
         if done in self.level_steps(c):
             if score is None and not changed:
@@ -859,15 +857,10 @@ class HierarchicalGaussians(Method):
                 finest = torch.sort(finest[order[:fit]]).values
         return add_children(gaussians, optimizers, finest, k, self.config.offset_init, gen)
 
-    def densify(self, gaussians: Gaussians, optimizers, c) -> dict[str, int]:
-        """Clone high-gradient finest-level nodes as siblings (within `cap_max`; `mip`: within the
-        finest cut's share); prune transparent leaves (with subtrees)."""
-        cap = self.growth_cap(gaussians, c, 0) if self.config.budget_split == "mip" else c.cap_max or 0
-        return self._densify(gaussians, optimizers, c, cap)[0]
-
-    def _densify(self, gaussians: Gaussians, optimizers, c, cap: int) -> tuple[dict[str, int], Tensor]:
-        """`densify` within `cap` rows (0: none); also returns each surviving row's mean gradient
-        (a clone's is its source's)."""
+    def densify(self, gaussians: Gaussians, optimizers, c, cap: int) -> tuple[dict[str, int], Tensor]:
+        """Clone (or, when large, split) high-gradient finest-level nodes as siblings within `cap`
+        rows (0: no cap; `growth_cap`); prune transparent leaves (with subtrees). Also returns each
+        surviving row's mean gradient (a clone's is its source's)."""
         level, parent = tree_of(gaussians)
         n = len(gaussians)
         avg = self.stats.grad_sum / self.stats.count.clamp_min(1)
