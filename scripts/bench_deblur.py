@@ -151,6 +151,8 @@ def main() -> None:
     ap.add_argument("--at-step", type=int, default=None,
                     help="only evaluate every run's checkpoint at this step (a table at equal steps mid-run)")
     args = ap.parse_args()
+    if args.copies < 1 or args.iterations < 1:
+        ap.error(f"--copies and --iterations must be >= 1, got {args.copies} and {args.iterations}")
     if args.at_step is not None:
         print(evaluate_checkpoints(args.at_step, args.iterations))
         return
