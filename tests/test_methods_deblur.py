@@ -325,3 +325,109 @@ def test_blur_regulariser_is_the_mean_excess_scale_factor():
     assert m.kernel.head.weight.grad.abs().sum() > 0
     assert "blur_reg" not in m.loss_terms(LossInputs(out.images, out.alphas, out.images.detach(), g, 5, out.meta,
                                                      cams), TrainConfig(scene="x"))  # consumed once
+
+
+def test_rotation_from_vector_matches_scipy_and_finite_differences():
+    from scipy.spatial.transform import Rotation
+
+    from splatlab.render.projection import quat_to_rotmat, rotation_from_vector
+
+    for v in ([0.3, -0.2, 0.5], [0.0, 0.0, 1e-3], [-1.2, 0.4, 0.1]):
+        matrix, quat = rotation_from_vector(torch.tensor(v, dtype=torch.float64))
+        ref = Rotation.from_rotvec(v)
+        torch.testing.assert_close(matrix, torch.tensor(ref.as_matrix()), atol=1e-12, rtol=0)
+        x, y, z, w = ref.as_quat()
+        torch.testing.assert_close(quat, torch.tensor([w, x, y, z], dtype=torch.float64), atol=1e-12, rtol=0)
+        torch.testing.assert_close(quat_to_rotmat(quat[None].float())[0], matrix.float(), atol=1e-6, rtol=0)
+    # smooth through zero, where the derivative of the matrix is the skew matrix of the direction
+    for v in (torch.zeros(3, dtype=torch.float64), torch.tensor([0.2, 0.1, -0.3], dtype=torch.float64)):
+        assert torch.autograd.gradcheck(lambda t: rotation_from_vector(t)[0], (v.clone().requires_grad_(),))
+        assert torch.autograd.gradcheck(lambda t: rotation_from_vector(t)[1], (v.clone().requires_grad_(),))
+
+
+def test_motion_rotation_renders_each_copy_from_a_turned_camera():
+    # MLP silent and no shifts: each copy is what the camera sees after turning about its centre by
+    # λrot·row (camera frame), i.e. the rasterizer's render through viewmat' = diag(R_dᵀ, 1)·viewmat
+    from scipy.spatial.transform import Rotation
+
+    g, cams = scene_gaussians(), cameras()
+    with torch.no_grad():
+        g.params["shN"].zero_()  # view-independent colour: the turned Gaussians see the camera from a turned direction
+    m = make_method("deblur", {"kernel": "motion", "copies": 2, "global_shift": False, "rotation": True,
+                               "lambda_rot": 0.1})
+    make_identity(m)
+    rows = torch.tensor([[0.4, -0.3, 0.2], [-0.2, 0.5, -0.6]])
+    with torch.no_grad():
+        m.kernel.rotations[3] = rows  # camera 0 is training image 3
+        ours = draw(g, cams[:1], m, training=True)
+        refs = [plain(g, cams[:1])]
+        for row in rows:
+            r_d = torch.tensor(Rotation.from_rotvec((0.1 * row).double().numpy()).as_matrix(), dtype=torch.float32)
+            turn = torch.eye(4)
+            turn[:3, :3] = r_d.T
+            turned = Cameras(turn @ cams.viewmats[:1], cams.Ks[:1], SIZE, SIZE)
+            refs.append(plain(g, turned))
+        ref = sum(refs) / 3
+        assert (refs[1] - refs[0]).abs().max() > 0.05  # the turns really move the image
+        torch.testing.assert_close(ours, ref, atol=2e-4, rtol=0)
+    # gradients reach the view's rotation rows and no other view's
+    m2 = make_method("deblur", {"kernel": "motion", "copies": 2, "rotation": True})
+    draw(g, cams[:1], m2, training=True).sum().backward()
+    grad = m2.kernel.rotations.grad
+    assert grad[3].abs().sum() > 0 and grad[torch.arange(len(grad)) != 3].abs().sum() == 0
+
+
+def test_lens_blurs_by_depth_from_the_focus_and_keeps_the_ink():
+    from splatlab.methods.deblur import lens_args
+
+    cam = cameras(1)
+    rot, trans = cam.viewmats[0, :3, :3], cam.viewmats[0, :3, 3]
+    center = torch.zeros(3)
+    center_depth = float(center @ rot[2] + trans[2])  # 2.5-ish: the camera looks at the origin
+    forward = rot[2]  # the optical axis in world
+    eye = -rot.T @ trans
+    depths = torch.tensor([0.5, 1.0, 1.5]) * center_depth
+    means = eye[None] + depths[:, None] * forward[None]
+    scales = torch.full((3, 3), 0.02)
+    args = dict(means=means, quats=torch.tensor([[1.0, 0, 0, 0]]).repeat(3, 1), scales=scales,
+                opacities=torch.full((3,), 0.5), colors=torch.ones(3, 3), sh_degree=None)
+    out = lens_args(args, cam, torch.tensor(0.1), torch.tensor(0.0), center)  # focused on the centre
+    sigma = 0.1 * (1 - depths / center_depth).abs()  # 0.05, 0, 0.05
+    torch.testing.assert_close(out["scales"], torch.sqrt(scales ** 2 + sigma[:, None] ** 2), atol=1e-6, rtol=0)
+    assert abs(out["opacities"][1].item() - 0.5) < 1e-6  # in focus: unchanged
+    assert out["opacities"][0] < 0.5 * 0.5 and out["opacities"][2] < 0.5 * 0.8
+    # the splat's ink (its alpha summed over the image) stays: a blur spreads it, does not add any
+    # (up to the rasterizer's cut-off at alpha 1/255, which trims the fainter blurred splat a little more)
+    for i in (0, 2):
+        one = {k: (v[i:i + 1] if torch.is_tensor(v) else v) for k, v in args.items()}
+        blurred = {k: (v[i:i + 1] if torch.is_tensor(v) else v) for k, v in out.items()}
+        sharp_alpha = rasterize(viewmats=cam.viewmats, Ks=cam.Ks, width=SIZE, height=SIZE, backend="cpu", **one)[1]
+        blur_alpha = rasterize(viewmats=cam.viewmats, Ks=cam.Ks, width=SIZE, height=SIZE, backend="cpu", **blurred)[1]
+        ys, xs = torch.meshgrid(torch.arange(SIZE), torch.arange(SIZE), indexing="ij")
+
+        def spread(a):  # alpha-weighted variance of the pixel positions
+            w = a[0, ..., 0] / a.sum()
+            mx, my = (w * xs).sum(), (w * ys).sum()
+            return (w * ((xs - mx) ** 2 + (ys - my) ** 2)).sum()
+
+        # the blur adds its screen variance, (σ·f/z)² per axis (measured ~20 % less: the cut-off
+        # trims the tails, which hold much of a Gaussian's variance)
+        # (the near splat: the far one is about a pixel wide, where pixel sampling blurs the measure)
+        added = 2 * (sigma[i] * cam.Ks[0, 0, 0] / depths[i]) ** 2
+        assert i == 2 or abs((spread(blur_alpha) - spread(sharp_alpha)) / added - 1.0) < 0.25
+        assert spread(blur_alpha) > 1.2 * spread(sharp_alpha)
+        assert abs(blur_alpha.sum().item() / sharp_alpha.sum().item() - 1.0) < 0.04
+    # focus farther away (log 0.5): the near Gaussian blurs more, the far one less
+    far = lens_args(args, cam, torch.tensor(0.1), torch.tensor(0.5), center)
+    assert far["scales"][0, 0] > out["scales"][0, 0] and far["scales"][2, 0] < out["scales"][2, 0]
+
+
+def test_lens_rows_train_from_their_view_only():
+    g, cams = scene_gaussians(), cameras()
+    m = make_method("deblur", {"kernel": "defocus", "lens": True})
+    draw(g, cams[:1], m, training=True).sum().backward()
+    grad = m.kernel.lens.grad
+    assert grad[3].abs().min() > 0  # aperture and focus of training image 3
+    assert grad[torch.arange(len(grad)) != 3].abs().sum() == 0
+    with torch.no_grad():
+        torch.testing.assert_close(draw(g, cams, m, training=False), plain(g, cams), atol=1e-6, rtol=0)

@@ -18,7 +18,12 @@ blurred it:
   the camera moved during the exposure. Each copy is shifted by a learned per-view vector in the
   view's image plane (`global_shift`, λg·scene scale·row, rows starting spread along a random
   line per view) plus, as in the paper, an optional per-Gaussian MLP offset (λp·scene scale·output,
-  `lambda_p`, default 0).
+  `lambda_p`, default 0). With `rotation`, each copy's camera also turns about its centre by a
+  learned per-view rotation vector (λrot·row, camera frame, radians; rows start at 0): a shaking
+  camera turns as well as slides, and a turn moves near and far content by the same angle, which
+  a translation of the Gaussians cannot do (it barely moves the far ones). The copy's Gaussians
+  turn the other way about the camera centre (means and orientations); their SH colours are still
+  evaluated from the unturned direction, a difference of the turn's angle (a few degrees).
 
 Differences from the paper, each measured on robot-motion / robot-defocus at 600 steps (the
 tuning scene; `scripts/bench_deblur.py`):
@@ -73,11 +78,12 @@ from torch.nn import functional as F
 from splatlab.cameras import Cameras
 from splatlab.densify import ops
 from splatlab.gaussians import Gaussians
+from splatlab.render.projection import quat_multiply, rotation_from_vector
 
 from .base import LossInputs, Method, MethodConfig, RenderContext, RenderPass
 from .registry import register_method
 
-__all__ = ["DeblurConfig", "BlurKernel", "DeblurGaussians", "positional_encoding"]
+__all__ = ["DeblurConfig", "BlurKernel", "DeblurGaussians", "lens_args", "positional_encoding", "turned_args"]
 
 
 @dataclass
@@ -103,6 +109,10 @@ class DeblurConfig(MethodConfig):
     lambda_g: float = 0.01  # global shift = lambda_g * scene_scale * table row
     init_factor: float = 1.0  # initial scale factor of every Gaussian in every view (clamp form)
     motion_init: float = 1.0  # motion: initial spread of the copies along a line (raw shift units)
+    rotation: bool = False  # motion: each copy's camera also turns, by a learned per-view rotation
+    lens: bool = False  # defocus: a learned thin lens per view (aperture, focus) adds depth-dependent blur
+    lambda_lens: float = 0.05  # lens: aperture = lambda_lens * scene_scale * softplus(row)
+    lambda_rot: float = 0.05  # rotation vector (camera frame, radians) = lambda_rot * table row
     seed: int = 0  # initialisation of the MLP and the embeddings (independent of the run's RNG)
     lambda_reg: float = 0.1  # loss lambda_reg * mean(scale factor - 1): blur the data does not ask for
     conserve: bool = False  # enlarged Gaussians keep their screen-space mass (opacity x area ratio)
@@ -120,7 +130,7 @@ class DeblurConfig(MethodConfig):
             raise ValueError(f"max_factor must be >= 1, got {self.max_factor}")
         if min(self.width, self.depth, self.view_dim, self.max_views) < 1 or self.pos_freqs < 0:
             raise ValueError("width, depth, view_dim, max_views must be >= 1 and pos_freqs >= 0")
-        if self.lambda_s < 0 or self.lambda_p < 0 or self.lambda_g < 0 or self.lambda_reg < 0 or self.mlp_lr <= 0 or self.view_lr <= 0 or self.view_init < 0:
+        if self.lambda_s < 0 or self.lambda_p < 0 or self.lambda_g < 0 or self.lambda_rot < 0 or self.lambda_lens < 0 or self.lambda_reg < 0 or self.mlp_lr <= 0 or self.view_lr <= 0 or self.view_init < 0:
             raise ValueError("lambda_s, lambda_p, view_init must be >= 0 and mlp_lr, view_lr > 0")
         if self.add_points < 0 or not 0 <= self.add_points_at < 1 or self.add_max_dist <= 0:
             raise ValueError("add_points >= 0, 0 <= add_points_at < 1 and add_max_dist > 0 required")
@@ -179,6 +189,13 @@ class BlurKernel(nn.Module):
             self.shifts = nn.Parameter(cfg.motion_init * t[None, :, None] * u)
         else:
             self.shifts = None
+        # camera shake also turns the camera: a turn shifts near and far content alike, which no
+        # translation of the Gaussians can (a learned rotation per view and copy, starting at none)
+        self.rotations = nn.Parameter(torch.zeros(cfg.max_views, cfg.copies, 3)) \
+            if cfg.kernel == "motion" and cfg.rotation else None
+        # a thin lens per view: (raw aperture, log of the focus distance over the scene centre's depth);
+        # the aperture starts open (softplus(0)): blur is second order in it, a closed lens never opens
+        self.lens = nn.Parameter(torch.zeros(cfg.max_views, 2)) if cfg.kernel == "defocus" and cfg.lens else None
         self.register_buffer("center", torch.zeros(3))
         self.register_buffer("radius", torch.ones(()))
 
@@ -300,8 +317,8 @@ class DeblurGaussians(Method):
 
     def extra_optimizers(self, train_cfg) -> dict[str, torch.optim.Optimizer]:
         k = self.kernel
-        per_view = [k.views.weight] + ([k.shifts] if k.shifts is not None else [])
-        mlp = [p for n, p in k.named_parameters() if not (n.startswith("views.") or n == "shifts")]
+        per_view = [k.views.weight] + [t for t in (k.shifts, k.rotations, k.lens) if t is not None]
+        mlp = [p for n, p in k.named_parameters() if not (n.startswith("views.") or n in ("shifts", "rotations", "lens"))]
         return {"blur_kernel": torch.optim.Adam(mlp, lr=self.config.mlp_lr, eps=1e-15),
                 "blur_views": RowAdam(per_view, lr=self.config.view_lr, eps=1e-15)}
 
@@ -325,7 +342,11 @@ class DeblurGaussians(Method):
             raw = self.kernel(gaussians, image_id)
             cam = torch.tensor([c], dtype=torch.long)
             if cfg.kernel == "defocus":
-                passes.append(RenderPass(self.blurred_args(base, raw[:, :7], camera=cameras[c:c + 1]), cameras=cam))
+                args = self.blurred_args(base, raw[:, :7], camera=cameras[c:c + 1])
+                if self.kernel.lens is not None:
+                    aperture = cfg.lambda_lens * self.scene_scale * F.softplus(self.kernel.lens[image_id, 0])
+                    args = lens_args(args, cameras[c:c + 1], aperture, self.kernel.lens[image_id, 1], self.kernel.center)
+                passes.append(RenderPass(args, cameras=cam))
                 continue
             k = cfg.copies + 1
             offsets = raw[:, 7 * k:].reshape(len(gaussians), cfg.copies, 3) * (cfg.lambda_p * self.scene_scale)
@@ -335,8 +356,11 @@ class DeblurGaussians(Method):
                 offsets = offsets + shift * (cfg.lambda_g * self.scene_scale)
             for m in range(k):
                 shift = None if m == 0 else offsets[:, m - 1]
-                passes.append(RenderPass(self.blurred_args(base, raw[:, 7 * m:7 * m + 7], shift, cameras[c:c + 1]), cameras=cam,
-                                         weight=1.0 / k))
+                args = self.blurred_args(base, raw[:, 7 * m:7 * m + 7], shift, cameras[c:c + 1])
+                if m > 0 and self.kernel.rotations is not None:
+                    args = turned_args(args, cameras.viewmats[c].to(offsets),
+                                       self.kernel.rotations[image_id, m - 1] * cfg.lambda_rot)
+                passes.append(RenderPass(args, cameras=cam, weight=1.0 / k))
         return passes
 
     def blurred_args(self, base: dict, raw: Tensor, shift: Tensor | None = None,
@@ -376,6 +400,33 @@ class DeblurGaussians(Method):
         c = train_cfg.resolved()
         if (cfg.depth_prune and c.refine_start < step < c.refine_stop and step % c.refine_every == 0):
             depth_prune(gaussians, optimizers, cfg.depth_prune, self.kernel.center)
+
+
+def lens_args(args: dict, camera: Cameras, aperture: Tensor, log_focus: Tensor, center: Tensor) -> dict:
+    """`args` seen through a thin lens of radius `aperture` (world units) focused at exp(`log_focus`)
+    times the depth of `center` in `camera` (one camera). A point at depth z is blurred into a disk of
+    world radius aperture·|1 − z/focus| at its own depth; as a Gaussian of that σ, it adds σ²·I to
+    each covariance (an isotropic 3D dilation: the rotation stays, scales become sqrt(s² + σ²)),
+    and the opacity keeps the splat's ink (sqrt(det Σ2d / det Σ2d'), as a blur spreads it)."""
+    rot, trans = camera.viewmats[0, :3, :3].to(args["means"]), camera.viewmats[0, :3, 3].to(args["means"])
+    depth = args["means"] @ rot[2] + trans[2]
+    focus = torch.exp(log_focus) * (center.to(rot) @ rot[2] + trans[2]).abs().clamp_min(1e-6)
+    sigma = aperture * (1.0 - depth / focus).abs()
+    blurred = dict(args, scales=torch.sqrt(args["scales"] ** 2 + sigma[:, None] ** 2 + 1e-20))
+    blurred["opacities"] = args["opacities"] * footprint_ratio(args, blurred, camera)
+    return blurred
+
+
+def turned_args(args: dict, viewmat: Tensor, rotation: Tensor) -> dict:
+    """Rasterize `args` as the camera `viewmat` (world-to-camera) sees them after it turned about its
+    centre by the rotation vector `rotation` (camera frame, radians): the camera stays, and the
+    Gaussians turn the other way about its centre (means and orientations; the covariance turns
+    with the quaternion)."""
+    c2w = viewmat[:3, :3].transpose(0, 1)
+    center = -c2w @ viewmat[:3, 3]
+    matrix, quat = rotation_from_vector(-(c2w @ rotation))  # the inverse turn, in world axes
+    means = center + (args["means"] - center) @ matrix.transpose(0, 1)
+    return dict(args, means=means, quats=quat_multiply(quat.expand_as(args["quats"]), args["quats"]))
 
 
 @torch.no_grad()

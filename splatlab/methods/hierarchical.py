@@ -72,7 +72,7 @@ from splatlab.densify import ops
 from splatlab.gaussians import Gaussians
 from splatlab.losses import photometric_loss
 from splatlab.render.api import rasterize
-from splatlab.render.projection import quat_to_rotmat
+from splatlab.render.projection import quat_multiply, quat_to_rotmat
 
 from .base import LossInputs, Method, MethodConfig, RenderContext, RenderPass
 from .registry import register_method
@@ -134,16 +134,6 @@ class HierarchicalConfig(MethodConfig):
 
 # ---------------------------------------------------------------------------------------------
 # the tree
-
-
-def quat_multiply(a: Tensor, b: Tensor) -> Tensor:
-    """Hamilton product of wxyz quaternions (rotation b, then a)."""
-    aw, ax, ay, az = a.unbind(-1)
-    bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([aw * bw - ax * bx - ay * by - az * bz,
-                        aw * bx + ax * bw + ay * bz - az * by,
-                        aw * by - ax * bz + ay * bw + az * bx,
-                        aw * bz + ax * by - ay * bx + az * bw], dim=-1)
 
 
 def tree_of(gaussians: Gaussians) -> tuple[Tensor, Tensor]:

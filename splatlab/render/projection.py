@@ -24,6 +24,28 @@ def quat_to_rotmat(quats: Tensor) -> Tensor:
     ], dim=-1).reshape(quats.shape[:-1] + (3, 3))
 
 
+def quat_multiply(a: Tensor, b: Tensor) -> Tensor:
+    """Hamilton product of wxyz quaternions (rotation b, then a)."""
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack([aw * bw - ax * bx - ay * by - az * bz,
+                        aw * bx + ax * bw + ay * bz - az * by,
+                        aw * by - ax * bz + ay * bw + az * bx,
+                        aw * bz + ax * by - ay * bx + az * bw], dim=-1)
+
+
+def rotation_from_vector(v: Tensor) -> tuple[Tensor, Tensor]:
+    """Rotation by |v| radians about v (3,): the (3, 3) matrix (Rodrigues) and the wxyz quaternion.
+    Differentiable at v = 0, where both are the identity and the derivative is the skew matrix."""
+    theta = torch.sqrt((v * v).sum() + 1e-20)
+    k = v / theta
+    zero = v.new_zeros(())
+    skew = torch.stack([zero, -k[2], k[1], k[2], zero, -k[0], -k[1], k[0], zero]).reshape(3, 3)
+    matrix = torch.eye(3, dtype=v.dtype) + torch.sin(theta) * skew + (1.0 - torch.cos(theta)) * (skew @ skew)
+    quat = torch.cat([torch.cos(theta / 2).reshape(1), torch.sin(theta / 2) * k])
+    return matrix, quat
+
+
 def covariance_3d(quats: Tensor, scales: Tensor) -> Tensor:
     """Σ = R S Sᵀ Rᵀ for activated scales (N,3)."""
     M = quat_to_rotmat(quats) * scales[..., None, :]
