@@ -27,12 +27,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SCENES = ROOT / ".cache" / "scenes"
 RUNS = ROOT / ".cache" / "bench_deblur"
 VARIANTS = ["robot-defocus", "robot-motion", "garden-defocus", "garden-motion", "robot-sharp", "garden-sharp"]
-METHODS = ["gs3d", "deblur", "deblur-rot", "deblur-lens", "deblur-motion", "deblur-paper", "deblur-wide", "deblur+"]
+METHODS = ["gs3d", "deblur", "deblur-rot", "deblur-norot", "deblur-lens", "deblur-motion", "deblur-paper", "deblur-wide", "deblur+"]
 
 
 def method_args(variant: str, method: str, copies: int) -> tuple[str, dict]:
     """`deblur`: the method's defaults (`kernel=motion` on `*-motion`, else `defocus`);
-    `deblur-rot`: motion copies whose cameras also turn (a learned rotation per view and copy);
+    `deblur-rot` / `deblur-norot`: motion copies whose cameras also turn (a learned rotation per view
+    and copy; the default since 2026-12-07) or only slide (the kernel before that);
     `deblur-lens`: defocus with a learned thin lens per view (depth-dependent isotropic blur);
     `deblur-motion`: the motion kernel on any variant (the sharp-scene check of the motion kernel);
     `deblur-paper`: motion as the paper has it, per-Gaussian MLP offsets (λp 0.01) instead of one
@@ -44,8 +45,8 @@ def method_args(variant: str, method: str, copies: int) -> tuple[str, dict]:
     opts: dict = {"kernel": "motion" if motion else "defocus"}
     if motion:
         opts["copies"] = copies
-    if method == "deblur-rot" and motion:
-        opts["rotation"] = True
+    if method in ("deblur-rot", "deblur-norot") and motion:
+        opts["rotation"] = method == "deblur-rot"
     if method == "deblur-lens" and not motion:
         opts["lens"] = True
     if method == "deblur-paper" and motion:

@@ -431,3 +431,15 @@ def test_lens_rows_train_from_their_view_only():
     assert grad[torch.arange(len(grad)) != 3].abs().sum() == 0
     with torch.no_grad():
         torch.testing.assert_close(draw(g, cams, m, training=False), plain(g, cams), atol=1e-6, rtol=0)
+
+
+def test_checkpoint_with_other_tables_names_the_option_to_resume_with():
+    old = make_method("deblur", {"kernel": "motion", "rotation": False})
+    new = make_method("deblur", {"kernel": "motion", "rotation": True})
+    with pytest.raises(ValueError, match="rotation=false"):
+        new.kernel.load_state_dict(old.kernel.state_dict())
+    with pytest.raises(ValueError, match="rotation=true"):
+        old.kernel.load_state_dict(new.kernel.state_dict())
+    same = make_method("deblur", {"kernel": "motion", "rotation": True, "seed": 3})
+    same.kernel.load_state_dict(new.kernel.state_dict())
+    torch.testing.assert_close(same.kernel.rotations, new.kernel.rotations)

@@ -109,7 +109,7 @@ class DeblurConfig(MethodConfig):
     lambda_g: float = 0.01  # global shift = lambda_g * scene_scale * table row
     init_factor: float = 1.0  # initial scale factor of every Gaussian in every view (clamp form)
     motion_init: float = 1.0  # motion: initial spread of the copies along a line (raw shift units)
-    rotation: bool = False  # motion: each copy's camera also turns, by a learned per-view rotation
+    rotation: bool = True  # motion: each copy's camera also turns, by a learned per-view rotation
     lens: bool = False  # defocus: a learned thin lens per view (aperture, focus) adds depth-dependent blur
     lambda_lens: float = 0.05  # lens: aperture = lambda_lens * scene_scale * softplus(row)
     lambda_rot: float = 0.05  # rotation vector (camera frame, radians) = lambda_rot * table row
@@ -198,6 +198,16 @@ class BlurKernel(nn.Module):
         self.lens = nn.Parameter(torch.zeros(cfg.max_views, 2)) if cfg.kernel == "defocus" and cfg.lens else None
         self.register_buffer("center", torch.zeros(3))
         self.register_buffer("radius", torch.ones(()))
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As nn.Module's, but a checkpoint made with other per-view tables (e.g. before `rotation`
+        became the motion default) is a one-line error naming the option that restores them."""
+        for table, option in (("shifts", "global_shift"), ("rotations", "rotation"), ("lens", "lens")):
+            saved, here = table in state_dict, getattr(self, table) is not None
+            if saved != here:
+                raise ValueError(f"deblur: the checkpoint's blur kernel {'has' if saved else 'has no'} {table} table; "
+                                 f"resume with --method-option {option}={'true' if saved else 'false'}")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def forward(self, gaussians: Gaussians, image_id: Tensor) -> Tensor:
         """(N, n_out) raw outputs for the Gaussians seen by training image `image_id` (0-d long)."""

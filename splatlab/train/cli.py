@@ -250,6 +250,9 @@ def _train_main(argv=None) -> int:
     except DatasetError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 1
+    except CheckpointError as exc:
+        print(f"{PROG}: error: cannot resume: {exc}", file=sys.stderr)
+        return 1
     except (FileExistsError, OutputPathError) as exc:
         print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1

@@ -153,13 +153,23 @@ class Trainer:
         self._means_group = next(g for g in self.optimizers["gaussians"].param_groups if g["name"] == "means")
 
     def _load(self, ck: dict) -> None:
+        from splatlab.checkpoint_file import CheckpointError
+
         self.gaussians = Gaussians.from_fields(ck["params"])
+        # the method's modules first: a checkpoint made with other method options fails there with
+        # the clearer message (which option differs), before the optimizers' group sizes disagree
+        for name, sd in ck.get("method_modules", {}).items():
+            try:
+                self.method.modules()[name].load_state_dict(sd)
+            except (KeyError, ValueError, RuntimeError) as exc:
+                raise CheckpointError(self.cfg.resume or "checkpoint", f"method module {name!r}: {exc}") from exc
         self._build_optimizers()
         for name, sd in ck["optimizers"].items():
-            self.optimizers[name].load_state_dict(sd)
+            try:
+                self.optimizers[name].load_state_dict(sd)
+            except (KeyError, ValueError) as exc:
+                raise CheckpointError(self.cfg.resume or "checkpoint", f"optimizer {name!r}: {exc}") from exc
         self._find_means_group()
-        for name, sd in ck.get("method_modules", {}).items():
-            self.method.modules()[name].load_state_dict(sd)
         self.strategy_state = ck["strategy_state"]
         self.sampler = CameraSampler(len(self.scene.train), self.cfg.seed)
         self.sampler.load_state_dict(ck["sampler"])
