@@ -62,7 +62,7 @@ def methods_of(rows: dict, variant: str) -> list[str]:
     """The methods with results for `variant`, in METHODS order (runs with another copy count,
     `deblur-c4`, after their method)."""
     found = {m for v, m in rows if v == variant}
-    return sorted(found, key=lambda m: (METHODS.index(re.sub(r"-c\d+$", "", m)), m))
+    return sorted(found, key=lambda m: (METHODS.index(re.sub(r"(-c\d+)?(-g[0-9.e-]+)?$", "", m)), m))
 
 
 def run(variant: str, method: str, args) -> dict | None:
@@ -70,6 +70,7 @@ def run(variant: str, method: str, args) -> dict | None:
 
     name, opts = method_args(variant, method, args.copies)
     tag = f"-c{args.copies}" if "copies" in opts and args.copies != 2 else ""  # runs with other copy counts apart
+    tag += f"-g{args.grad_threshold:g}" if args.grad_threshold != 2e-4 else ""  # and other growth thresholds
     out = RUNS / f"{variant}__{method}{tag}__{args.iterations}"
     metrics = out / "metrics.json"
     if metrics.is_file():
@@ -83,7 +84,7 @@ def run(variant: str, method: str, args) -> dict | None:
                       refine_start=args.iterations // 6, refine_every=50,
                       resume=str(out) if (out / "checkpoints").is_dir() else None,
                       progress=args.progress, seed=args.seed, sh_degree=args.sh_degree,
-                      background_shell=0)  # deblur has no background shell: every method starts alike
+                      background_shell=0, grad_threshold=args.grad_threshold)  # deblur has no background shell: every method starts alike
     run_training(cfg)
     m = json.loads(metrics.read_text())
     m["load_avg"] = os.getloadavg()
@@ -153,6 +154,8 @@ def main() -> None:
     ap.add_argument("--init-points", type=int, default=5000, help="random init for the object scenes")
     ap.add_argument("--sh-degree", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--grad-threshold", type=float, default=2e-4,
+                    help="densification's 2D-gradient threshold (runs with another value get their own folders)")
     ap.add_argument("--progress", action="store_true")
     ap.add_argument("--table", action="store_true", help="only print the table of finished runs")
     ap.add_argument("--at-step", type=int, default=None,
