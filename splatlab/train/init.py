@@ -82,12 +82,23 @@ def has_background(scene: SceneData) -> bool:
 
 
 def view_ray_points(scene: SceneData, n: int, near: float, far: float,
-                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                    generator: torch.Generator, excluded: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` points on the rays of random training pixels, distance uniform in disparity between
-    `near` and `far`, coloured by their pixel."""
+    `near` and `far`, coloured by their pixel. `excluded` (per view, an (H, W) bool mask or None)
+    leaves pixels out: a pixel whose surface is known needs no point beyond it."""
     views = scene.train
     view = torch.randint(len(views), (n,), generator=generator)
     pix = torch.rand(n, 2, generator=generator) * torch.tensor([float(scene.width), float(scene.height)])
+    if excluded is not None:
+        for i in view.unique().tolist():
+            if excluded[i] is None:
+                continue
+            free = torch.nonzero(~excluded[i])  # (row, col)
+            sel = torch.nonzero(view == i).reshape(-1)
+            if len(free) == 0:
+                continue
+            pick = free[torch.randint(len(free), (len(sel),), generator=generator)].float()
+            pix[sel] = pick.flip(1) + torch.rand(len(sel), 2, generator=generator)
     u = torch.rand(n, generator=generator)
     dist = 1.0 / (1.0 / near + u * (1.0 / far - 1.0 / near))
     points, colors = torch.empty(n, 3), torch.empty(n, 3)
@@ -147,10 +158,15 @@ def init_points_timed(scene: SceneData, cfg: TrainConfig, generator: torch.Gener
         pts = scene.points.float()
         rgb = scene.points_rgb.float() if scene.points_rgb is not None else torch.full_like(pts, 0.5)
     times = torch.full((len(pts),), float("nan"))
+    known = None  # per view, pixels whose surface the sweep found (no background point behind them)
     if len(pts) < cfg.min_init_points:
         if use_sweep(scene, cfg):
+            import time
+
             from .sweep import sweep_points
-            sp, sc, st = sweep_points(scene)
+            t0 = time.perf_counter()
+            sp_all = sweep_points(scene)
+            sp, sc, st = sp_all
             static = torch.nonzero(torch.isnan(st)).reshape(-1)
             moving = torch.nonzero(~torch.isnan(st)).reshape(-1)
             keep = torch.cat([static[_subsample(len(static), n_random, generator)],
@@ -158,6 +174,11 @@ def init_points_timed(scene: SceneData, cfg: TrainConfig, generator: torch.Gener
             pts, rgb, times = torch.cat([pts, sp[keep]]), torch.cat([rgb, sc[keep]]), torch.cat([times, st[keep]])
             if len(keep):
                 n_random = max(1, n_random // 4)
+                from .sweep import matched_pixels
+                known = matched_pixels(sp_all, len(scene.train))
+            if cfg.progress:
+                print(f"plane-sweep init: {len(static)} static and {len(moving)} moving points matched, "
+                      f"{len(keep)} kept ({time.perf_counter() - t0:.0f} s)", flush=True)
         pts = torch.cat([pts, random_init_points(scene, n_random, generator, cfg.init_radius)])
         rgb = torch.cat([rgb, torch.rand(n_random, 3, generator=generator)])
         times = torch.cat([times, torch.full((n_random,), float("nan"))])
@@ -168,7 +189,9 @@ def init_points_timed(scene: SceneData, cfg: TrainConfig, generator: torch.Gener
         near, far = background_range(scene, pts)
         if cfg.background_layout == "sphere":
             near = far
-        bg_pts, bg_rgb = view_ray_points(scene, n_bg, near, far, generator)
+        if known is not None and cfg.background_points < 0:  # the default: as many per free pixel as without the sweep
+            n_bg = max(1, round(n_bg * float(torch.stack([~k for k in known]).float().mean())))
+        bg_pts, bg_rgb = view_ray_points(scene, n_bg, near, far, generator, known)
         pts, rgb = torch.cat([pts, bg_pts]), torch.cat([rgb, bg_rgb])
         times = torch.cat([times, torch.full((n_bg,), float("nan"))])
     return pts, rgb, n_bg, times

@@ -158,9 +158,28 @@ def depth_range(scene: SceneData) -> tuple[float, float]:
     return 0.25 * d, 4.0 * d
 
 
+def matched_pixels(sweep: SweepResult, n_views: int, dilate: int = 5) -> list[Tensor]:
+    """Per training view, the pixels near (within `dilate` // 2) a static sweep match: a surface is
+    known in front of them."""
+    out: list[Tensor] = [None] * n_views  # type: ignore[list-item]
+    for group, depth in zip(sweep.groups, sweep.static_depths):
+        m = torch.isfinite(depth).float()[None, None]
+        m = F.max_pool2d(m, dilate, 1, dilate // 2)[0, 0] > 0
+        for i in group:
+            out[i] = m
+    return out
+
+
+class SweepResult(tuple):
+    """(points, colours, times) plus the static depth map of each camera (`static_depths`, NaN where
+    unmatched) and the training views of each camera (`groups`)."""
+    groups: list[list[int]]
+    static_depths: list[Tensor]
+
+
 @torch.no_grad()
 def sweep_points(scene: SceneData, *, neighbours: int = 4, n_depths: int = 64, moving_threshold: float = 0.1,
-                 consistency: float = 0.03, dynamic: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+                 consistency: float = 0.03, dynamic: bool = True) -> SweepResult:
     """Points, colours and times (seconds; NaN = static) from plane-sweep stereo on the training views."""
     views = scene.train
     cams = views.cameras
@@ -206,8 +225,11 @@ def sweep_points(scene: SceneData, *, neighbours: int = 4, n_depths: int = 64, m
                     pts.append(_backproject(d, vms[r], Kc)[ok]), cols.append(crop[ok])
                     times.append(torch.full((int(ok.sum()),), t))
     if not pts:
-        return torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(0)
-    return torch.cat(pts), torch.cat(cols), torch.cat(times)
+        out = SweepResult((torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(0)))
+    else:
+        out = SweepResult((torch.cat(pts), torch.cat(cols), torch.cat(times)))
+    out.groups, out.static_depths = groups, dmaps
+    return out
 
 
-__all__ = ["sweep_points", "sweep_depths", "neighbours_of", "depth_range"]
+__all__ = ["sweep_points", "sweep_depths", "neighbours_of", "depth_range", "matched_pixels", "SweepResult"]
