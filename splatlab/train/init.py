@@ -165,7 +165,8 @@ def init_points_timed(scene: SceneData, cfg: TrainConfig, generator: torch.Gener
 
             from .sweep import sweep_points
             t0 = time.perf_counter()
-            sp_all = sweep_points(scene)
+            focus = camera_focus(scene)
+            sp_all = sweep_points(scene, focus=None if focus is None else focus[0])
             sp, sc, st = sp_all
             static = torch.nonzero(torch.isnan(st)).reshape(-1)
             moving = torch.nonzero(~torch.isnan(st)).reshape(-1)

@@ -146,15 +146,13 @@ def _camera_groups(scene: SceneData) -> list[list[int]]:
     return list(groups.values())
 
 
-def depth_range(scene: SceneData) -> tuple[float, float]:
-    """Sweep range: around the distance from the cameras to what they look at (or the scene scale)."""
-    from .init import camera_focus
-
-    focus = camera_focus(scene)
+def depth_range(scene: SceneData, focus: Tensor | None = None) -> tuple[float, float]:
+    """Sweep range: around the distance from the cameras to the point they look at, `focus`
+    (`init.camera_focus`; the scene scale without one)."""
     if focus is None:
         d = float(scene.scene_scale)
     else:
-        d = float((scene.train.cameras.centers.float() - focus[0]).norm(dim=1).median())
+        d = float((scene.train.cameras.centers.float() - focus).norm(dim=1).median())
     return 0.25 * d, 4.0 * d
 
 
@@ -178,15 +176,15 @@ class SweepResult(tuple):
 
 
 @torch.no_grad()
-def sweep_points(scene: SceneData, *, neighbours: int = 4, n_depths: int = 64, moving_threshold: float = 0.1,
-                 consistency: float = 0.03, dynamic: bool = True) -> SweepResult:
+def sweep_points(scene: SceneData, *, focus: Tensor | None = None, neighbours: int = 4, n_depths: int = 64,
+                 moving_threshold: float = 0.1, consistency: float = 0.03, dynamic: bool = True) -> SweepResult:
     """Points, colours and times (seconds; NaN = static) from plane-sweep stereo on the training views."""
     views = scene.train
     cams = views.cameras
     groups = _camera_groups(scene)
     firsts = [g[0] for g in groups]
     vms, Ks = cams.viewmats[firsts].float(), cams.Ks[firsts].float()
-    near, far = depth_range(scene)
+    near, far = depth_range(scene, focus)
     nb = neighbours_of(vms, neighbours)
     frames = [torch.stack([views.load_image(i)[..., :3] for i in g]) for g in groups]
     static = [f.median(0).values for f in frames]
