@@ -52,3 +52,27 @@ def test_background_points_only_for_opaque_photos(tmp_path):
     assert np.median(far.numpy()) > 3 * np.median(near.numpy())
     pts_none, _, _ = init_points(garden, TrainConfig(init_num_points=500, background_points=0), g)
     assert len(pts_none) == n_sfm
+
+
+def test_view_ray_points_skip_excluded_pixels():
+    # a known surface in front of a pixel (a plane-sweep match) needs no background point behind it:
+    # with every pixel but the top-left quarter excluded, every point reprojects into that quarter
+    scene = load_scene("scenes/garden", cache_images=True)
+    h, w = scene.height, scene.width
+    excluded = torch.ones(h, w, dtype=torch.bool)
+    excluded[: h // 4, : w // 4] = False
+    g = torch.Generator().manual_seed(0)
+    pts, rgb = view_ray_points(scene, 300, near=10.0, far=300.0, generator=g,
+                               excluded=[excluded] * len(scene.train))
+    cams = scene.train.cameras
+    inside = torch.zeros(len(pts), dtype=torch.bool)
+    for i in range(len(scene.train)):
+        vm, K = cams.viewmats[i].float(), cams.Ks[i].float()
+        c = pts @ vm[:3, :3].T + vm[:3, 3]
+        u, v = K[0, 0] * c[:, 0] / c[:, 2] + K[0, 2], K[1, 1] * c[:, 1] / c[:, 2] + K[1, 2]
+        img = scene.train.load_image(i)
+        ok = (c[:, 2] > 0) & (u >= 0) & (u < w // 4) & (v >= 0) & (v < h // 4)
+        k = torch.nonzero(ok)[:, 0]
+        same = (img[v[k].long(), u[k].long()] - rgb[k]).abs().max(dim=1).values < 1e-6
+        inside[k[same]] = True
+    assert inside.float().mean() > 0.98

@@ -103,6 +103,10 @@ class Method:
         """Initial values of the method's per-Gaussian fields (n rows each)."""
         return {}
 
+    def place_in_time(self, fields: dict[str, Tensor], times: Tensor, scene: "SceneData") -> None:
+        """Edit the initial `extra_fields` in place for points seen at one moment (`times` in seconds,
+        NaN where static or unknown), e.g. plane-sweep points of a moving object; no-op by default."""
+
     def extra_lrs(self, train_cfg) -> dict[str, float]:
         """Learning rates of the fields `extra_fields` adds."""
         return {}

@@ -45,6 +45,7 @@ class TemporalConfig(MethodConfig):
     duration: float = 0.0  # clip length in seconds (0: set from the training cameras' times)
     opacity_threshold: float = 0.05  # o_th: temporal weight below which a Gaussian is cut
     init_time_scale: float = 0.5  # initial σt in normalised time (0.5: everything starts global)
+    init_moving_frames: float = 1.0  # initial σt, in frame intervals, of points seen moving at one frame
     t_mean_lr: float = 2e-3
     t_scale_lr: float = 1e-2
     velocity_lr: float = 1e-3  # scene units per unit normalised time
@@ -56,6 +57,8 @@ class TemporalConfig(MethodConfig):
             raise ValueError(f"temporal: duration must be >= 0, got {self.duration}")
         if not 0.0 < self.opacity_threshold < 1.0:
             raise ValueError(f"temporal: opacity_threshold must be in (0, 1), got {self.opacity_threshold}")
+        if self.init_moving_frames <= 0:
+            raise ValueError(f"temporal: init_moving_frames must be > 0, got {self.init_moving_frames}")
         if self.init_time_scale <= 0:
             raise ValueError(f"temporal: init_time_scale must be > 0, got {self.init_time_scale}")
 
@@ -76,6 +79,12 @@ def temporal_weight(tau: Tensor | float, t_mean: Tensor, t_scale: Tensor, opacit
 def sliced_means(tau: Tensor | float, means: Tensor, velocity: Tensor, t_mean: Tensor) -> Tensor:
     """Conditional mean of the 4D Gaussian at τ: μ + v (τ − μt)."""
     return means + velocity * (tau - t_mean)
+
+
+def frame_interval(times: Tensor) -> float:
+    """Smallest gap between distinct times (seconds; 1 for a single moment)."""
+    t = torch.unique(times)
+    return float((t[1:] - t[:-1]).min()) if len(t) > 1 else 1.0
 
 
 def segment_lengths(levels: int) -> list[float]:
@@ -130,9 +139,19 @@ class TemporalHierarchy(Method):
     def setup(self, scene, train_cfg) -> None:
         times = scene.train.cameras.times
         if self.config.duration == 0.0 and times is not None and len(times):
-            t = torch.unique(times)
-            step = float((t[1:] - t[:-1]).min()) if len(t) > 1 else 1.0
-            self.config.duration = float(t.max()) + step  # the last frame lasts one frame interval
+            self.config.duration = float(times.max()) + frame_interval(times)  # the last frame lasts one interval
+
+    def place_in_time(self, fields: dict[str, Tensor], times: Tensor, scene) -> None:
+        """Points seen at one frame (e.g. moving plane-sweep points) start centred on it, `init_moving_frames`
+        frame intervals wide in time; the others keep their defaults."""
+        self.setup(scene, None)
+        cam_times = scene.train.cameras.times
+        if self.config.duration <= 0 or cam_times is None:
+            return
+        timed = ~torch.isnan(times)
+        sigma = self.config.init_moving_frames * frame_interval(cam_times) / self.config.duration
+        fields["t_mean"][timed] = (times[timed] / self.config.duration).reshape(-1, 1).to(fields["t_mean"])
+        fields["t_log_scale"][timed] = math.log(sigma)
 
     def extra_fields(self, n: int, train_cfg) -> dict[str, Tensor]:
         return {"t_mean": torch.rand(n, 1),

@@ -127,6 +127,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="loss weight on the mean opacity (default 0; mcmc 0.01)")
     p.add_argument("--scale-reg", dest="scale_reg", type=float,
                    help="loss weight on the mean scale (default 0; mcmc 0.01)")
+    p.add_argument("--init-sweep", dest="init_sweep", choices=("auto", "on", "off"),
+                   help="without enough SfM points, start from plane-sweep stereo points of the training views "
+                        "(static ones from each camera's temporal median, moving ones per frame with their time); "
+                        "auto (default): for multi-view video")
     p.add_argument("--init-radius", dest="init_radius", type=float,
                    help="random init without points: fraction (0, 1] of the ball the views cover (default 1)")
     p.add_argument("--init-opacity", dest="init_opacity", type=float)

@@ -51,6 +51,7 @@ class TrainConfig:
     background_points: int = -1  # along training rays, beyond the scene; -1: init_num_points // 2 if photos are opaque
     background_layout: str = "disparity"  # disparity: uniform in 1/distance over [near, 30·near]; sphere: all at 30·near
     background_shell: int = -1  # far shell of pinned Gaussians covering every direction; -1: 4096 (<= budget/8) for opaque photos, 0: none
+    init_sweep: str = "auto"  # plane-sweep stereo points when SfM gives too few (train/sweep.py): auto (multi-view video), on, off
     init_radius: float = 1.0  # random init: fraction of the radius of the ball the views cover at their focus
     # learning rates (Adam eps 1e-15); means lr is multiplied by the scene scale and decays to
     # means_lr_final_factor of itself; every lr is multiplied by sqrt(batch_size)
@@ -141,6 +142,7 @@ class TrainConfig:
         need(self.pixels_per_gaussian > 0, "--pixels-per-gaussian must be > 0")
         need(0.0 <= self.prune_screen_size < 1.0, "--prune-screen-size must be in [0, 1)")
         need(0.0 <= self.prune_view_fraction < 1.0, f"--prune-view-fraction must be in [0, 1), got {self.prune_view_fraction}")
+        need(self.init_sweep in ("auto", "on", "off"), f"--init-sweep must be auto, on or off, got {self.init_sweep!r}")
         need(self.background_layout in BACKGROUND_LAYOUTS,
              f"unknown --background-layout {self.background_layout!r} (choose {', '.join(BACKGROUND_LAYOUTS)})")
         import math

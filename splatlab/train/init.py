@@ -82,12 +82,23 @@ def has_background(scene: SceneData) -> bool:
 
 
 def view_ray_points(scene: SceneData, n: int, near: float, far: float,
-                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                    generator: torch.Generator, excluded: list | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """`n` points on the rays of random training pixels, distance uniform in disparity between
-    `near` and `far`, coloured by their pixel."""
+    `near` and `far`, coloured by their pixel. `excluded` (per view, an (H, W) bool mask or None)
+    leaves pixels out: a pixel whose surface is known needs no point beyond it."""
     views = scene.train
     view = torch.randint(len(views), (n,), generator=generator)
     pix = torch.rand(n, 2, generator=generator) * torch.tensor([float(scene.width), float(scene.height)])
+    if excluded is not None:
+        for i in view.unique().tolist():
+            if excluded[i] is None:
+                continue
+            free = torch.nonzero(~excluded[i])  # (row, col)
+            sel = torch.nonzero(view == i).reshape(-1)
+            if len(free) == 0:
+                continue
+            pick = free[torch.randint(len(free), (len(sel),), generator=generator)].float()
+            pix[sel] = pick.flip(1) + torch.rand(len(sel), 2, generator=generator)
     u = torch.rand(n, generator=generator)
     dist = 1.0 / (1.0 / near + u * (1.0 / far - 1.0 / near))
     points, colors = torch.empty(n, 3), torch.empty(n, 3)
@@ -112,30 +123,79 @@ def background_range(scene: SceneData, points: torch.Tensor) -> tuple[float, flo
     return near, 30.0 * near
 
 
+def use_sweep(scene: SceneData, cfg: TrainConfig) -> bool:
+    """Plane-sweep initialisation (`sweep.py`): `cfg.init_sweep` on/off, or auto: for multi-view video."""
+    if cfg.init_sweep == "auto":
+        return scene.format == "video" and scene.train.cameras.times is not None
+    return cfg.init_sweep == "on"
+
+
 def init_points(scene: SceneData, cfg: TrainConfig,
                 generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Positions and colours of the initial Gaussians, and how many of them (last) are background points.
 
     The scene's points when it has at least `cfg.min_init_points`; with fewer (a triangulation that
-    found little texture) or none, random points in the region the cameras look at are added."""
+    found little texture) or none, random points in the region the cameras look at are added (and,
+    with `cfg.init_sweep`, plane-sweep stereo points, `init_points_timed`)."""
+    pts, rgb, n_bg, _ = init_points_timed(scene, cfg, generator)
+    return pts, rgb, n_bg
+
+
+def _subsample(n: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randperm(n, generator=generator)[:k] if n > k else torch.arange(n)
+
+
+def init_points_timed(scene: SceneData, cfg: TrainConfig, generator: torch.Generator
+                      ) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
+    """`init_points` and each point's time in seconds (NaN: static or unknown).
+
+    Without enough SfM points and with the sweep on, up to `init_num_points` static plane-sweep
+    points and half as many moving ones (with their frame's time) come first, and a quarter of the
+    random points fill what the sweep could not match (uniform regions)."""
     n_random = int(cfg.init_num_points or 100_000)
     pts, rgb = torch.zeros(0, 3), torch.zeros(0, 3)
     if scene.points is not None and len(scene.points) > 0:
         pts = scene.points.float()
         rgb = scene.points_rgb.float() if scene.points_rgb is not None else torch.full_like(pts, 0.5)
+    times = torch.full((len(pts),), float("nan"))
+    known = None  # per view, pixels whose surface the sweep found (no background point behind them)
     if len(pts) < cfg.min_init_points:
+        if use_sweep(scene, cfg):
+            import time
+
+            from .sweep import sweep_points
+            t0 = time.perf_counter()
+            focus = camera_focus(scene)
+            sp_all = sweep_points(scene, focus=None if focus is None else focus[0])
+            sp, sc, st = sp_all
+            static = torch.nonzero(torch.isnan(st)).reshape(-1)
+            moving = torch.nonzero(~torch.isnan(st)).reshape(-1)
+            keep = torch.cat([static[_subsample(len(static), n_random, generator)],
+                              moving[_subsample(len(moving), n_random // 2, generator)]])
+            pts, rgb, times = torch.cat([pts, sp[keep]]), torch.cat([rgb, sc[keep]]), torch.cat([times, st[keep]])
+            if len(keep):
+                n_random = max(1, n_random // 4)
+                from .sweep import matched_pixels
+                known = matched_pixels(sp_all, len(scene.train))
+            if cfg.progress:
+                print(f"plane-sweep init: {len(static)} static and {len(moving)} moving points matched, "
+                      f"{len(keep)} kept ({time.perf_counter() - t0:.0f} s)", flush=True)
         pts = torch.cat([pts, random_init_points(scene, n_random, generator, cfg.init_radius)])
         rgb = torch.cat([rgb, torch.rand(n_random, 3, generator=generator)])
+        times = torch.cat([times, torch.full((n_random,), float("nan"))])
     n_bg = cfg.background_points
     if n_bg < 0:
-        n_bg = n_random // 2 if has_background(scene) else 0
+        n_bg = int(cfg.init_num_points or 100_000) // 2 if has_background(scene) else 0
     if n_bg > 0:
         near, far = background_range(scene, pts)
         if cfg.background_layout == "sphere":
             near = far
-        bg_pts, bg_rgb = view_ray_points(scene, n_bg, near, far, generator)
+        if known is not None and cfg.background_points < 0:  # the default: as many per free pixel as without the sweep
+            n_bg = max(1, round(n_bg * float(torch.stack([~k for k in known]).float().mean())))
+        bg_pts, bg_rgb = view_ray_points(scene, n_bg, near, far, generator, known)
         pts, rgb = torch.cat([pts, bg_pts]), torch.cat([rgb, bg_rgb])
-    return pts, rgb, n_bg
+        times = torch.cat([times, torch.full((n_bg,), float("nan"))])
+    return pts, rgb, n_bg, times
 
 
 def pixel_footprint(scene: SceneData, points: torch.Tensor) -> torch.Tensor:
@@ -163,7 +223,7 @@ def init_gaussians(scene: SceneData, cfg: TrainConfig, method, generator: torch.
     """The initial model, and for a background shell (its first rows, pinned) which of its
     Gaussians a training view contains (None without a shell)."""
     cfg = cfg.resolved()
-    pts, rgb, n_bg = init_points(scene, cfg, generator)
+    pts, rgb, n_bg, times = init_points_timed(scene, cfg, generator)
     n_shell = shell_size(scene, cfg, method)
     scales = knn_scales(pts) * cfg.init_scale
     if n_bg:
@@ -181,6 +241,8 @@ def init_gaussians(scene: SceneData, cfg: TrainConfig, method, generator: torch.
         core = g.detached_fields()
         g = Gaussians.from_fields({k: torch.cat([fields[k].to(v), v]) for k, v in core.items()})
     extras = method.extra_fields(len(g), cfg)
+    if extras and bool((~torch.isnan(times)).any()):  # points seen at one moment (the shell rows come first)
+        method.place_in_time(extras, torch.cat([torch.full((len(g) - len(times),), float("nan")), times]), scene)
     if extras:
         g = Gaussians.from_fields({**g.detached_fields(), **extras})
     return g, seen

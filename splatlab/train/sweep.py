@@ -1,0 +1,233 @@
+"""Plane-sweep stereo initialisation: surface points from the training views when SfM finds too few.
+
+Small or low-resolution captures (a 96² video rig, a textureless scene) give SIFT triangulation a
+handful of points, and a random initialisation inside the ball the cameras look at neither covers
+what lies outside that ball (a floor reaching to the horizon) nor puts anything *on* a surface: the
+optimiser then explains the floor with the background points beyond it, which fit every training
+view from its own line of sight and blur in a held-out one (issue 15, `scenes/README.md`).
+
+For every reference view, `sweep_depths` tests `n_depths` fronto-parallel planes (uniform in
+disparity) against its `neighbours` nearest views: the reference pixel's colour is compared with the
+neighbour's colour where the plane maps it, the absolute difference is box-filtered (a small patch)
+and, per pixel, the best two neighbours are averaged (robust to one occlusion). A pixel keeps its
+best depth when the match is good (`max_cost`) and *distinct*: the median cost over the depths is
+at least `min_contrast` above it, which rejects uniform regions (sky, flat walls) whose depth any
+plane explains. `sweep_points` back-projects the kept pixels, keeps those a second view's depth map
+confirms (`consistency`, relative depth), and returns points and colours.
+
+Multi-view video: the static background comes from each physical camera's per-pixel temporal median
+(moving objects drop out); moving pixels (far from that median) are swept frame by frame against
+the other cameras' same frame and get that frame's time, so `--method temporal` can start them in
+their moment (`Method.place_in_time`).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from splatlab.data import SceneData
+
+
+def _project(points: Tensor, viewmat: Tensor, K: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Pixel coordinates (u, v, continuous, pixel centres at +0.5) and depth of world points."""
+    cam = points @ viewmat[:3, :3].T + viewmat[:3, 3]
+    z = cam[..., 2]
+    zs = z.clamp_min(1e-6)
+    return K[0, 0] * cam[..., 0] / zs + K[0, 2], K[1, 1] * cam[..., 1] / zs + K[1, 2], z
+
+
+def _rays(viewmat: Tensor, K: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:
+    """Camera centre and per-pixel world directions scaled to unit camera-z depth, (H, W, 3)."""
+    v, u = torch.meshgrid(torch.arange(height, dtype=torch.float32) + 0.5,
+                          torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij")
+    d = torch.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)], -1)
+    R, t = viewmat[:3, :3], viewmat[:3, 3]
+    return -R.T @ t, d @ R  # d @ R == (R.T @ d.T).T
+
+
+def _sample(image: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """Bilinear colours of `image` (H, W, 3) at (u, v) (any shape), and whether they are inside it."""
+    h, w = image.shape[:2]
+    grid = torch.stack([u / w * 2 - 1, v / h * 2 - 1], -1).reshape(1, -1, 1, 2)
+    out = F.grid_sample(image.permute(2, 0, 1)[None], grid, align_corners=False, mode="bilinear",
+                        padding_mode="border")
+    inside = (u >= 0.5) & (u <= w - 0.5) & (v >= 0.5) & (v <= h - 0.5)
+    return out[0, :, :, 0].T.reshape(*u.shape, 3), inside
+
+
+def neighbours_of(viewmats: Tensor, k: int) -> list[list[int]]:
+    """For each camera, the `k` others with the most similar viewing direction (ties: nearest)."""
+    c2w = torch.linalg.inv(viewmats.double())
+    axes = F.normalize(c2w[:, :3, 2], dim=1)
+    centers = c2w[:, :3, 3]
+    sim = axes @ axes.T - 1e-3 * torch.cdist(centers, centers) / (torch.cdist(centers, centers).max() + 1e-12)
+    sim.fill_diagonal_(-math.inf)
+    k = min(k, len(viewmats) - 1)
+    return sim.topk(k, dim=1).indices.tolist()
+
+
+def sweep_depths(ref: Tensor, ref_vm: Tensor, ref_K: Tensor, others: list[tuple[Tensor, Tensor, Tensor]],
+                 near: float, far: float, n_depths: int = 64, patch: int = 5, max_cost: float = 0.06,
+                 min_contrast: float = 0.04, mask: Tensor | None = None) -> Tensor:
+    """Best depth per reference pixel (H, W), NaN where the match is poor or ambiguous.
+
+    `others` are (image, viewmat, K) of the neighbour views; costs are mean absolute colour
+    differences in [0, 1], box-filtered over `patch`², averaged over the best two neighbours."""
+    h, w = ref.shape[:2]
+    origin, dirs = _rays(ref_vm, ref_K, w, h)
+    depths = 1.0 / torch.linspace(1.0 / near, 1.0 / far, n_depths)
+    ref_c = ref.permute(2, 0, 1)[:, None]  # (3, 1, H, W)
+    pad = patch // 2
+    costs = []
+    for img, vm, K in others:
+        # the plane at depth d maps the pixel to a + d·b in the neighbour's camera frame
+        a = vm[:3, :3] @ origin + vm[:3, 3]
+        b = dirs @ vm[:3, :3].T  # (H, W, 3)
+        cam = a + depths[:, None, None, None] * b  # (D, H, W, 3)
+        z = cam[..., 2]
+        zs = z.clamp_min(1e-6)
+        u = K[0, 0] * cam[..., 0] / zs + K[0, 2]
+        v = K[1, 1] * cam[..., 1] / zs + K[1, 2]
+        ih, iw = img.shape[:2]
+        grid = torch.stack([u / iw * 2 - 1, v / ih * 2 - 1], -1).reshape(1, n_depths * h, w, 2)
+        col = F.grid_sample(img.permute(2, 0, 1)[None], grid, align_corners=False, mode="bilinear",
+                            padding_mode="border")[0].reshape(3, n_depths, h, w)
+        diff = (col - ref_c).abs().mean(0)  # (D, H, W)
+        valid = ((u >= 0.5) & (u <= iw - 0.5) & (v >= 0.5) & (v <= ih - 0.5) & (z > 0)).float()
+        num = F.avg_pool2d((diff * valid)[:, None], patch, 1, pad, count_include_pad=False)[:, 0]
+        den = F.avg_pool2d(valid[:, None], patch, 1, pad, count_include_pad=False)[:, 0]
+        costs.append(torch.where(den > 0.5, num / den.clamp_min(1e-6), torch.full_like(num, math.inf)))
+    c = torch.stack(costs)  # (N, D, H, W)
+    if len(costs) >= 2:
+        c = c.topk(2, dim=0, largest=False).values
+        c = torch.where(torch.isfinite(c[1]), c.mean(0), torch.full_like(c[0], math.inf))
+    else:
+        c = c[0]
+    best, idx = c.min(0)
+    finite = torch.where(torch.isfinite(c), c, torch.full_like(c, float("nan")))
+    med = finite.nanmedian(0).values
+    ok = torch.isfinite(best) & (best < max_cost) & (med - best > min_contrast)
+    if mask is not None:
+        ok &= mask
+    out = depths[idx]
+    return torch.where(ok, out, torch.full_like(out, float("nan")))
+
+
+def _backproject(depth: Tensor, vm: Tensor, K: Tensor) -> Tensor:
+    origin, dirs = _rays(vm, K, depth.shape[1], depth.shape[0])
+    return origin + depth[..., None] * dirs
+
+
+def _consistent(points: Tensor, depth_maps: list[tuple[Tensor, Tensor, Tensor]], tol: float) -> Tensor:
+    """Number of the given (depth map, viewmat, K) that see each point at its depth (relative `tol`)."""
+    count = torch.zeros(len(points), dtype=torch.long)
+    for dm, vm, K in depth_maps:
+        u, v, z = _project(points, vm, K)
+        h, w = dm.shape
+        iu, iv = u.floor().long(), v.floor().long()
+        inside = (iu >= 0) & (iu < w) & (iv >= 0) & (iv < h) & (z > 0)
+        d = torch.full_like(z, float("nan"))
+        d[inside] = dm[iv[inside], iu[inside]]
+        count += ((d - z).abs() < tol * z).long()
+    return count
+
+
+def _camera_groups(scene: SceneData) -> list[list[int]]:
+    """Training view indices per physical camera (every view its own camera without `camera_ids`)."""
+    ids = scene.train.cameras.camera_ids
+    if ids is None:
+        return [[i] for i in range(len(scene.train))]
+    groups: dict[int, list[int]] = {}
+    for i, c in enumerate(ids.tolist()):
+        groups.setdefault(c, []).append(i)
+    return list(groups.values())
+
+
+def depth_range(scene: SceneData, focus: Tensor | None = None) -> tuple[float, float]:
+    """Sweep range: around the distance from the cameras to the point they look at, `focus`
+    (`init.camera_focus`; the scene scale without one)."""
+    if focus is None:
+        d = float(scene.scene_scale)
+    else:
+        d = float((scene.train.cameras.centers.float() - focus).norm(dim=1).median())
+    return 0.25 * d, 4.0 * d
+
+
+def matched_pixels(sweep: SweepResult, n_views: int, dilate: int = 5) -> list[Tensor]:
+    """Per training view, the pixels near (within `dilate` // 2) a static sweep match: a surface is
+    known in front of them."""
+    out: list[Tensor] = [None] * n_views  # type: ignore[list-item]
+    for group, depth in zip(sweep.groups, sweep.static_depths):
+        m = torch.isfinite(depth).float()[None, None]
+        m = F.max_pool2d(m, dilate, 1, dilate // 2)[0, 0] > 0
+        for i in group:
+            out[i] = m
+    return out
+
+
+class SweepResult(tuple):
+    """(points, colours, times) plus the static depth map of each camera (`static_depths`, NaN where
+    unmatched) and the training views of each camera (`groups`)."""
+    groups: list[list[int]]
+    static_depths: list[Tensor]
+
+
+@torch.no_grad()
+def sweep_points(scene: SceneData, *, focus: Tensor | None = None, neighbours: int = 4, n_depths: int = 64,
+                 moving_threshold: float = 0.1, consistency: float = 0.03, dynamic: bool = True) -> SweepResult:
+    """Points, colours and times (seconds; NaN = static) from plane-sweep stereo on the training views."""
+    views = scene.train
+    cams = views.cameras
+    groups = _camera_groups(scene)
+    firsts = [g[0] for g in groups]
+    vms, Ks = cams.viewmats[firsts].float(), cams.Ks[firsts].float()
+    near, far = depth_range(scene, focus)
+    nb = neighbours_of(vms, neighbours)
+    frames = [torch.stack([views.load_image(i)[..., :3] for i in g]) for g in groups]
+    static = [f.median(0).values for f in frames]
+    pts, cols, times = [], [], []
+    # static content: each camera's temporal median against its neighbours' medians
+    dmaps = [sweep_depths(static[r], vms[r], Ks[r], [(static[n], vms[n], Ks[n]) for n in nb[r]], near, far,
+                          n_depths) for r in range(len(groups))]
+    for r in range(len(groups)):
+        ok = torch.isfinite(dmaps[r])
+        if not bool(ok.any()):
+            continue
+        p = _backproject(dmaps[r], vms[r], Ks[r])[ok]
+        keep = _consistent(p, [(dmaps[n], vms[n], Ks[n]) for n in nb[r]], consistency) >= 1
+        pts.append(p[keep]), cols.append(static[r][ok][keep])
+        times.append(torch.full((int(keep.sum()),), float("nan")))
+    if dynamic and cams.times is not None and all(len(g) == len(groups[0]) for g in groups) and len(groups[0]) > 1:
+        # moving pixels: frame by frame, against the other cameras' same frame
+        for f in range(len(groups[0])):
+            t = float(cams.times[groups[0][f]])
+            for r in range(len(groups)):
+                moving = (frames[r][f] - static[r]).abs().amax(-1) > moving_threshold
+                if not bool(moving.any()):
+                    continue
+                # only the box around the moving pixels (and the cost patch) is swept
+                rows, cols_ = torch.nonzero(moving.any(1)).reshape(-1), torch.nonzero(moving.any(0)).reshape(-1)
+                y0, y1 = max(int(rows[0]) - 3, 0), min(int(rows[-1]) + 4, moving.shape[0])
+                x0, x1 = max(int(cols_[0]) - 3, 0), min(int(cols_[-1]) + 4, moving.shape[1])
+                Kc = Ks[r].clone()
+                Kc[0, 2] -= x0
+                Kc[1, 2] -= y0
+                crop = frames[r][f][y0:y1, x0:x1]
+                d = sweep_depths(crop, vms[r], Kc, [(frames[n][f], vms[n], Ks[n]) for n in nb[r]],
+                                 near, far, n_depths, mask=moving[y0:y1, x0:x1])
+                ok = torch.isfinite(d)
+                if bool(ok.any()):
+                    pts.append(_backproject(d, vms[r], Kc)[ok]), cols.append(crop[ok])
+                    times.append(torch.full((int(ok.sum()),), t))
+    if not pts:
+        out = SweepResult((torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(0)))
+    else:
+        out = SweepResult((torch.cat(pts), torch.cat(cols), torch.cat(times)))
+    out.groups, out.static_depths = groups, dmaps
+    return out
+
+
+__all__ = ["sweep_points", "sweep_depths", "neighbours_of", "depth_range", "matched_pixels", "SweepResult"]
