@@ -135,7 +135,8 @@ class DeblurConfig(MethodConfig):
         if min(self.width, self.depth, self.view_dim, self.max_views) < 1 or self.pos_freqs < 0:
             raise ValueError("width, depth, view_dim, max_views must be >= 1 and pos_freqs >= 0")
         if self.lambda_s < 0 or self.lambda_p < 0 or self.lambda_g < 0 or self.lambda_rot < 0 or self.lambda_lens < 0 or self.lambda_reg < 0 or self.mlp_lr <= 0 or self.view_lr <= 0 or self.view_init < 0:
-            raise ValueError("lambda_s, lambda_p, view_init must be >= 0 and mlp_lr, view_lr > 0")
+            raise ValueError("lambda_s, lambda_p, lambda_g, lambda_rot, lambda_lens, lambda_reg, view_init must be >= 0 "
+                             "and mlp_lr, view_lr > 0")
         if self.add_points < 0 or not 0 <= self.add_points_at < 1 or self.add_max_dist <= 0:
             raise ValueError("add_points >= 0, 0 <= add_points_at < 1 and add_max_dist > 0 required")
         if not 0 <= self.depth_prune < 1:
