@@ -31,12 +31,16 @@ from torch import Tensor
 from splatlab.data import SceneData
 
 
-def _project(points: Tensor, viewmat: Tensor, K: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Pixel coordinates (u, v, continuous, pixel centres at +0.5) and depth of world points."""
-    cam = points @ viewmat[:3, :3].T + viewmat[:3, 3]
+def _to_pixels(cam: Tensor, K: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Pixel coordinates (u, v, continuous, pixel centres at +0.5) and depth of camera-frame points."""
     z = cam[..., 2]
     zs = z.clamp_min(1e-6)
     return K[0, 0] * cam[..., 0] / zs + K[0, 2], K[1, 1] * cam[..., 1] / zs + K[1, 2], z
+
+
+def _project(points: Tensor, viewmat: Tensor, K: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """`_to_pixels` of world points."""
+    return _to_pixels(points @ viewmat[:3, :3].T + viewmat[:3, 3], K)
 
 
 def _rays(viewmat: Tensor, K: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:
@@ -46,16 +50,6 @@ def _rays(viewmat: Tensor, K: Tensor, width: int, height: int) -> tuple[Tensor, 
     d = torch.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)], -1)
     R, t = viewmat[:3, :3], viewmat[:3, 3]
     return -R.T @ t, d @ R  # d @ R == (R.T @ d.T).T
-
-
-def _sample(image: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-    """Bilinear colours of `image` (H, W, 3) at (u, v) (any shape), and whether they are inside it."""
-    h, w = image.shape[:2]
-    grid = torch.stack([u / w * 2 - 1, v / h * 2 - 1], -1).reshape(1, -1, 1, 2)
-    out = F.grid_sample(image.permute(2, 0, 1)[None], grid, align_corners=False, mode="bilinear",
-                        padding_mode="border")
-    inside = (u >= 0.5) & (u <= w - 0.5) & (v >= 0.5) & (v <= h - 0.5)
-    return out[0, :, :, 0].T.reshape(*u.shape, 3), inside
 
 
 def neighbours_of(viewmats: Tensor, k: int) -> list[list[int]]:
@@ -86,11 +80,7 @@ def sweep_depths(ref: Tensor, ref_vm: Tensor, ref_K: Tensor, others: list[tuple[
         # the plane at depth d maps the pixel to a + d·b in the neighbour's camera frame
         a = vm[:3, :3] @ origin + vm[:3, 3]
         b = dirs @ vm[:3, :3].T  # (H, W, 3)
-        cam = a + depths[:, None, None, None] * b  # (D, H, W, 3)
-        z = cam[..., 2]
-        zs = z.clamp_min(1e-6)
-        u = K[0, 0] * cam[..., 0] / zs + K[0, 2]
-        v = K[1, 1] * cam[..., 1] / zs + K[1, 2]
+        u, v, z = _to_pixels(a + depths[:, None, None, None] * b, K)  # (D, H, W) each
         ih, iw = img.shape[:2]
         grid = torch.stack([u / iw * 2 - 1, v / ih * 2 - 1], -1).reshape(1, n_depths * h, w, 2)
         col = F.grid_sample(img.permute(2, 0, 1)[None], grid, align_corners=False, mode="bilinear",

@@ -153,8 +153,6 @@ class Trainer:
         self._means_group = next(g for g in self.optimizers["gaussians"].param_groups if g["name"] == "means")
 
     def _load(self, ck: dict) -> None:
-        from splatlab.checkpoint_file import CheckpointError
-
         self.gaussians = Gaussians.from_fields(ck["params"])
         # the method's modules first: a checkpoint made with other method options fails there with
         # the clearer message (which option differs), before the optimizers' group sizes disagree
@@ -162,13 +160,13 @@ class Trainer:
             try:
                 self.method.modules()[name].load_state_dict(sd)
             except (KeyError, ValueError, RuntimeError) as exc:
-                raise CheckpointError(self.cfg.resume or "checkpoint", f"method module {name!r}: {exc}") from exc
+                raise ckpt_io.CheckpointError(self.cfg.resume or "checkpoint", f"method module {name!r}: {exc}") from exc
         self._build_optimizers()
         for name, sd in ck["optimizers"].items():
             try:
                 self.optimizers[name].load_state_dict(sd)
             except (KeyError, ValueError) as exc:
-                raise CheckpointError(self.cfg.resume or "checkpoint", f"optimizer {name!r}: {exc}") from exc
+                raise ckpt_io.CheckpointError(self.cfg.resume or "checkpoint", f"optimizer {name!r}: {exc}") from exc
         self._find_means_group()
         self.strategy_state = ck["strategy_state"]
         self.sampler = CameraSampler(len(self.scene.train), self.cfg.seed)
