@@ -2,6 +2,7 @@
 initialisation, the Gaussian budget rule, `--preset paper`, and their one-line errors."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -133,7 +134,7 @@ def test_few_points_get_the_fallback_added():
     scene = load_scene(ROBOT, downscale=4)
     scene.points = torch.zeros(10, 3)
     scene.points_rgb = torch.full((10, 3), 0.5)
-    cfg = TrainConfig(init_num_points=1000, min_init_points=300)
+    cfg = TrainConfig(init_num_points=1000, min_init_points=300, init_sweep="off")  # auto would sweep: test below
     pts, _, n_bg = init_points(scene, cfg, torch.Generator().manual_seed(0))
     assert n_bg == 0 and len(pts) == 1010  # alpha capture: no background points
     scene.points = torch.zeros(400, 3)
@@ -168,3 +169,81 @@ def test_auto_triangulation_runs_once_and_is_cached(tmp_path, monkeypatch):
     again = load_scene(root)  # the Blender loader reads the cached points3d.ply by itself
     assert again.points is not None and torch.equal(again.points, scene.points)
     assert tri.ensure_points(again, log=logs.append) is again
+
+
+def _ground_scene(root: Path, n: int = 8, radius: float = 3.0, size: int = 48, fov: float = 0.8) -> None:
+    """A textured ground plane z = 0 seen from an arc of cameras 50° above it, all looking at the
+    origin; each pixel's colour is the texture where its ray meets the plane (exact, numpy)."""
+    (root / "train").mkdir(parents=True)
+    f = 0.5 * size / math.tan(0.5 * fov)
+    frames = []
+    for i in range(n):
+        a = math.radians(-40 + 80 * i / (n - 1))
+        el = math.radians(50)
+        eye = radius * np.array([math.cos(el) * math.cos(a), math.cos(el) * math.sin(a), math.sin(el)])
+        c2w = _c2w_gl(eye)
+        v, u = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5, indexing="ij")
+        d_cam = np.stack([(u - size / 2) / f, -(v - size / 2) / f, -np.ones_like(u)], -1)  # OpenGL axes
+        d = d_cam @ c2w[:3, :3].T
+        t = -eye[2] / d[..., 2]
+        x, y = eye[0] + t * d[..., 0], eye[1] + t * d[..., 1]
+        rgb = np.stack([0.5 + 0.25 * np.sin(7.3 * x + 2.1 * y) + 0.2 * np.sin(3.1 * x - 5.7 * y),
+                        0.5 + 0.3 * np.sin(6.4 * x + 6.1 * y),
+                        0.5 + 0.3 * np.cos(2.3 * x - 8.2 * y + 1.0)], -1)
+        Image.fromarray((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8)).save(root / "train" / f"r_{i}.png")
+        frames.append({"file_path": f"./train/r_{i}", "transform_matrix": c2w.tolist()})
+    (root / "transforms_train.json").write_text(json.dumps({"camera_angle_x": fov, "frames": frames}))
+
+
+def test_posed_capture_without_points_starts_from_the_plane_sweep_not_triangulation(tmp_path, monkeypatch):
+    """The default (`--init-sweep auto`): no triangulation, and most initial points on the true surface."""
+    monkeypatch.setenv("SPLATLAB_AUTO_TRIANGULATE", "1")
+    from splatlab.data import DatasetError
+    from splatlab.data import triangulate as tri
+    from splatlab.train.init import init_points
+    from splatlab.train.trainer import prepare_scene
+
+    _ground_scene(tmp_path / "ground")
+    calls = []
+
+    def fake_triangulate(*a, **k):
+        calls.append(1)
+        raise DatasetError("no matches")
+
+    monkeypatch.setattr(tri, "triangulate_scene", fake_triangulate)
+    cfg = TrainConfig(scene=str(tmp_path / "ground"), init_num_points=2000, background_points=0)
+    scene = prepare_scene(cfg)
+    assert not calls and scene.points is None and not (tmp_path / "ground" / tri.POINTS_FILE).exists()
+    pts, _, _ = init_points(scene, cfg, torch.Generator().manual_seed(0))
+    assert len(pts) == 2000 + 500  # sweep points, and a quarter of the random fallback for what it missed
+    # within half a plane spacing of the ground (64 planes uniform in disparity over 0.75..12, at a
+    # depth of 3: 0.18 apart along the ray): the 2000 swept points of 2500, and a few random ones
+    on_ground = (pts[:, 2].abs() < 0.1).float().mean().item()
+    assert on_ground > 0.75, on_ground
+    # the random fallback alone fills the ball of radius 3·sin(0.4) around the origin: ~13 % in the slab
+    random_only, _, _ = init_points(scene, dataclasses.replace(cfg, init_sweep="off"), torch.Generator().manual_seed(0))
+    assert (random_only[:, 2].abs() < 0.1).float().mean().item() < 0.2
+
+    prepare_scene(dataclasses.replace(cfg, init_sweep="off"))  # off: the triangulation as before
+    assert len(calls) == 1
+
+
+def test_sweep_on_shrunk_views_and_a_subset_of_references_still_finds_the_ground(tmp_path):
+    """Views averaged 2x down and 4 of 8 cameras as references: the points stay on the plane, and
+    every view (references or not) learns at full size which pixels have a surface in front."""
+    from splatlab.data import load_scene
+    from splatlab.train.init import camera_focus
+    from splatlab.train.sweep import matched_pixels, sweep_points
+
+    _ground_scene(tmp_path / "ground", size=96)
+    scene = load_scene(tmp_path / "ground")
+    result = sweep_points(scene, focus=camera_focus(scene)[0], max_side=48, max_refs=4)
+    assert result.factor == 2 and len(result.groups) == 4 and result.static_depths[0].shape == (48, 48)
+    pts = result[0]
+    assert len(pts) > 1000
+    assert float(pts[:, 2].abs().median()) < 0.1  # half a plane spacing (see the test above)
+    known = matched_pixels(result, scene)
+    assert len(known) == 8 and all(k.shape == (96, 96) for k in known)
+    refs = {g[0] for g in result.groups}
+    # every pixel sees the textured ground: most are known, in the views the sweep skipped too
+    assert min(float(known[i].float().mean()) for i in range(8) if i not in refs) > 0.8

@@ -103,8 +103,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="random initial points when the scene has no (or too few) points "
                         "(default: a quarter of the Gaussian budget; --preset paper: 100000)")
     p.add_argument("--no-triangulate", dest="auto_triangulate", action="store_false",
-                   help="do not triangulate a scene that has poses but no points (by default it is done once "
-                        "and cached beside the scene)")
+                   help="with --init-sweep off: do not triangulate a scene that has poses but no points (by "
+                        "default it is done once and cached beside the scene)")
     p.add_argument("--pixels-per-gaussian", dest="pixels_per_gaussian", type=float,
                    help="the default Gaussian budget: one per this many training pixels (default 20)")
     p.add_argument("--prune-screen-size", dest="prune_screen_size", type=float,
@@ -128,9 +128,10 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--scale-reg", dest="scale_reg", type=float,
                    help="loss weight on the mean scale (default 0; mcmc 0.01)")
     p.add_argument("--init-sweep", dest="init_sweep", choices=("auto", "on", "off"),
-                   help="without enough SfM points, start from plane-sweep stereo points of the training views "
-                        "(static ones from each camera's temporal median, moving ones per frame with their time); "
-                        "auto (default): for multi-view video")
+                   help="start from plane-sweep stereo points of the training views (static ones from each "
+                        "camera's temporal median, moving ones per frame with their time); auto (default): for "
+                        "multi-view video and for captures without (enough) points, instead of triangulating; "
+                        "on: always, added to the scene's points; off: never")
     p.add_argument("--init-radius", dest="init_radius", type=float,
                    help="random init without points: fraction (0, 1] of the ball the views cover (default 1)")
     p.add_argument("--init-opacity", dest="init_opacity", type=float)

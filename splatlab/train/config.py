@@ -46,12 +46,12 @@ class TrainConfig:
     init_opacity: float | None = None  # None: 0.1 (default) / 0.5 (mcmc)
     init_scale: float | None = None  # multiplier of the 3-NN distance; None: 1.0 / 0.1 (mcmc)
     init_num_points: int | None = None  # random init without (enough) points; None: budget // 4 (paper: 100k)
-    auto_triangulate: bool = True  # poses but no points: triangulate the training views once, cached
-    min_init_points: int = 300  # fewer triangulated points than this: add the fallback random init
+    auto_triangulate: bool = True  # poses but no points, init_sweep off: triangulate the training views once, cached
+    min_init_points: int = 300  # fewer scene points than this: plane sweep (auto) and the fallback random init
     background_points: int = -1  # along training rays, beyond the scene; -1: init_num_points // 2 if photos are opaque
     background_layout: str = "disparity"  # disparity: uniform in 1/distance over [near, 30·near]; sphere: all at 30·near
     background_shell: int = -1  # far shell of pinned Gaussians covering every direction; -1: 4096 (<= budget/8) for opaque photos, 0: none
-    init_sweep: str = "auto"  # plane-sweep stereo points when SfM gives too few (train/sweep.py): auto (multi-view video), on, off
+    init_sweep: str = "auto"  # plane-sweep stereo points (train/sweep.py): auto (video, or fewer than min_init_points points: instead of triangulating), on (always), off
     init_radius: float = 1.0  # random init: fraction of the radius of the ball the views cover at their focus
     # learning rates (Adam eps 1e-15); means lr is multiplied by the scene scale and decays to
     # means_lr_final_factor of itself; every lr is multiplied by sqrt(batch_size)

@@ -124,9 +124,15 @@ def background_range(scene: SceneData, points: torch.Tensor) -> tuple[float, flo
 
 
 def use_sweep(scene: SceneData, cfg: TrainConfig) -> bool:
-    """Plane-sweep initialisation (`sweep.py`): `cfg.init_sweep` on/off, or auto: for multi-view video."""
+    """Plane-sweep initialisation (`sweep.py`): `cfg.init_sweep` on (always, its points added to the
+    scene's) or off, or auto: for multi-view video, and for any capture with fewer than
+    `cfg.min_init_points` points (posed photos without a point cloud: the sweep then replaces the
+    automatic triangulation, whose few hundred SIFT points leave the far ground and the sky to the
+    background points; scenes/README.md, "plane-sweep")."""
     if cfg.init_sweep == "auto":
-        return scene.format == "video" and scene.train.cameras.times is not None
+        if scene.format == "video" and scene.train.cameras.times is not None:
+            return True
+        return (0 if scene.points is None else len(scene.points)) < cfg.min_init_points and len(scene.train) >= 2
     return cfg.init_sweep == "on"
 
 
@@ -149,9 +155,10 @@ def init_points_timed(scene: SceneData, cfg: TrainConfig, generator: torch.Gener
                       ) -> tuple[torch.Tensor, torch.Tensor, int, torch.Tensor]:
     """`init_points` and each point's time in seconds (NaN: static or unknown).
 
-    Without enough SfM points and with the sweep on, up to `init_num_points` static plane-sweep
-    points and half as many moving ones (with their frame's time) come first, and a quarter of the
-    random points fill what the sweep could not match (uniform regions)."""
+    With the sweep (`use_sweep`), up to `init_num_points` static plane-sweep points and half as many
+    moving ones (with their frame's time) follow the scene's points; without enough scene points, a
+    quarter of the random points fill what the sweep could not match (uniform regions), or all of
+    them when the sweep matched too few."""
     n_random = int(cfg.init_num_points or 100_000)
     pts, rgb = torch.zeros(0, 3), torch.zeros(0, 3)
     if scene.points is not None and len(scene.points) > 0:
@@ -159,27 +166,34 @@ def init_points_timed(scene: SceneData, cfg: TrainConfig, generator: torch.Gener
         rgb = scene.points_rgb.float() if scene.points_rgb is not None else torch.full_like(pts, 0.5)
     times = torch.full((len(pts),), float("nan"))
     known = None  # per view, pixels whose surface the sweep found (no background point behind them)
-    if len(pts) < cfg.min_init_points:
-        if use_sweep(scene, cfg):
-            import time
+    n_scene = len(pts)
+    n_swept = 0
+    if use_sweep(scene, cfg):
+        import time
 
-            from .sweep import sweep_points
-            t0 = time.perf_counter()
-            focus = camera_focus(scene)
-            sp_all = sweep_points(scene, focus=None if focus is None else focus[0])
-            sp, sc, st = sp_all
-            static = torch.nonzero(torch.isnan(st)).reshape(-1)
-            moving = torch.nonzero(~torch.isnan(st)).reshape(-1)
-            keep = torch.cat([static[_subsample(len(static), n_random, generator)],
-                              moving[_subsample(len(moving), n_random // 2, generator)]])
-            pts, rgb, times = torch.cat([pts, sp[keep]]), torch.cat([rgb, sc[keep]]), torch.cat([times, st[keep]])
-            if len(keep):
-                n_random = max(1, n_random // 4)
-                from .sweep import matched_pixels
-                known = matched_pixels(sp_all, len(scene.train))
-            if cfg.progress:
-                print(f"plane-sweep init: {len(static)} static and {len(moving)} moving points matched, "
-                      f"{len(keep)} kept ({time.perf_counter() - t0:.0f} s)", flush=True)
+        from .sweep import matched_pixels, sweep_points
+        t0 = time.perf_counter()
+        focus = camera_focus(scene)
+        sp_all = sweep_points(scene, focus=None if focus is None else focus[0])
+        sp, sc, st = sp_all
+        static = torch.nonzero(torch.isnan(st)).reshape(-1)
+        moving = torch.nonzero(~torch.isnan(st)).reshape(-1)
+        keep = torch.cat([static[_subsample(len(static), n_random, generator)],
+                          moving[_subsample(len(moving), n_random // 2, generator)]])
+        pts, rgb, times = torch.cat([pts, sp[keep]]), torch.cat([rgb, sc[keep]]), torch.cat([times, st[keep]])
+        n_swept = len(keep)
+        if n_swept:
+            known = matched_pixels(sp_all, scene)
+        if cfg.progress:
+            print(f"[init] plane-sweep stereo on the training views: {len(static)} static and {len(moving)} moving points matched, "
+                  f"{n_swept} kept ({time.perf_counter() - t0:.0f} s)"
+                  + ("" if n_swept >= cfg.min_init_points else "; too few, adding the random fallback"),
+                  flush=True)
+    if n_scene < cfg.min_init_points:
+        # the fallback: random points inside the region every view looks at; only a quarter of them
+        # when the sweep matched enough (they fill what it could not: uniform regions)
+        if n_swept >= cfg.min_init_points:
+            n_random = max(1, n_random // 4)
         pts = torch.cat([pts, random_init_points(scene, n_random, generator, cfg.init_radius)])
         rgb = torch.cat([rgb, torch.rand(n_random, 3, generator=generator)])
         times = torch.cat([times, torch.full((n_random,), float("nan"))])

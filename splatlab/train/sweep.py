@@ -146,37 +146,80 @@ def depth_range(scene: SceneData, focus: Tensor | None = None) -> tuple[float, f
     return 0.25 * d, 4.0 * d
 
 
-def matched_pixels(sweep: SweepResult, n_views: int, dilate: int = 5) -> list[Tensor]:
-    """Per training view, the pixels near (within `dilate` // 2) a static sweep match: a surface is
-    known in front of them."""
-    out: list[Tensor] = [None] * n_views  # type: ignore[list-item]
+def matched_pixels(sweep: SweepResult, scene: SceneData, dilate: int = 5) -> list[Tensor]:
+    """Per training view, at its full resolution, the pixels near (within `dilate` // 2 swept pixels)
+    a static sweep match: a surface is known in front of them. Views the sweep did not use as
+    references (`max_refs`) get the pixels its static points project to: a point seen through a pixel
+    means a surface at it or in front of it."""
+    h, w = scene.height, scene.width
+    out: list[Tensor] = [None] * len(scene.train)  # type: ignore[list-item]
+
+    def full_size(m: Tensor) -> Tensor:  # (h', w') bool at the sweep's resolution -> (h, w)
+        m = F.max_pool2d(m.float()[None, None], dilate, 1, dilate // 2)
+        m = F.interpolate(m, scale_factor=sweep.factor, mode="nearest")[0, 0] > 0
+        return F.pad(m, (0, max(0, w - m.shape[1]), 0, max(0, h - m.shape[0])))[:h, :w]
+
     for group, depth in zip(sweep.groups, sweep.static_depths):
-        m = torch.isfinite(depth).float()[None, None]
-        m = F.max_pool2d(m, dilate, 1, dilate // 2)[0, 0] > 0
+        m = full_size(torch.isfinite(depth))
         for i in group:
             out[i] = m
+    static = sweep[0][torch.isnan(sweep[2])]
+    cams = scene.train.cameras
+    for i in range(len(out)):
+        if out[i] is not None:
+            continue
+        K = cams.Ks[i].float().clone()
+        K[:2] /= sweep.factor
+        u, v, z = _project(static, cams.viewmats[i].float(), K)
+        hs, ws = -(-h // sweep.factor), -(-w // sweep.factor)
+        inside = (u >= 0) & (u < ws) & (v >= 0) & (v < hs) & (z > 0)
+        hit = torch.zeros(hs, ws, dtype=torch.bool)
+        hit[v[inside].long(), u[inside].long()] = True
+        out[i] = full_size(hit)
     return out
 
 
 class SweepResult(tuple):
-    """(points, colours, times) plus the static depth map of each camera (`static_depths`, NaN where
-    unmatched) and the training views of each camera (`groups`)."""
+    """(points, colours, times) plus the static depth map of each reference camera (`static_depths`,
+    NaN where unmatched, at 1/`factor` of the views' resolution) and the training views of each
+    reference camera (`groups`)."""
     groups: list[list[int]]
     static_depths: list[Tensor]
+    factor: int
+
+
+def _shrink(image: Tensor, factor: int) -> Tensor:
+    """(..., H, W, 3) averaged over `factor`² blocks (the last partial block dropped)."""
+    if factor == 1:
+        return image
+    h, w = image.shape[-3] // factor * factor, image.shape[-2] // factor * factor
+    x = image[..., :h, :w, :].movedim(-1, -3)
+    lead = x.shape[:-3]
+    x = F.avg_pool2d(x.reshape(-1, *x.shape[-3:]), factor)
+    return x.reshape(*lead, *x.shape[-3:]).movedim(-3, -1)
 
 
 @torch.no_grad()
 def sweep_points(scene: SceneData, *, focus: Tensor | None = None, neighbours: int = 4, n_depths: int = 64,
-                 moving_threshold: float = 0.1, consistency: float = 0.03, dynamic: bool = True) -> SweepResult:
-    """Points, colours and times (seconds; NaN = static) from plane-sweep stereo on the training views."""
+                 moving_threshold: float = 0.1, consistency: float = 0.03, dynamic: bool = True,
+                 max_side: int = 128, max_refs: int = 64) -> SweepResult:
+    """Points, colours and times (seconds; NaN = static) from plane-sweep stereo on the training views.
+
+    The views are averaged down to at most `max_side` pixels a side (initial points need no more,
+    and the cost grows with the pixels), and at most `max_refs` cameras, spread over the list, take
+    part (the cost grows with them too)."""
     views = scene.train
     cams = views.cameras
     groups = _camera_groups(scene)
+    if len(groups) > max_refs:
+        groups = [groups[i] for i in sorted(set(torch.linspace(0, len(groups) - 1, max_refs).round().long().tolist()))]
+    factor = max(1, math.ceil(max(scene.width, scene.height) / max_side))
     firsts = [g[0] for g in groups]
-    vms, Ks = cams.viewmats[firsts].float(), cams.Ks[firsts].float()
+    vms, Ks = cams.viewmats[firsts].float(), cams.Ks[firsts].float().clone()
+    Ks[:, :2] /= factor  # pixel (i, j) of the shrunk view covers pixels [f·i, f·(i+1)) of the full one
     near, far = depth_range(scene, focus)
     nb = neighbours_of(vms, neighbours)
-    frames = [torch.stack([views.load_image(i)[..., :3] for i in g]) for g in groups]
+    frames = [_shrink(torch.stack([views.load_image(i)[..., :3] for i in g]), factor) for g in groups]
     static = [f.median(0).values for f in frames]
     pts, cols, times = [], [], []
     # static content: each camera's temporal median against its neighbours' medians
@@ -216,7 +259,7 @@ def sweep_points(scene: SceneData, *, focus: Tensor | None = None, neighbours: i
         out = SweepResult((torch.zeros(0, 3), torch.zeros(0, 3), torch.zeros(0)))
     else:
         out = SweepResult((torch.cat(pts), torch.cat(cols), torch.cat(times)))
-    out.groups, out.static_depths = groups, dmaps
+    out.groups, out.static_depths, out.factor = groups, dmaps, factor
     return out
 
 

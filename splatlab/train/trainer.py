@@ -518,12 +518,19 @@ class Trainer:
 
 # ----------------------------------------------------------------------------------- entry
 
+def triangulates(scene: SceneData, cfg: TrainConfig) -> bool:
+    """Whether a capture with poses but no points is triangulated first (`cfg.auto_triangulate`):
+    not when the plane sweep initialises it instead (`init.use_sweep`, the default for such captures)."""
+    from .init import use_sweep
+    return cfg.auto_triangulate and not use_sweep(scene, cfg)
+
+
 def load_training_scene(cfg: TrainConfig, log=print) -> SceneData:
     """The dataset as training sees it: with points, triangulated once and cached when it has
-    poses but none (unless `cfg.auto_triangulate` is off)."""
+    poses but none (`triangulates`)."""
     scene = load_scene(cfg.scene, downscale=cfg.downscale, background=cfg.background,
                        cache_images=cfg.cache_images)
-    if cfg.auto_triangulate:
+    if triangulates(scene, cfg):
         from splatlab.data.triangulate import ensure_points
         scene = ensure_points(scene, log=log)
     return scene
@@ -534,7 +541,7 @@ def prepare_scene(cfg: TrainConfig) -> SceneData:
     scene = load_scene(cfg.scene, downscale=cfg.downscale, background=cfg.background,
                        cache_images=cfg.cache_images)
     scene.validate()
-    if cfg.auto_triangulate and cfg.resume is None:
+    if cfg.resume is None and triangulates(scene, cfg):
         from splatlab.data.triangulate import ensure_points
         scene = ensure_points(scene)
     if len(scene.train) == 0:
