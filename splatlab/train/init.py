@@ -184,11 +184,9 @@ def init_points_timed(scene: SceneData, cfg: TrainConfig, generator: torch.Gener
         n_swept = len(keep)
         if n_swept:
             known = matched_pixels(sp_all, scene)
-        if cfg.progress:
-            print(f"[init] plane-sweep stereo on the training views: {len(static)} static and {len(moving)} moving points matched, "
-                  f"{n_swept} kept ({time.perf_counter() - t0:.0f} s)"
-                  + ("" if n_swept >= cfg.min_init_points else "; too few, adding the random fallback"),
-                  flush=True)
+        print(f"[init] plane-sweep stereo on the training views: {len(static)} static and {len(moving)} moving "
+              f"points matched, {n_swept} kept ({time.perf_counter() - t0:.0f} s)"
+              + ("" if n_swept >= cfg.min_init_points else "; too few, adding the random fallback"), flush=True)
     if n_scene < cfg.min_init_points:
         # the fallback: random points inside the region every view looks at; only a quarter of them
         # when the sweep matched enough (they fill what it could not: uniform regions)
