@@ -39,7 +39,8 @@ def args(scene_dir, out, *extra):
             "--method-option", "layout=plas",  # these tests check the PLAS grid; Morton: see below
             "--init-points", "300", "--grad-threshold", "1e-3", "--refine-start", "10", "--refine-every", "10",
             "--refine-stop", str(GRID_STEP), "--reset-every", "1000", "--sh-degree", "1", "--eval-every", "0",
-            "--save-every", "0", "--max-eval-views", "2", "--seed", "3", "--no-progress", *extra]
+            "--save-every", "0", "--max-eval-views", "2", "--seed", "3", "--no-progress",
+            "--init-sweep", "off", *extra]  # 300 random points: the grid tests below are sized for them
 
 
 @pytest.fixture(scope="module")

@@ -157,8 +157,8 @@ def init_points_timed(scene: SceneData, cfg: TrainConfig, generator: torch.Gener
 
     With the sweep (`use_sweep`), up to `init_num_points` static plane-sweep points and half as many
     moving ones (with their frame's time) follow the scene's points; without enough scene points, a
-    quarter of the random points fill what the sweep could not match (uniform regions), or all of
-    them when the sweep matched too few."""
+    quarter of the random points fill what the sweep could not match (uniform regions), or, when the
+    sweep matched too few, as many as make up `init_num_points`."""
     n_random = int(cfg.init_num_points or 100_000)
     pts, rgb = torch.zeros(0, 3), torch.zeros(0, 3)
     if scene.points is not None and len(scene.points) > 0:
@@ -189,9 +189,9 @@ def init_points_timed(scene: SceneData, cfg: TrainConfig, generator: torch.Gener
               + ("" if n_swept >= cfg.min_init_points else "; too few, adding the random fallback"), flush=True)
     if n_scene < cfg.min_init_points:
         # the fallback: random points inside the region every view looks at; only a quarter of them
-        # when the sweep matched enough (they fill what it could not: uniform regions)
-        if n_swept >= cfg.min_init_points:
-            n_random = max(1, n_random // 4)
+        # when the sweep matched enough (they fill what it could not: uniform regions), else as many
+        # as make `init_num_points` with the few it matched
+        n_random = max(1, n_random // 4) if n_swept >= cfg.min_init_points else max(1, n_random - n_swept)
         pts = torch.cat([pts, random_init_points(scene, n_random, generator, cfg.init_radius)])
         rgb = torch.cat([rgb, torch.rand(n_random, 3, generator=generator)])
         times = torch.cat([times, torch.full((n_random,), float("nan"))])
