@@ -95,6 +95,39 @@ def test_temporal_weight_and_motion_closed_form():
     torch.testing.assert_close(m, torch.tensor([[1.6, 2.0, 2.7]]))
 
 
+@pytest.mark.parametrize("duration", [2.0, 16.0])
+def test_time_learning_rates_are_in_seconds(duration):
+    """One Adam step moves a time centre by t_mean_lr seconds (4 ms) and a velocity by
+    velocity_lr scene units per second, whatever the clip's length (issue 15: rates in normalised
+    time moved time centres 8x more frames on an 8x clip, into coarser segments)."""
+    m = make_method("temporal", {"duration": duration})
+    lrs = m.extra_lrs(None)
+    t_mean = torch.nn.Parameter(torch.tensor([[0.5]], dtype=torch.float64))  # float64: the step is exact
+    vel = torch.nn.Parameter(torch.zeros(1, 3, dtype=torch.float64))
+    opt = torch.optim.Adam([{"params": [t_mean], "lr": lrs["t_mean"]}, {"params": [vel], "lr": lrs["velocity"]}],
+                           eps=1e-15)
+    (3.0 * t_mean.sum() - 7.0 * vel[0, 0]).backward()  # first Adam step: lr x sign(grad)
+    opt.step()
+    assert (0.5 - float(t_mean.detach())) * duration == pytest.approx(4e-3, rel=1e-9)  # seconds
+    assert float(vel.detach()[0, 0]) / duration == pytest.approx(5e-4, rel=1e-9)  # units per second
+    assert lrs["t_log_scale"] == pytest.approx(1e-2)  # log scale: no unit
+
+
+def test_trainer_uses_time_rates_of_the_clip_without_timed_points(tmp_path):
+    """The clip's duration is known before the optimisers are built, also when no initial point
+    is placed in time (no plane sweep): the time-centre rate is 4 ms over a 0.4 s clip."""
+    from splatlab.train import TrainConfig, Trainer
+    from splatlab.train.trainer import prepare_scene
+
+    cfg = TrainConfig(scene=str(_folder_rig(tmp_path / "s")), method="temporal", iterations=10,
+                      init_sweep="off", auto_triangulate=False)
+    trainer = Trainer(cfg, prepare_scene(cfg))
+    groups = {g["name"]: g["lr"] for g in trainer.optimizers["gaussians"].param_groups}
+    assert trainer.method.config.duration == pytest.approx(0.4)  # 4 frames at 10 fps
+    assert groups["t_mean"] == pytest.approx(4e-3 / 0.4)
+    assert groups["velocity"] == pytest.approx(5e-4 * 0.4)
+
+
 def _random_temporal_gaussians(n: int, seed: int) -> Gaussians:
     g = torch.Generator().manual_seed(seed)
     means = (torch.rand(n, 3, generator=g) - 0.5) * 1.2
@@ -305,3 +338,4 @@ def test_render_cli_time_renders_that_moment(tmp_path):
                               sh_degree=0, viewmats=vm, Ks=Ks, width=40, height=40, backgrounds=torch.zeros(3))
         np.testing.assert_allclose(outs[t], ref[0].detach().clamp(0, 1).numpy(), atol=1 / 255 + 1e-6)
     assert np.abs(outs[0.4] - outs[1.6]).mean() > 0.005
+
