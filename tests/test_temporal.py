@@ -95,6 +95,39 @@ def test_temporal_weight_and_motion_closed_form():
     torch.testing.assert_close(m, torch.tensor([[1.6, 2.0, 2.7]]))
 
 
+@pytest.mark.parametrize("duration", [2.0, 16.0])
+def test_time_learning_rates_are_in_seconds(duration):
+    """One Adam step moves a time centre by t_mean_lr seconds (4 ms) and a velocity by
+    velocity_lr scene units per second, whatever the clip's length (issue 15: rates in normalised
+    time moved time centres 8x more frames on an 8x clip, into coarser segments)."""
+    m = make_method("temporal", {"duration": duration})
+    lrs = m.extra_lrs(None)
+    t_mean = torch.nn.Parameter(torch.tensor([[0.5]], dtype=torch.float64))  # float64: the step is exact
+    vel = torch.nn.Parameter(torch.zeros(1, 3, dtype=torch.float64))
+    opt = torch.optim.Adam([{"params": [t_mean], "lr": lrs["t_mean"]}, {"params": [vel], "lr": lrs["velocity"]}],
+                           eps=1e-15)
+    (3.0 * t_mean.sum() - 7.0 * vel[0, 0]).backward()  # first Adam step: lr x sign(grad)
+    opt.step()
+    assert (0.5 - float(t_mean.detach())) * duration == pytest.approx(4e-3, rel=1e-9)  # seconds
+    assert float(vel.detach()[0, 0]) / duration == pytest.approx(5e-4, rel=1e-9)  # units per second
+    assert lrs["t_log_scale"] == pytest.approx(1e-2)  # log scale: no unit
+
+
+def test_trainer_uses_time_rates_of_the_clip_without_timed_points(tmp_path):
+    """The clip's duration is known before the optimisers are built, also when no initial point
+    is placed in time (no plane sweep): the time-centre rate is 4 ms over a 0.4 s clip."""
+    from splatlab.train import TrainConfig, Trainer
+    from splatlab.train.trainer import prepare_scene
+
+    cfg = TrainConfig(scene=str(_folder_rig(tmp_path / "s")), method="temporal", iterations=10,
+                      init_sweep="off", auto_triangulate=False)
+    trainer = Trainer(cfg, prepare_scene(cfg))
+    groups = {g["name"]: g["lr"] for g in trainer.optimizers["gaussians"].param_groups}
+    assert trainer.method.config.duration == pytest.approx(0.4)  # 4 frames at 10 fps
+    assert groups["t_mean"] == pytest.approx(4e-3 / 0.4)
+    assert groups["velocity"] == pytest.approx(5e-4 * 0.4)
+
+
 def _random_temporal_gaussians(n: int, seed: int) -> Gaussians:
     g = torch.Generator().manual_seed(seed)
     means = (torch.rand(n, 3, generator=g) - 0.5) * 1.2
@@ -305,3 +338,60 @@ def test_render_cli_time_renders_that_moment(tmp_path):
                               sh_degree=0, viewmats=vm, Ks=Ks, width=40, height=40, backgrounds=torch.zeros(3))
         np.testing.assert_allclose(outs[t], ref[0].detach().clamp(0, 1).numpy(), atol=1 / 255 + 1e-6)
     assert np.abs(outs[0.4] - outs[1.6]).mean() > 0.005
+
+
+# ------------------------------------------------------------------------- SH only where it pays
+
+def test_sh_rest_bound_closed_form():
+    """Band 1 alone: the colour change c·C1·y peaks at |c|·C1 (C1 = √(3/4π)), which the bound equals;
+    a random degree-3 row: no direction of 200k changes a channel by more than the bound."""
+    from splatlab.methods.temporal_store import sh_rest_bound
+    from splatlab.render.sh import eval_sh
+
+    sh = torch.zeros(2, 15, 3)
+    sh[0, 0, 1] = -0.3  # basis -C1·y, green channel
+    gen = torch.Generator().manual_seed(0)
+    sh[1] = 0.05 * torch.randn(15, 3, generator=gen)
+    bound = sh_rest_bound(sh)
+    assert float(bound[0]) == pytest.approx(0.3 * math.sqrt(3 / (4 * math.pi)), rel=1e-6)
+    dirs = torch.nn.functional.normalize(torch.randn(200_000, 3, generator=gen), dim=-1)
+    rest = torch.cat([torch.zeros(1, 3), sh[1]])  # band 0 zero: the change the higher bands make
+    change = eval_sh(3, rest.expand(len(dirs), 16, 3), dirs).abs().amax(dim=0)
+    assert float(change.max()) <= float(bound[1]) + 1e-6
+    assert float(sh_rest_bound(torch.zeros(3, 0, 3)).abs().sum()) == 0.0
+
+
+def test_store_keeps_sh_only_where_it_pays(tmp_path):
+    """Rows whose higher bands are zero store colour only, unused trailing bands are not stored,
+    reading gives the dense tensor back exactly; sh_min zeroes only rows whose bound is below it."""
+    from safetensors.torch import load_file
+
+    from splatlab.methods.temporal_store import SegmentStore, segment_name
+
+    method = make_method("temporal", {"levels": 2, "duration": 4.0, "opacity_threshold": R2})
+    g = _hand_gaussians([0.5] * 4, [0.5] * 4)  # all global
+    f = g.detached_fields()
+    sh = torch.zeros(4, 15, 3)
+    sh[1, 2, 0] = 0.5   # band 1 only: bound 0.5·C1 = 0.244
+    sh[3, 0, 2] = 0.01  # bound 0.0049
+    f["shN"] = sh
+    g = Gaussians.from_fields(f)
+    store = SegmentStore.create(tmp_path / "a", method)
+    store.write_all(g)
+    raw = load_file(str(tmp_path / "a" / segment_name(0, 0)))
+    assert raw["shN"].shape == (2, 3, 3)  # rows 1 and 3, bands up to 1
+    assert raw["shN.rows"].tolist() == [1, 3] and raw["shN.bases"].tolist() == [15]
+    assert torch.equal(store.read_segment(0, 0)["shN"], sh)
+    loaded = store.load_active(2.0)
+    assert torch.equal(loaded.params["shN"], sh) and torch.equal(loaded.params["means"], f["means"])
+
+    pruned = SegmentStore.create(tmp_path / "b", method)
+    pruned.write_all(g, sh_min=0.01)
+    back = pruned.read_segment(0, 0)["shN"]
+    assert torch.equal(back[1], sh[1]) and float(back[3].abs().sum()) == 0.0
+    assert load_file(str(tmp_path / "b" / segment_name(0, 0)))["shN.rows"].tolist() == [1]
+    assert pruned.nbytes() < store.nbytes()
+
+    none = SegmentStore.create(tmp_path / "c", method)
+    none.write_all(g, sh_min=1.0)  # no row pays: colour only, and the dense zeros come back
+    assert torch.equal(none.read_segment(0, 0)["shN"], torch.zeros(4, 15, 3))

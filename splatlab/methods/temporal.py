@@ -46,9 +46,14 @@ class TemporalConfig(MethodConfig):
     opacity_threshold: float = 0.05  # o_th: temporal weight below which a Gaussian is cut
     init_time_scale: float = 0.5  # initial σt in normalised time (0.5: everything starts global)
     init_moving_frames: float = 1.0  # initial σt, in frame intervals, of points seen moving at one frame
-    t_mean_lr: float = 2e-3
-    t_scale_lr: float = 1e-2
-    velocity_lr: float = 1e-3  # scene units per unit normalised time
+    # Learning rates of the time fields are in seconds, not in normalised time, so one Adam step
+    # moves a time centre by the same number of frames however long the clip is (a rate in
+    # normalised time moved it 8x farther in frames on an 8x longer clip, across segment
+    # boundaries into coarser, always-active levels). On a 2 s clip they equal the former
+    # normalised-time rates (2e-3, 1e-3).
+    t_mean_lr: float = 4e-3  # seconds per step (normalised: t_mean_lr / duration)
+    t_scale_lr: float = 1e-2  # log σt: scale-free
+    velocity_lr: float = 5e-4  # scene units per second per step (normalised: velocity_lr * duration)
 
     def validate(self) -> None:
         if not 1 <= self.levels <= 16:
@@ -159,8 +164,11 @@ class TemporalHierarchy(Method):
                 "velocity": torch.zeros(n, 3)}
 
     def extra_lrs(self, train_cfg) -> dict[str, float]:
-        return {"t_mean": self.config.t_mean_lr, "t_log_scale": self.config.t_scale_lr,
-                "velocity": self.config.velocity_lr}
+        """The time fields' rates converted from seconds to normalised time (needs `setup` first;
+        a static scene, duration 0, keeps them as given: time does not matter there)."""
+        d = self.config.duration if self.config.duration > 0 else 1.0
+        return {"t_mean": self.config.t_mean_lr / d, "t_log_scale": self.config.t_scale_lr,
+                "velocity": self.config.velocity_lr * d}
 
     def normalised_time(self, t: float) -> float:
         return float(t) / self.config.duration

@@ -253,7 +253,8 @@ def init_gaussians(scene: SceneData, cfg: TrainConfig, method, generator: torch.
         core = g.detached_fields()
         g = Gaussians.from_fields({k: torch.cat([fields[k].to(v), v]) for k, v in core.items()})
     extras = method.extra_fields(len(g), cfg)
-    if extras and bool((~torch.isnan(times)).any()):  # points seen at one moment (the shell rows come first)
+    if extras:  # points seen at one moment (the shell rows come first); all NaN: none, but a method
+        # still learns the clip's timing here, before the optimisers take its `extra_lrs`
         method.place_in_time(extras, torch.cat([torch.full((len(g) - len(times),), float("nan")), times]), scene)
     if extras:
         g = Gaussians.from_fields({**g.detached_fields(), **extras})
