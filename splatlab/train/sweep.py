@@ -1,4 +1,5 @@
-"""Plane-sweep stereo initialisation: surface points from the training views when SfM finds too few.
+"""Plane-sweep stereo initialisation: surface points from the training views of a capture without a
+point cloud (the default there, in place of SIFT triangulation: `init.use_sweep`).
 
 Small or low-resolution captures (a 96² video rig, a textureless scene) give SIFT triangulation a
 handful of points, and a random initialisation inside the ball the cameras look at neither covers
@@ -13,7 +14,9 @@ and, per pixel, the best two neighbours are averaged (robust to one occlusion). 
 best depth when the match is good (`max_cost`) and *distinct*: the median cost over the depths is
 at least `min_contrast` above it, which rejects uniform regions (sky, flat walls) whose depth any
 plane explains. `sweep_points` back-projects the kept pixels, keeps those a second view's depth map
-confirms (`consistency`, relative depth), and returns points and colours.
+confirms (`consistency`, relative depth), and returns points and colours. Views are averaged down
+to `max_side` pixels and at most `max_refs` cameras take part, which keeps the sweep to tens of
+seconds on a 100-view 256² capture.
 
 Multi-view video: the static background comes from each physical camera's per-pixel temporal median
 (moving objects drop out); moving pixels (far from that median) are swept frame by frame against
