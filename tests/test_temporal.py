@@ -395,3 +395,46 @@ def test_store_keeps_sh_only_where_it_pays(tmp_path):
     none = SegmentStore.create(tmp_path / "c", method)
     none.write_all(g, sh_min=1.0)  # no row pays: colour only, and the dense zeros come back
     assert torch.equal(none.read_segment(0, 0)["shN"], torch.zeros(4, 15, 3))
+
+
+def test_export_segments_writes_every_row_once_and_refuses_bad_input(tmp_path, capsys):
+    """`splatlab export --segments`: the folder holds exactly the .ply's rows, each in the segment its
+    time support gives (`assign_segments`), and a moment exported from the folder equals the one
+    exported from the .ply; a plain scene or an occupied target is a one-line error, nothing written."""
+    from splatlab.io import read_splats, write_splats
+    from splatlab.io.cli import export_main
+    from splatlab.methods.temporal_store import SegmentStore, segment_name
+
+    method = make_method("temporal", {"levels": 3, "duration": 2.0})
+    g = _random_temporal_gaussians(150, 5)
+    g.method = method.spec()
+    ply = tmp_path / "tgh.ply"
+    write_splats(ply, g)
+    folder = tmp_path / "clip"
+    assert export_main([str(ply), str(folder), "--segments", "-q"]) == 0
+    store = SegmentStore(folder)
+    assert store.total_count() == 150
+    level, seg = assign_segments(g.params["t_mean"].detach(), torch.exp(g.params["t_log_scale"].detach()), 3,
+                                 method.config.opacity_threshold)
+    for (lv, sg) in set(zip(level.tolist(), seg.tolist())):
+        rows = store.read_segment(lv, sg)
+        expected = g.params["means"].detach()[(level == lv) & (seg == sg)]
+        assert segment_name(lv, sg) in store.index["segments"]
+        torch.testing.assert_close(rows["means"], expected)
+    for name, source in (("from_ply", ply), ("from_folder", folder)):
+        assert export_main([str(source), str(tmp_path / f"{name}.ply"), "--time", "0.7", "-q"]) == 0
+    a, b = read_splats(tmp_path / "from_ply.ply"), read_splats(tmp_path / "from_folder.ply")
+    order_a, order_b = torch.argsort(a.params["means"][:, 0]), torch.argsort(b.params["means"][:, 0])
+    torch.testing.assert_close(a.params["means"][order_a], b.params["means"][order_b])
+    torch.testing.assert_close(a.opacities[order_a], b.opacities[order_b])
+
+    plain = tmp_path / "plain.ply"
+    write_splats(plain, _random_temporal_gaussians(10, 6))  # temporal fields but no temporal method tag
+    capsys.readouterr()
+    for args in ([str(plain), str(tmp_path / "x"), "--segments"], [str(ply), str(folder), "--segments"],
+                 [str(ply), str(tmp_path / "y"), "--segments", "--sh-min", "-1"]):
+        assert export_main(args) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and err.startswith("error:"), err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+    assert not list(tmp_path.glob(".*.tmp-*"))

@@ -35,6 +35,12 @@ def _export_parser() -> argparse.ArgumentParser:
     ap.add_argument("--time", type=float, metavar="T",
                     help="temporal scenes (run folder, .ply or temporal splat folder): write the plain 3D "
                          "Gaussians active at T seconds (sliced, the cut ones dropped)")
+    ap.add_argument("--segments", action="store_true",
+                    help="temporal scenes: write a temporal splat folder (OUTPUT: index.json and one file per "
+                         "segment of the hierarchy) that view, render and export --time page in a moment at a time")
+    ap.add_argument("--sh-min", dest="sh_min", type=float, default=0.0, metavar="X",
+                    help="with --segments: rows whose SH bands above 0 change no colour by X or more keep their "
+                         "colour only (default 0: lossless)")
     ap.add_argument("-q", "--quiet", action="store_true", help="print nothing on success")
     return ap
 
@@ -67,10 +73,10 @@ def check_time(path: str, time: float, duration: float) -> None:
         raise SplatFormatError(path, f"--time {time} is outside the clip (0..{duration:g} s)")
 
 
-def moment(g, input_path: str, time: float):
-    """The plain 3D Gaussians of a temporal scene at `time` seconds (`TemporalHierarchy.gaussians_at`)."""
+def temporal_method(g, input_path: str, flag: str):
+    """The temporal method of a scene with a clip duration, or a one-line error naming `flag`."""
     if g.method is None or g.method.name != "temporal":
-        raise SplatFormatError(input_path, "--time needs a temporal scene (trained with --method temporal), this "
+        raise SplatFormatError(input_path, f"{flag} needs a temporal scene (trained with --method temporal), this "
                                            f"one is {g.method.name if g.method else 'plain 3DGS'}")
     from splatlab.render.path import method_of
 
@@ -79,9 +85,60 @@ def moment(g, input_path: str, time: float):
     except ValueError as e:
         raise SplatFormatError(input_path, " ".join(str(e).split())) from None
     if method.config.duration <= 0:
-        raise SplatFormatError(input_path, "the temporal scene has no clip duration (static); export it without --time")
+        raise SplatFormatError(input_path, f"the temporal scene has no clip duration (static); export it without {flag}")
+    return method
+
+
+def moment(g, input_path: str, time: float):
+    """The plain 3D Gaussians of a temporal scene at `time` seconds (`TemporalHierarchy.gaussians_at`)."""
+    method = temporal_method(g, input_path, "--time")
     check_time(input_path, time, method.config.duration)
     return method.gaussians_at(g, time)
+
+
+def export_segments(args) -> int:
+    """`export --segments`: a temporal scene as a segment folder, written beside the target and
+    renamed into place, so a failure leaves nothing behind."""
+    import math
+    import os
+    import shutil
+    from pathlib import Path
+
+    from splatlab.methods.temporal_store import SegmentStore
+
+    out = Path(args.output)
+    try:
+        if not math.isfinite(args.sh_min) or args.sh_min < 0:
+            raise SplatFormatError(args.output, f"--sh-min must be a number >= 0, got {args.sh_min}")
+        if args.time is not None or args.level is not None or args.lod is not None:
+            raise SplatFormatError(args.output, "--segments writes the whole clip; drop --time/--level/--lod")
+        if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+            raise SplatFormatError(args.output, "exists and is not an empty folder")
+        if not out.parent.is_dir():
+            raise SplatFormatError(args.output, f"its folder {out.parent} does not exist")
+        t0 = time.perf_counter()
+        g = read_input(args.input)
+        method = temporal_method(g, args.input, "--segments")
+        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+        try:
+            store = SegmentStore.create(tmp, method)
+            store.write_all(g, sh_min=args.sh_min)
+            summary = (f"{store.total_count()} splats in {len(store.index['segments'])} segments, "
+                       f"{store.nbytes() / 1e6:.2f} MB")
+            if out.exists():
+                out.rmdir()
+            os.replace(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if not args.quiet:
+            print(f"wrote {out} (temporal splat folder): {summary}, {time.perf_counter() - t0:.1f} s")
+        return 0
+    except SplatFormatError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: {e.filename or args.output}: {e.strerror or e}", file=sys.stderr)
+        return 1
 
 
 def _run_cameras(run: str):
@@ -131,6 +188,8 @@ def export_main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not 1 <= args.sog_iterations <= MAX_SOG_ITERATIONS:
         ap.error(f"--sog-iterations must be in 1..{MAX_SOG_ITERATIONS}, got {args.sog_iterations}")
+    if args.segments:
+        return export_segments(args)
     from splatlab.writable import OutputPathError, check_splat_output
 
     try:
