@@ -256,6 +256,5 @@ def init_gaussians(scene: SceneData, cfg: TrainConfig, method, generator: torch.
     if extras:  # points seen at one moment (the shell rows come first); all NaN: none, but a method
         # still learns the clip's timing here, before the optimisers take its `extra_lrs`
         method.place_in_time(extras, torch.cat([torch.full((len(g) - len(times),), float("nan")), times]), scene)
-    if extras:
         g = Gaussians.from_fields({**g.detached_fields(), **extras})
     return g, seen
