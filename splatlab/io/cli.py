@@ -96,9 +96,9 @@ def moment(g, input_path: str, time: float):
     return method.gaussians_at(g, time)
 
 
-def export_segments(args) -> int:
+def export_segments(args) -> None:
     """`export --segments`: a temporal scene as a segment folder, written beside the target and
-    renamed into place, so a failure leaves nothing behind."""
+    renamed into place, so a failure leaves nothing behind (errors raise; `export_main` reports them)."""
     import math
     import os
     import shutil
@@ -107,38 +107,29 @@ def export_segments(args) -> int:
     from splatlab.methods.temporal_store import SegmentStore
 
     out = Path(args.output)
+    if not math.isfinite(args.sh_min) or args.sh_min < 0:
+        raise SplatFormatError(args.output, f"--sh-min must be a number >= 0, got {args.sh_min}")
+    if args.time is not None or args.level is not None or args.lod is not None:
+        raise SplatFormatError(args.output, "--segments writes the whole clip; drop --time/--level/--lod")
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise SplatFormatError(args.output, "exists and is not an empty folder")
+    if not out.parent.is_dir():
+        raise SplatFormatError(args.output, f"its folder {out.parent} does not exist")
+    t0 = time.perf_counter()
+    g = read_input(args.input)
+    method = temporal_method(g, args.input, "--segments")
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     try:
-        if not math.isfinite(args.sh_min) or args.sh_min < 0:
-            raise SplatFormatError(args.output, f"--sh-min must be a number >= 0, got {args.sh_min}")
-        if args.time is not None or args.level is not None or args.lod is not None:
-            raise SplatFormatError(args.output, "--segments writes the whole clip; drop --time/--level/--lod")
-        if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-            raise SplatFormatError(args.output, "exists and is not an empty folder")
-        if not out.parent.is_dir():
-            raise SplatFormatError(args.output, f"its folder {out.parent} does not exist")
-        t0 = time.perf_counter()
-        g = read_input(args.input)
-        method = temporal_method(g, args.input, "--segments")
-        tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-        try:
-            store = SegmentStore.create(tmp, method)
-            store.write_all(g, sh_min=args.sh_min)
-            summary = (f"{store.total_count()} splats in {len(store.index['segments'])} segments, "
-                       f"{store.nbytes() / 1e6:.2f} MB")
-            if out.exists():
-                out.rmdir()
-            os.replace(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        if not args.quiet:
-            print(f"wrote {out} (temporal splat folder): {summary}, {time.perf_counter() - t0:.1f} s")
-        return 0
-    except SplatFormatError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:
-        print(f"error: {e.filename or args.output}: {e.strerror or e}", file=sys.stderr)
-        return 1
+        store = SegmentStore.create(tmp, method)
+        store.write_all(g, sh_min=args.sh_min)
+        summary = f"{store.total_count()} splats in {len(store.index['segments'])} segments, {store.nbytes() / 1e6:.2f} MB"
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if not args.quiet:
+        print(f"wrote {out} (temporal splat folder): {summary}, {time.perf_counter() - t0:.1f} s")
 
 
 def _run_cameras(run: str):
@@ -188,16 +179,18 @@ def export_main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not 1 <= args.sog_iterations <= MAX_SOG_ITERATIONS:
         ap.error(f"--sog-iterations must be in 1..{MAX_SOG_ITERATIONS}, got {args.sog_iterations}")
-    if args.segments:
-        return export_segments(args)
     from splatlab.writable import OutputPathError, check_splat_output
 
     try:
-        check_splat_output(args.output)  # before reading (and converting) the input
+        if not args.segments:  # a segment folder is checked by export_segments
+            check_splat_output(args.output)  # before reading (and converting) the input
     except OutputPathError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     try:
+        if args.segments:
+            export_segments(args)
+            return 0
         t0 = time.perf_counter()
         import os
 
