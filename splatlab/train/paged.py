@@ -31,7 +31,7 @@ from splatlab.render import render
 
 from .config import TrainConfig
 from .init import random_init_points
-from .trainer import base_lrs
+from .trainer import base_lrs, gaussian_adam
 
 
 def _fresh_rows(scene: SceneData, n: int, tau: float, sigma: float, gen: torch.Generator) -> dict[str, Tensor]:
@@ -91,7 +91,7 @@ def train_paged(scene: SceneData, store_dir: str | Path, *, levels: int = 4, ste
                 tensors[key] = torch.cat([tensors[key], zeros]) if key in tensors else zeros
         g = Gaussians.from_fields({k: v.clone() for k, v in tensors.items() if "." not in k}, method.spec())
         params = dict(g.params.items())
-        opt = torch.optim.Adam([{"params": [p], "lr": lrs[k], "name": k} for k, p in params.items()], eps=1e-15)
+        opt = gaussian_adam([{"params": [p], "lr": lrs[k], "name": k} for k, p in params.items()])
         for k, p in params.items():
             moments = {m: tensors.get(f"{k}.{m}", torch.zeros_like(p)).clone() for m in ("exp_avg", "exp_avg_sq")}
             opt.state[p] = {"step": torch.tensor(float(step)), **moments}
