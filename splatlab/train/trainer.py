@@ -174,6 +174,8 @@ class Trainer:
                 self.optimizers[name].load_state_dict(sd)
             except (KeyError, ValueError) as exc:
                 raise ckpt_io.CheckpointError(self.cfg.resume or "checkpoint", f"optimizer {name!r}: {exc}") from exc
+        for group in self.optimizers["gaussians"].param_groups:  # a checkpoint's groups carry their own
+            group["fused"], group["foreach"] = True, None  # flags; older ones were saved unfused
         self._find_means_group()
         self.strategy_state = ck["strategy_state"]
         self.sampler = CameraSampler(len(self.scene.train), self.cfg.seed)
