@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 
 from splatlab.data import SceneData
+from splatlab.render.api import select_backend
 
 from . import outputs
 from .config import TrainConfig
@@ -33,6 +34,9 @@ def run_training(cfg: TrainConfig, scene: SceneData | None = None, checkpoint: d
     cfg.out = str(out)
     if cfg.resume is None and outputs.is_complete(out):
         raise FileExistsError(f"{out} already holds a finished run ({METRICS}); choose another --out")
+    if cfg.nproc <= 1 and cfg.backend in ("auto", "cpu") and select_backend(cfg.backend) == "cpu":
+        from splatlab.render.cpu import warmup
+        warmup.start()  # compiles (first run) beside the data loading and initialisation below
     if scene is None:
         scene = prepare_scene(cfg)
     trainer = None

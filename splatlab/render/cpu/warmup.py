@@ -1,0 +1,113 @@
+"""Compile the CPU kernels ahead of their first use, in two child processes.
+
+A fresh install spends about a minute compiling the numba kernels on first use (2 cores: the
+forward path ~34 s, the backward ~26 s, on one core while the other idles). They are cached on
+disk afterwards (numba `cache=True`), so any process that compiles them saves the work for all
+later ones. `splatlab train` starts two children, one per pass, before it reads the images and
+builds its initial points; the compile then runs on both cores beside that work instead of
+after it. The first kernel call waits for the children (`wait_ready`), then loads the cache.
+
+Nothing depends on the children succeeding: if one fails, or the cache is not writable, the
+kernels compile in-process on first use as before. Run as `python -m
+splatlab.render.cpu.warmup forward|backward`.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+PASSES = ("forward", "backward")
+WAIT_LIMIT_S = 600.0  # a child still compiling after this is stopped; the caller compiles itself
+
+_children: list[subprocess.Popen] = []
+
+
+def start() -> None:
+    """Start compiling both passes in child processes (once per process; no-op if started)."""
+    if _children or os.environ.get("NUMBA_DISABLE_JIT") == "1":
+        return
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    for name in PASSES:
+        try:
+            _children.append(subprocess.Popen([sys.executable, "-m", __name__, name], env=env,
+                                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL))
+        except OSError:  # cannot spawn: the kernels compile on first use
+            return
+
+
+def wait_ready() -> None:
+    """Block until the children have finished (cheap once they have, or if none were started)."""
+    deadline = time.monotonic() + WAIT_LIMIT_S
+    while _children:
+        child = _children.pop()
+        try:
+            child.wait(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def backward_calls() -> list[tuple]:
+    """(kernel, arguments) for the backward pass's kernels on an empty 16x16 image: the same
+    argument types as `backend.py` passes (a test holds them to it), so the compiled code is the
+    code a real backward loads from the cache."""
+    from . import kernels, preprocess
+
+    f32, f64, i32, i64 = np.float32, np.float64, np.int32, np.int64
+    n, size, D = 1, 16, 3
+    raster = (np.zeros(2, i64), np.zeros(0, i32), np.zeros((n, kernels.N_PARAMS), f32), np.zeros((n, 5), f64),
+              np.zeros((n, D), f32), False, np.zeros(D, f32), size, size, np.array([0, 1], i64), np.zeros(1, i64),
+              np.ones((size, size), f64), np.full((size, size), -1, i32), np.zeros((size, size, D), f32),
+              np.zeros((size, size), f32), n)
+    partial = np.zeros((1, n, 10 + D), f64)
+    eye = np.eye(4, dtype=f64)
+    project = (np.zeros((n, 3), f32), np.zeros((n, 4), f32), np.zeros((n, 3), f32), np.zeros(n, f32), eye,
+               eye[:3, :3].copy(), size, size, 0.3, False, np.zeros((n, 1, 3), f32), 0, np.zeros((n, 2), i32),
+               np.zeros((n, 3), f32), np.zeros((n, 2), f32), np.zeros((n, 3), f32), np.zeros(n, f32),
+               np.zeros(n, f32), np.zeros((n, 3), f32), np.zeros((n, 3), f64), np.zeros((n, 4), f64),
+               np.zeros((n, 3), f64), np.zeros(n, f64), np.zeros((n, 1, 3), f64))
+    return [(kernels.rasterize_backward, raster), (kernels.sum_partials, (partial, np.zeros((n, 10 + D), f32))),
+            (preprocess.project_backward, project)]
+
+
+def compile_forward() -> None:
+    """The forward pass's kernels, through a real render of a few thousand Gaussians (enough that
+    binning takes its parallel path too)."""
+    import torch
+
+    from splatlab.render import rasterize
+
+    g = torch.Generator().manual_seed(0)
+    n, size = 5000, 32
+    means = torch.rand(n, 3, generator=g) - 0.5 + torch.tensor([0.0, 0.0, 3.0])
+    quats = torch.randn(n, 4, generator=g)
+    scales = torch.full((n, 3), 0.02)
+    opacities = torch.full((n,), 0.5)
+    colors = torch.rand(n, 1, 3, generator=g)
+    K = torch.tensor([[size, 0.0, size / 2], [0.0, size, size / 2], [0.0, 0.0, 1.0]])[None]
+    with torch.no_grad():
+        rasterize(means, quats, scales, opacities, colors, torch.eye(4)[None], K, size, size, sh_degree=0,
+                  backend="cpu")
+
+
+def main(argv: list[str] | None = None) -> int:
+    which = (argv if argv is not None else sys.argv[1:]) or list(PASSES)
+    for name in which:
+        if name == "forward":
+            compile_forward()
+        elif name == "backward":
+            for kernel, args in backward_calls():
+                kernel(*args)
+        else:
+            print(f"usage: python -m {__name__} [forward] [backward]", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
