@@ -1,7 +1,11 @@
 #!/usr/bin/env python
-"""Training SSIM's blur: the dense band-matrix path against depthwise conv2d, per image size, in one
-process (forward + backward of the (1, 15, n, n) stack `metrics.ssim_map` blurs). `metrics.MATMUL_MAX`
-picks the path; this shows where the crossover is on this machine.
+"""Training SSIM, forward + backward of the loss term on an (n, n, 3) render, in one process:
+
+  autograd    the previous path: autograd through the SSIM formula, the blur as dense band
+              matrices (n <= metrics.MATMUL_MAX) or depthwise conv2d (above it);
+  band, conv  that autograd path forced onto one blur, to show where MATMUL_MAX sits;
+  ours        what training runs now: `metrics.ssim` with its hand-written gradient and, on CPU,
+              the compiled blur of `splatlab.render.cpu.blur`.
 
     python scripts/bench_ssim.py [--threads 2] [--sizes 64 96 128 256]
 """
@@ -12,31 +16,35 @@ import time
 
 import torch
 
+import splatlab  # noqa: F401  (sets the OpenMP wait policy before torch loads)
 from splatlab import metrics
 
 
-def blur_with(limit: int):
-    """`metrics.gaussian_blur` forced onto one path (`MATMUL_MAX` set to `limit` for the call)."""
-    def blur(x: torch.Tensor) -> torch.Tensor:
-        saved, metrics.MATMUL_MAX = metrics.MATMUL_MAX, limit
+def autograd_ssim(limit: int | None):
+    """The formula differentiated by autograd, the blur forced onto one path (None: MATMUL_MAX's)."""
+    def loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        saved = metrics.MATMUL_MAX
+        if limit is not None:
+            metrics.MATMUL_MAX = limit
         try:
-            return metrics.gaussian_blur(x, 11, 1.5)
+            p, t = pred.permute(2, 0, 1)[None], target.permute(2, 0, 1)[None]
+            _, _, a1, a2, b1, b2 = metrics._ssim_terms(p, t, 11, 1.5)
+            return (a1 * a2 / (b1 * b2)).mean()
         finally:
             metrics.MATMUL_MAX = saved
-    return blur
+    return loss
 
 
-band_blur, conv_blur = blur_with(10 ** 9), blur_with(0)
-
-
-def ms_per_call(fn, x: torch.Tensor, repeats: int) -> float:
-    x = x.clone().requires_grad_()
+def ms_per_call(fn, pred: torch.Tensor, target: torch.Tensor, repeats: int) -> tuple[float, torch.Tensor]:
+    x = pred.clone().requires_grad_()
     for _ in range(3):
-        fn(x).square().sum().backward()
+        x.grad = None
+        (1 - fn(x, target)).backward()
     t0 = time.perf_counter()
     for _ in range(repeats):
-        fn(x).square().sum().backward()
-    return 1000 * (time.perf_counter() - t0) / repeats
+        x.grad = None
+        (1 - fn(x, target)).backward()
+    return 1000 * (time.perf_counter() - t0) / repeats, x.grad
 
 
 def main() -> None:
@@ -46,13 +54,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    import numba
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     print(f"torch {torch.__version__}, {args.threads} threads; MATMUL_MAX = {metrics.MATMUL_MAX}")
-    print("   n  band ms  conv ms  band/conv  path used")
+    print("   n  autograd ms  band ms  conv ms  ours ms  ours/autograd  max |grad diff|")
     for n in args.sizes:
-        x = torch.rand(1, 15, n, n)
-        assert torch.allclose(band_blur(x), conv_blur(x), atol=1e-5)
-        band, conv = ms_per_call(band_blur, x, args.repeats), ms_per_call(conv_blur, x, args.repeats)
-        print(f"{n:4d} {band:8.1f} {conv:8.1f} {band / conv:10.2f}  {'band' if n <= metrics.MATMUL_MAX else 'conv'}")
+        g = torch.Generator().manual_seed(n)
+        pred = torch.rand(n, n, 3, generator=g)
+        target = (pred + 0.2 * torch.randn(n, n, 3, generator=g)).clamp(0, 1)
+        old, g_old = ms_per_call(autograd_ssim(None), pred, target, args.repeats)
+        band, _ = ms_per_call(autograd_ssim(10 ** 9), pred, target, args.repeats)
+        conv, _ = ms_per_call(autograd_ssim(0), pred, target, args.repeats)
+        ours, g_ours = ms_per_call(metrics.ssim, pred, target, args.repeats)
+        diff = (g_ours - g_old).abs().max().item()
+        print(f"{n:4d} {old:12.1f} {band:8.1f} {conv:8.1f} {ours:8.1f} {ours / old:14.2f} {diff:16.1e}")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import functools
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -43,8 +44,18 @@ MATMUL_MAX = 100
 
 
 def gaussian_blur(x: Tensor, size: int, sigma: float) -> Tensor:
-    """Separable Gaussian blur of (B, C, H, W) with zero padding ("same" size)."""
+    """Separable Gaussian blur of (B, C, H, W) with zero padding ("same" size). On CPU, outside
+    autograd, the compiled loops of `splatlab.render.cpu.blur` (~6x torch's conv2d at 256²; the SSIM
+    gradient is hand-written, so training takes this path too); else band matrices or conv2d."""
     h, w_ = x.shape[-2:]
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not (
+            x.requires_grad and torch.is_grad_enabled()):
+        from splatlab.render.cpu.blur import blur_planes
+
+        planes = x.detach().reshape(-1, h, w_).contiguous().numpy()
+        out = np.empty_like(planes)
+        blur_planes(planes, _window_1d(size, sigma, "cpu", x.dtype).numpy(), out)
+        return torch.from_numpy(out).view(x.shape)
     if max(h, w_) <= MATMUL_MAX:
         key = (str(x.device), x.dtype)
         mh = _band(h, size, sigma, *key)
@@ -57,18 +68,54 @@ def gaussian_blur(x: Tensor, size: int, sigma: float) -> Tensor:
     return F.conv2d(x, w.view(1, 1, k, 1).expand(c, 1, k, 1), padding=(k // 2, 0), groups=c)
 
 
+def _ssim_terms(p: Tensor, t: Tensor, window_size: int, sigma: float):
+    """Blurred statistics of (B, C, H, W) images and the SSIM map's four factors:
+    SSIM = a1·a2 / (b1·b2), a1 = 2μpμt + C1, a2 = 2σpt + C2, b1 = μp² + μt² + C1, b2 = σp² + σt² + C2."""
+    mu_p, mu_t, e_pp, e_tt, e_pt = gaussian_blur(torch.cat([p, t, p * p, t * t, p * t], dim=1),
+                                                 window_size, sigma).chunk(5, dim=1)
+    mpt = mu_p * mu_t
+    mpp = mu_p * mu_p
+    mtt = mu_t * mu_t
+    a1 = 2 * mpt + C1
+    a2 = 2 * (e_pt - mpt) + C2
+    b1 = mpp + mtt + C1
+    b2 = (e_pp - mpp) + (e_tt - mtt) + C2
+    return mu_p, mu_t, a1, a2, b1, b2
+
+
+class _SSIMMap(torch.autograd.Function):
+    """SSIM map with a hand-written gradient to the prediction. The blur is linear and symmetric,
+    so dL/dp = G(dL/dμp) + 2p·G(dL/dE[p²]) + t·G(dL/dE[pt]): one blur of three maps, where
+    autograd replays two convolutions' backward over all five maps and ~20 elementwise ops."""
+
+    @staticmethod
+    def forward(ctx, p: Tensor, t: Tensor, window_size: int, sigma: float) -> Tensor:
+        mu_p, mu_t, a1, a2, b1, b2 = _ssim_terms(p, t, window_size, sigma)
+        s = a1 * a2 / (b1 * b2)
+        ctx.save_for_backward(p, t, mu_p, mu_t, a1, a2, b1, b2, s)
+        ctx.window = (window_size, sigma)
+        return s
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        p, t, mu_p, mu_t, a1, a2, b1, b2, s = ctx.saved_tensors
+        gs = g * s
+        g_over = g / (b1 * b2)
+        d_mu = 2 * mu_t * (a2 - a1) * g_over - 2 * mu_p * gs * (1 / b1 - 1 / b2)  # dL/dμp
+        d_pp = -gs / b2  # dL/dE[p²]
+        d_pt = 2 * a1 * g_over  # dL/dE[pt]
+        b_mu, b_pp, b_pt = gaussian_blur(torch.cat([d_mu, d_pp, d_pt], dim=1), *ctx.window).chunk(3, dim=1)
+        return b_mu + 2 * p * b_pp + t * b_pt, None, None, None
+
+
 def ssim_map(pred: Tensor, target: Tensor, window_size: int = 11, sigma: float = 1.5) -> Tensor:
-    """Per-pixel SSIM of images laid out (..., H, W, C) (the renderer's layout)."""
+    """Per-pixel SSIM of images laid out (..., H, W, C) (the renderer's layout), as (B, C, H, W)."""
     p = pred.reshape(-1, *pred.shape[-3:]).permute(0, 3, 1, 2)
     t = target.reshape(-1, *target.shape[-3:]).permute(0, 3, 1, 2)
-    stacked = gaussian_blur(torch.cat([p, t, p * p, t * t, p * t], dim=1), window_size, sigma)
-    mu_p, mu_t, e_pp, e_tt, e_pt = stacked.chunk(5, dim=1)
-    var_p = e_pp - mu_p ** 2
-    var_t = e_tt - mu_t ** 2
-    cov = e_pt - mu_p * mu_t
-    num = (2 * mu_p * mu_t + C1) * (2 * cov + C2)
-    den = (mu_p ** 2 + mu_t ** 2 + C1) * (var_p + var_t + C2)
-    return num / den
+    if t.requires_grad:  # the hand-written gradient is to the prediction only
+        _, _, a1, a2, b1, b2 = _ssim_terms(p, t, window_size, sigma)
+        return a1 * a2 / (b1 * b2)
+    return _SSIMMap.apply(p, t.detach(), window_size, sigma)
 
 
 def ssim(pred: Tensor, target: Tensor, window_size: int = 11) -> Tensor:

@@ -20,3 +20,28 @@ def test_ssim_map_matches_scikit_image_away_from_the_border(size):
                                     use_sample_covariance=False, data_range=1.0, channel_axis=-1)
     ours = metrics.ssim_map(a.double(), b.double())[..., 5:-5, 5:-5].mean().item()
     assert ours == pytest.approx(ref, abs=1e-6)
+
+
+def test_ssim_gradient_matches_finite_differences():
+    """The hand-written SSIM gradient (to the prediction) against central differences, float64."""
+    g = torch.Generator().manual_seed(7)
+    a = torch.rand(2, 13, 15, 3, generator=g, dtype=torch.float64)
+    b = (a + 0.3 * torch.randn(a.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    weights = torch.rand(2, 3, 13, 15, generator=g, dtype=torch.float64)  # a non-uniform upstream gradient
+    torch.autograd.gradcheck(lambda x: (metrics.ssim_map(x, b) * weights).sum(), (a.clone().requires_grad_(True),),
+                             eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("size", [40, metrics.MATMUL_MAX + 28])
+def test_ssim_gradient_matches_autograd_of_the_formula(size):
+    """Both blur paths, against autograd through the same formula (taken when the target needs a
+    gradient too)."""
+    g = torch.Generator().manual_seed(size)
+    a = torch.rand(size, size, 3, generator=g)
+    b = (a + 0.2 * torch.randn(size, size, 3, generator=g)).clamp(0, 1)
+    x = a.clone().requires_grad_(True)
+    metrics.ssim(x, b).backward()
+    y = a.clone().requires_grad_(True)
+    metrics.ssim(y, b.clone().requires_grad_(True)).backward()
+    assert torch.allclose(x.grad, y.grad, rtol=1e-4, atol=1e-9)
+    assert x.grad.abs().max() > 0

@@ -77,9 +77,10 @@ def backward_calls() -> list[tuple]:
 
 def compile_forward() -> None:
     """The forward pass's kernels, through a real render of a few thousand Gaussians (enough that
-    binning takes its parallel path too)."""
+    binning takes its parallel path too), and the SSIM loss's blur."""
     import torch
 
+    from splatlab.metrics import ssim
     from splatlab.render import rasterize
 
     g = torch.Generator().manual_seed(0)
@@ -93,6 +94,7 @@ def compile_forward() -> None:
     with torch.no_grad():
         rasterize(means, quats, scales, opacities, colors, torch.eye(4)[None], K, size, size, sh_degree=0,
                   backend="cpu")
+        ssim(torch.rand(size, size, 3, generator=g), torch.rand(size, size, 3, generator=g))  # its compiled blur
 
 
 def main(argv: list[str] | None = None) -> int:
