@@ -93,3 +93,17 @@ def test_temporal_places_timed_points_at_their_frame():
     torch.testing.assert_close(fields["t_mean"][[0, 2], 0], torch.tensor([0.25, 0.75]))
     torch.testing.assert_close(fields["t_log_scale"][[0, 2], 0], torch.full((2,), math.log(0.5 / 2.0)))
     torch.testing.assert_close(fields["t_log_scale"][1], default_scale)  # untimed rows keep their defaults
+
+
+def test_box_sums_match_brute_force_window_sums():
+    from splatlab.train.sweep import box_sums
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(3, 9, 12, generator=g)
+    got = box_sums(x, 5)
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    want = torch.zeros_like(x)
+    for i in range(9):
+        for j in range(12):
+            want[:, i, j] = padded[:, i:i + 5, j:j + 5].sum(dim=(1, 2))
+    assert torch.allclose(got, want, atol=1e-5)
