@@ -4,8 +4,8 @@
   autograd    the previous path: autograd through the SSIM formula, the blur as dense band
               matrices (n <= metrics.MATMUL_MAX) or depthwise conv2d (above it);
   band, conv  that autograd path forced onto one blur, to show where MATMUL_MAX sits;
-  ours        what training runs now: `metrics.ssim` with its hand-written gradient and, on CPU,
-              the compiled blur of `splatlab.render.cpu.blur`.
+  ours        what training runs now: `metrics.ssim`, on CPU the compiled forward and hand-written
+              gradient of `splatlab.render.cpu.ssim`.
 
     python scripts/bench_ssim.py [--threads 2] [--sizes 64 96 128 256]
 """

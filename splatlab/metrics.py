@@ -44,18 +44,8 @@ MATMUL_MAX = 100
 
 
 def gaussian_blur(x: Tensor, size: int, sigma: float) -> Tensor:
-    """Separable Gaussian blur of (B, C, H, W) with zero padding ("same" size). On CPU, outside
-    autograd, the compiled loops of `splatlab.render.cpu.blur` (~6x torch's conv2d at 256²; the SSIM
-    gradient is hand-written, so training takes this path too); else band matrices or conv2d."""
+    """Separable Gaussian blur of (B, C, H, W) with zero padding ("same" size)."""
     h, w_ = x.shape[-2:]
-    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and not (
-            x.requires_grad and torch.is_grad_enabled()):
-        from splatlab.render.cpu.blur import blur_planes
-
-        planes = x.detach().reshape(-1, h, w_).contiguous().numpy()
-        out = np.empty_like(planes)
-        blur_planes(planes, _window_1d(size, sigma, "cpu", x.dtype).numpy(), out)
-        return torch.from_numpy(out).view(x.shape)
     if max(h, w_) <= MATMUL_MAX:
         key = (str(x.device), x.dtype)
         mh = _band(h, size, sigma, *key)
@@ -86,18 +76,40 @@ def _ssim_terms(p: Tensor, t: Tensor, window_size: int, sigma: float):
 class _SSIMMap(torch.autograd.Function):
     """SSIM map with a hand-written gradient to the prediction. The blur is linear and symmetric,
     so dL/dp = G(dL/dμp) + 2p·G(dL/dE[p²]) + t·G(dL/dE[pt]): one blur of three maps, where
-    autograd replays two convolutions' backward over all five maps and ~20 elementwise ops."""
+    autograd replays two convolutions' backward over all five maps and ~20 elementwise ops.
+    On CPU both directions are compiled loops (`splatlab.render.cpu.ssim`)."""
 
     @staticmethod
     def forward(ctx, p: Tensor, t: Tensor, window_size: int, sigma: float) -> Tensor:
+        ctx.window = (window_size, sigma)
+        ctx.compiled = p.device.type == "cpu" and p.dtype in (torch.float32, torch.float64)
+        if ctx.compiled:
+            from splatlab.render.cpu.ssim import ssim_forward
+
+            planes_p = p.detach().reshape(-1, *p.shape[-2:]).contiguous().numpy()
+            planes_t = t.detach().to(p.dtype).reshape(planes_p.shape).contiguous().numpy()
+            taps = _window_1d(window_size, sigma, "cpu", p.dtype).numpy()
+            stats = np.empty((6, *planes_p.shape), planes_p.dtype)
+            s = np.empty_like(planes_p)
+            scalar = planes_p.dtype.type
+            ssim_forward(planes_p, planes_t, taps, scalar(C1), scalar(C2), stats, s)
+            ctx.arrays = (planes_p, planes_t, taps, stats, s)
+            return torch.from_numpy(s).view(p.shape)
         mu_p, mu_t, a1, a2, b1, b2 = _ssim_terms(p, t, window_size, sigma)
         s = a1 * a2 / (b1 * b2)
         ctx.save_for_backward(p, t, mu_p, mu_t, a1, a2, b1, b2, s)
-        ctx.window = (window_size, sigma)
         return s
 
     @staticmethod
     def backward(ctx, g: Tensor):
+        if ctx.compiled:
+            from splatlab.render.cpu.ssim import ssim_backward
+
+            planes_p, planes_t, taps, stats, s = ctx.arrays
+            grad = np.empty_like(planes_p)
+            g_np = g.detach().reshape(s.shape).contiguous().numpy().astype(s.dtype, copy=False)
+            ssim_backward(g_np, planes_p, planes_t, stats, s, taps, grad)
+            return torch.from_numpy(grad).view(g.shape), None, None, None
         p, t, mu_p, mu_t, a1, a2, b1, b2, s = ctx.saved_tensors
         gs = g * s
         g_over = g / (b1 * b2)

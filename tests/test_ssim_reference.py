@@ -1,5 +1,7 @@
-"""The one SSIM (`splatlab.metrics`) against scikit-image's, on both of its blur paths (dense band
-matrices for small images, depthwise convolution for large ones)."""
+"""The one SSIM (`splatlab.metrics`) against scikit-image's and its gradient against finite
+differences: the compiled CPU path (`splatlab.render.cpu.ssim`) and the torch path (dense band
+matrices for small images, depthwise convolution for large ones, used off CPU and when the target
+needs a gradient too)."""
 from __future__ import annotations
 
 import pytest
@@ -18,8 +20,11 @@ def test_ssim_map_matches_scikit_image_away_from_the_border(size):
     # mean over the image without a 5-pixel border (where the two pad differently)
     ref = skm.structural_similarity(a.double().numpy(), b.double().numpy(), gaussian_weights=True, sigma=1.5,
                                     use_sample_covariance=False, data_range=1.0, channel_axis=-1)
-    ours = metrics.ssim_map(a.double(), b.double())[..., 5:-5, 5:-5].mean().item()
-    assert ours == pytest.approx(ref, abs=1e-6)
+    compiled = metrics.ssim_map(a.double(), b.double())[..., 5:-5, 5:-5].mean().item()
+    # a target that needs a gradient takes the torch path (band matrices or conv2d, by size)
+    torch_path = metrics.ssim_map(a.double(), b.double().requires_grad_(True))[..., 5:-5, 5:-5].mean().item()
+    assert compiled == pytest.approx(ref, abs=1e-6)
+    assert torch_path == pytest.approx(ref, abs=1e-6)
 
 
 def test_ssim_gradient_matches_finite_differences():

@@ -1,9 +1,9 @@
-"""Compiled separable blur for SSIM on CPU: a "same"-size 1D filter along rows, then along
-columns, with zero padding, over (P, H, W) planes, parallel over planes.
+"""Compiled separable filter on CPU: a "same"-size 1D filter along rows, then along columns, with
+zero padding, over (P, H, W) planes, parallel over planes. The plane sweep's patch sums use it
+(`splatlab/train/sweep.py`; torch's avg_pool2d was a third of the sweep).
 
-torch's depthwise conv2d is slow on CPU for this shape: SSIM blurs 15 planes of 256² with an
-11-tap window, ~12 ms on 2 threads against ~2 ms here (`scripts/bench_ssim.py`). Indices are
-unsigned so numba emits no negative-index wraparound and LLVM vectorises the row loops.
+Indices are unsigned so numba emits no negative-index wraparound and LLVM vectorises the row loops
+(15 planes of 256², 11 taps, 2 threads: ~2 ms, against ~12 ms for torch's depthwise conv2d).
 """
 from __future__ import annotations
 

@@ -77,7 +77,7 @@ def backward_calls() -> list[tuple]:
 
 def compile_forward() -> None:
     """The forward pass's kernels, through a real render of a few thousand Gaussians (enough that
-    binning takes its parallel path too), and the SSIM loss's blur."""
+    binning takes its parallel path too), and the SSIM loss."""
     import torch
 
     from splatlab.metrics import ssim
@@ -94,7 +94,8 @@ def compile_forward() -> None:
     with torch.no_grad():
         rasterize(means, quats, scales, opacities, colors, torch.eye(4)[None], K, size, size, sh_degree=0,
                   backend="cpu")
-        ssim(torch.rand(size, size, 3, generator=g), torch.rand(size, size, 3, generator=g))  # its compiled blur
+    pred = torch.rand(size, size, 3, generator=g).requires_grad_(True)
+    ssim(pred, torch.rand(size, size, 3, generator=g)).backward()  # the loss's compiled SSIM, both ways
 
 
 def main(argv: list[str] | None = None) -> int:
