@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .blur import filter_columns, filter_row
+
 
 @njit(cache=True, nogil=True, inline="always")
 def _clear(a, n):
@@ -56,15 +58,8 @@ def ssim_forward(p, t, taps, c1, c2, stats, s):
     for job in prange(P * H):  # along H, then the SSIM terms of the row
         q = job // H
         i = job % H
-        acc = np.zeros((5, W), p.dtype)
-        for k in range(max(0, r - i), min(K, H + r - i)):
-            w = taps[k]
-            src = i + k - r
-            for m in range(5):
-                row = rows[m, q, src]
-                out = acc[m]
-                for j in range(np.uint64(W)):
-                    out[j] += w * row[j]
+        acc = np.empty((5, W), p.dtype)
+        filter_columns(acc, rows, q, i, taps)
         for j in range(np.uint64(W)):
             mp = acc[0, j]
             mt = acc[1, j]
@@ -89,8 +84,6 @@ def ssim_backward(g, p, t, stats, s, taps, grad):
     """grad = dL/dp for an upstream dL/dSSIM map g: with the blur G (linear, symmetric),
     dL/dp = G(dL/dμp) + 2p·G(dL/dE[p²]) + t·G(dL/dE[pt])."""
     P, H, W = p.shape
-    K = taps.shape[0]
-    r = K // 2
     dmaps = np.empty((3, P, H, W), p.dtype)
     for job in prange(P * H):  # the three maps, pixel-wise
         q = job // H
@@ -113,27 +106,11 @@ def ssim_backward(g, p, t, stats, s, taps, grad):
         q = job // H
         i = job % H
         for m in range(3):
-            dst = rows[m, q, i]
-            src = dmaps[m, q, i]
-            _clear(dst, W)
-            for k in range(K):
-                w = taps[k]
-                lo = max(0, r - k)
-                d0 = np.uint64(lo)
-                s0 = np.uint64(lo + k - r)
-                for j in range(np.uint64(min(W, W + r - k) - lo)):
-                    dst[d0 + j] += w * src[s0 + j]
+            filter_row(rows[m, q, i], dmaps[m, q, i], taps)
     for job in prange(P * H):  # along H, then combined with p and t
         q = job // H
         i = job % H
-        acc = np.zeros((3, W), p.dtype)
-        for k in range(max(0, r - i), min(K, H + r - i)):
-            w = taps[k]
-            src = i + k - r
-            for m in range(3):
-                row = rows[m, q, src]
-                out = acc[m]
-                for j in range(np.uint64(W)):
-                    out[j] += w * row[j]
+        acc = np.empty((3, W), p.dtype)
+        filter_columns(acc, rows, q, i, taps)
         for j in range(np.uint64(W)):
             grad[q, i, j] = acc[0, j] + 2 * p[q, i, j] * acc[1, j] + t[q, i, j] * acc[2, j]
