@@ -1,4 +1,5 @@
-"""Compiling the CPU kernels ahead (`splatlab.render.cpu.warmup`): the backward pass is compiled
+"""Compiling the CPU kernels ahead (`splatlab.render.cpu.compile_ahead` and its children,
+`splatlab.render.cpu.warmup`): the backward pass is compiled
 from synthetic arguments, which only helps if they have exactly the types a real backward passes
 (otherwise numba compiles a second, unused specialisation and the real one still compiles late)."""
 from __future__ import annotations
@@ -10,7 +11,7 @@ import numba
 import torch
 
 from splatlab.render import rasterize
-from splatlab.render.cpu import warmup
+from splatlab.render.cpu import compile_ahead, warmup
 
 
 def _real_forward_backward() -> None:
@@ -48,9 +49,9 @@ def test_warmup_module_runs_and_refuses_unknown_passes():
 
 
 def test_start_then_wait_leaves_no_children(monkeypatch):
-    monkeypatch.setattr(warmup, "_children", [])
-    warmup.start()
-    assert len(warmup._children) == len(warmup.PASSES)
-    procs = list(warmup._children)
-    warmup.wait_ready()
-    assert warmup._children == [] and all(p.returncode == 0 for p in procs)
+    monkeypatch.setattr(compile_ahead, "_children", [])
+    compile_ahead.start()
+    assert len(compile_ahead._children) == len(compile_ahead.PASSES)
+    procs = list(compile_ahead._children)
+    compile_ahead.wait_ready()
+    assert compile_ahead._children == [] and all(p.returncode == 0 for p in procs)

@@ -35,8 +35,8 @@ def run_training(cfg: TrainConfig, scene: SceneData | None = None, checkpoint: d
     if cfg.resume is None and outputs.is_complete(out):
         raise FileExistsError(f"{out} already holds a finished run ({METRICS}); choose another --out")
     if cfg.nproc <= 1 and cfg.backend in ("auto", "cpu") and select_backend(cfg.backend) == "cpu":
-        from splatlab.render.cpu import warmup
-        warmup.start()  # compiles (first run) beside the data loading and initialisation below
+        from splatlab.render.cpu import compile_ahead
+        compile_ahead.start()  # compiles (first run) beside the data loading and initialisation below
     if scene is None:
         scene = prepare_scene(cfg)
     trainer = None

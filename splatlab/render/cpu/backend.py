@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import kernels, warmup
+from . import compile_ahead, kernels
 
 # pair counts (C,H,W) of the most recent forward, for the benchmark: row-list entries each pixel
 # evaluated up to its stop, and the tile-list entries a plain tile rasterizer walks to the same stop
@@ -43,7 +43,7 @@ class RasterizeToPixels(torch.autograd.Function):
         """`visibility` (C,N) bool or None: camera c draws only its True rows (their radii must be 0
         elsewhere); its per-Gaussian tables are then built for those rows only."""
         global last_forward_evals, last_forward_tile_evals, last_forward_kernel_args
-        warmup.wait_ready()
+        compile_ahead.wait_ready()
         C, N, D = colors.shape
         use_shape = shapes is not None and shapes.numel() > 0
         out_color = np.empty((C, height, width, D), np.float32)
@@ -105,7 +105,7 @@ class ProjectGaussians(torch.autograd.Function):
         out culled (radii 0) with zero outputs, so they draw nothing and get zero gradients."""
         from . import preprocess
 
-        warmup.wait_ready()  # kernels being compiled ahead: load them from the cache, not compile twice
+        compile_ahead.wait_ready()  # kernels being compiled ahead: load them from the cache, not compile twice
         C, N = viewmats.shape[0], means.shape[0]
         m, q, s, o = _np(means), _np(quats), _np(scales), _np(opacities)
         use_shape = shapes is not None
