@@ -25,7 +25,7 @@ def filter_row(dst, src, taps):
         lo = max(0, r - k)
         d0 = np.uint64(lo)
         s0 = np.uint64(lo + k - r)
-        for j in range(np.uint64(min(W, W + r - k) - lo)):
+        for j in range(np.uint64(max(0, min(W, W + r - k) - lo))):
             dst[d0 + j] += w * src[s0 + j]
 
 

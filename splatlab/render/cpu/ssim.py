@@ -47,7 +47,7 @@ def ssim_forward(p, t, taps, c1, c2, stats, s):
             lo = max(0, r - k)
             d0 = np.uint64(lo)
             s0 = np.uint64(lo + k - r)
-            for j in range(np.uint64(min(W, W + r - k) - lo)):
+            for j in range(np.uint64(max(0, min(W, W + r - k) - lo))):
                 a = sp[s0 + j]
                 b = st[s0 + j]
                 m0[d0 + j] += w * a
