@@ -4,6 +4,7 @@ from synthetic arguments, which only helps if they have exactly the types a real
 (otherwise numba compiles a second, unused specialisation and the real one still compiles late)."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -50,8 +51,33 @@ def test_warmup_module_runs_and_refuses_unknown_passes():
 
 def test_start_then_wait_leaves_no_children(monkeypatch):
     monkeypatch.setattr(compile_ahead, "_children", [])
-    compile_ahead.start()
+    compile_ahead.start(force=True)
     assert len(compile_ahead._children) == len(compile_ahead.PASSES)
     procs = list(compile_ahead._children)
     compile_ahead.wait_ready()
     assert compile_ahead._children == [] and all(p.returncode == 0 for p in procs)
+
+
+def test_no_children_when_the_kernels_are_cached(monkeypatch):
+    _real_forward_backward()
+    _ssim_both_ways()
+    assert compile_ahead.kernels_cached()
+    monkeypatch.setattr(compile_ahead, "_children", [])
+    compile_ahead.start()
+    assert compile_ahead._children == []
+
+
+def test_an_empty_cache_is_not_cached(tmp_path):
+    """In a process whose numba cache directory is empty, nothing counts as compiled."""
+    code = "from splatlab.render.cpu import compile_ahead; print(compile_ahead.kernels_cached())"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"
+
+
+def _ssim_both_ways() -> None:
+    from splatlab.metrics import ssim
+
+    x = torch.rand(12, 12, 3).requires_grad_(True)
+    ssim(x, torch.rand(12, 12, 3)).backward()

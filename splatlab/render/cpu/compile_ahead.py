@@ -8,8 +8,8 @@ images and builds its initial points; the compile then runs on both cores beside
 of after it. The first kernel call waits for the children (`wait_ready`), then loads the cache.
 
 Nothing depends on the children succeeding: if one fails, or the cache is not writable, the
-kernels compile in-process on first use as before. This module imports nothing of splatlab, so
-the backend can call `wait_ready` without an import cycle.
+kernels compile in-process on first use as before. This module imports only the kernel modules
+(not the render path), so the backend can call `wait_ready` without an import cycle.
 """
 from __future__ import annotations
 
@@ -24,9 +24,25 @@ WAIT_LIMIT_S = 600.0  # a child still compiling after this is stopped; the calle
 _children: list[subprocess.Popen] = []
 
 
-def start() -> None:
-    """Start compiling both passes in child processes (once per process; no-op if started)."""
-    if _children or os.environ.get("NUMBA_DISABLE_JIT") == "1":
+def kernels_cached() -> bool:
+    """Whether numba's disk cache holds every entry kernel of both passes for the current source:
+    then there is nothing to compile ahead (children would only cost their start-up, seconds of
+    CPU per training run). Reads numba's cache index (a private API: any failure counts as not
+    cached, which only means compiling ahead once more)."""
+    from . import kernels, preprocess, ssim
+
+    entries = (kernels.rasterize_forward, kernels.rasterize_backward, preprocess.project_forward,
+               preprocess.project_backward, ssim.ssim_forward, ssim.ssim_backward)
+    try:
+        return all(fn._cache._cache_file._load_index() for fn in entries)
+    except Exception:  # noqa: BLE001 - another numba version's internals
+        return False
+
+
+def start(force: bool = False) -> None:
+    """Start compiling both passes in child processes, unless the kernels are cached already
+    (once per process; no-op if started)."""
+    if _children or os.environ.get("NUMBA_DISABLE_JIT") == "1" or (not force and kernels_cached()):
         return
     env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", MKL_NUM_THREADS="1")
     for name in PASSES:
