@@ -118,6 +118,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--quick", action="store_true", help="only the 20k/256² SH0 case")
+    ap.add_argument("--ges", action="store_true",
+                    help="also time the generalized exponential kernel (GES, shapes β in [1, 4]) against Gaussians")
     args = ap.parse_args()
     cases = [(20_000, 256, 0), (20_000, 256, 3), (100_000, 256, 0), (100_000, 256, 3),
              (20_000, 512, 3), (100_000, 512, 0), (100_000, 512, 3)]
@@ -137,6 +139,29 @@ def main() -> None:
               f"{1e3 * r['kernel']:>9.1f} {r['evals'] / 1e6:>6.1f} {r['evals'] / r['kernel'] / 1e6:>8.0f} "
               f"{r['tile_evals'] / 1e6:>6.1f} {r['tile_evals'] / r['kernel'] / 1e6:>8.0f} "
               f"{r['ref_fwdbwd']:>9.2f}@{r['ref_size']}² {r['speedup']:>8.0f}x", flush=True)
+    if args.ges:
+        ges_vs_gaussian(args.repeats)
+
+
+def ges_vs_gaussian(repeats: int, n: int = 20_000, size: int = 256) -> None:
+    """GES (per-Gaussian β in [1, 4]) against plain Gaussians on the same scene, forward and
+    forward + backward, in this process."""
+    params, vm, K = make_scene(n, size, 0)
+    shapes = 1.0 + 3.0 * torch.rand(n, generator=torch.Generator().manual_seed(1))
+
+    def run(with_shapes: bool, backward: bool):
+        leaves = [p.clone().requires_grad_(backward) for p in params]
+        shp = shapes.clone().requires_grad_(backward) if with_shapes else None
+        with torch.set_grad_enabled(backward):
+            img, alpha, _ = rasterize(*leaves, vm, K, size, size, sh_degree=0, backend="cpu", shapes=shp)
+            if backward:
+                (img.sum() + alpha.sum()).backward()
+
+    times = {(g, b): time_it(lambda g=g, b=b: run(g, b), repeats) for g in (False, True) for b in (False, True)}
+    print(f"GES vs Gaussian, {n} Gaussians at {size}²: forward {1e3 * times[True, False]:.1f} vs "
+          f"{1e3 * times[False, False]:.1f} ms ({times[True, False] / times[False, False]:.2f}x), forward+backward "
+          f"{1e3 * times[True, True]:.1f} vs {1e3 * times[False, True]:.1f} ms "
+          f"({times[True, True] / times[False, True]:.2f}x)")
 
 if __name__ == "__main__":
     main()

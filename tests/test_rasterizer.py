@@ -344,3 +344,30 @@ def test_tile_binning_matches_a_plain_sort(n):
                 expected[ty * tiles_x + tx].append(g)
     for t, lst in enumerate(expected):
         assert ids[offsets[t]:offsets[t + 1]].tolist() == lst, t
+
+
+def test_float32_log_and_pow_match_float64():
+    """The GES falloff's vectorised σ^(β/2) (`kernels.pow_f32`, via `log_f32`) against numpy in
+    float64, over the σ and β a render meets; 0 for σ = 0."""
+    import numpy as np
+    from numba import njit
+
+    from splatlab.render.cpu.kernels import exp_neg_f32, log_f32, pow_f32
+
+    @njit
+    def evaluate(x, y):
+        out = np.empty((3, x.shape[0]), np.float32)
+        for i in range(x.shape[0]):
+            out[0, i] = log_f32(x[i])
+            out[1, i] = pow_f32(x[i], y[i])
+            out[2, i] = exp_neg_f32(out[1, i])
+        return out
+
+    x = np.logspace(-6, 2.5, 20001).astype(np.float32)
+    y = np.random.default_rng(0).uniform(0.25, 4.0, x.shape[0]).astype(np.float32)
+    log_, pow_, falloff = evaluate(x, y)
+    x64, y64 = x.astype(np.float64), y.astype(np.float64)
+    assert np.max(np.abs(log_ - np.log(x64)) / np.maximum(np.abs(np.log(x64)), 1e-3)) < 1e-6
+    assert np.max(np.abs(pow_ - x64 ** y64) / (x64 ** y64)) < 2e-5
+    assert np.max(np.abs(falloff - np.exp(-(x64 ** y64)))) < 1e-6
+    assert evaluate(np.zeros(1, np.float32), np.ones(1, np.float32))[1, 0] == 0.0
