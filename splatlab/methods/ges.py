@@ -1,6 +1,6 @@
 """`ges`: Generalized Exponential Splatting (Hamdi et al., CVPR 2024).
 
-    splatlab train scenes/robot --method ges [--method-option shape_lr=1e-3] ...
+    splatlab train scenes/robot --method ges [--method-option shape_lr=1e-2] ...
 
 Each splat is a generalized exponential f(x) = o·exp(-σ^(β/2)), σ = ½ dᵀΣ⁻¹d (β = 2 is the
 Gaussian), with one extra learned per-Gaussian field `shape` (raw, initialised to 0, saved as the
@@ -32,11 +32,25 @@ Training recipe (paper, `arguments/__init__.py` / `train_ges.py`):
   loss): grayscale target at 0.2× size, σ1 = 0.1 + 0.1·f (f < 50) or 0.1 + 0.1·(100 − f), σ2 = 2σ1,
   f = 100·step/iterations, min-max normalised, thresholded at 0.5 — coarse bands first and last,
   fine bands in the middle of training;
-* shape learning rate 1e-3; every 1000 steps (during densification) every shape is reset to 0
-  (and its Adam state cleared); every 100 steps (during densification) splats with φ < 0.005 are
-  pruned;
-* densification gradient threshold 3e-4 (a `TrainConfig` setting: `--grad-threshold 3e-4`, which
-  `scripts/bench_methods.py` passes for ges).
+* shape learning rate 1e-3 (here 1e-2, see below); every 1000 steps (during densification) every
+  shape is reset to 0 (and its Adam state cleared); every 100 steps (during densification) splats
+  with φ < 0.005 are pruned;
+* densification gradient threshold 3e-4 (a `TrainConfig` setting, `--grad-threshold 3e-4`; not
+  the default here, see below).
+
+Departures, measured on robot (128², 3000 steps, capped at 58 % of gs3d's Gaussians; README):
+* `shape_lr` defaults to 1e-2, not the paper's 1e-3. The paper trains 40k steps, 25k of them after
+  the last shape reset; Adam moves a parameter by at most about lr per step, so in a 3000-step run
+  (last reset at step 2000) 1e-3 leaves every φ within [0.95, 1.05]: every splat stays a Gaussian,
+  and GES measured the same as GES with the shape frozen (34.08 vs 34.09 dB). With 1e-2 the shapes
+  settle (mostly flatter than a Gaussian, median β ≈ 2.3) and the test PSNR rose by 0.8 dB at the
+  same number of Gaussians. `--method-option shape_lr=1e-3` restores the paper's value.
+* Under a Gaussian budget (`--cap-max`) the paper's 3e-4 threshold stops growing short of the budget
+  and grows later; with the shape frozen that cost 0.31 dB on robot against gs3d's 2e-4 (11.0k vs
+  14.7k Gaussians). The budget, not the threshold, sets the size, so the benchmark no longer passes
+  3e-4 for ges.
+* The frequency-modulated loss is kept; with the shape frozen it measured 0.08 dB below gs3d's
+  loss at the same count (34.40 vs 34.48 dB).
 """
 from __future__ import annotations
 
@@ -68,7 +82,7 @@ BETA_MONOTONE = 13.5  # φ(β) (below) decreases up to β ≈ 13.78 (φ ≈ 0.69
 class GESConfig(MethodConfig):
     """GES options (see the module docstring)."""
 
-    shape_lr: float = 1e-3
+    shape_lr: float = 1e-2  # paper: 1e-3 over 40k steps (see the module docstring)
     shape_strength: float = 0.1  # ρ in φ = 2·sigmoid(ρ·shape)
     shape_reset_every: int = 1000  # 0: never
     prune_phi: float = 0.005
