@@ -138,10 +138,12 @@ def log_f32(x):
 @njit(cache=True, nogil=True, inline="always")
 def pow_f32(x, y):
     """x^y in float32 for x ≥ 0 (0 for x = 0) and |y·ln x| ≤ 80, branch-free (vectorisable):
-    e^(y·ln x) through `exp_neg_f32` of |y·ln x| (a reciprocal for positive exponents)."""
+    e^(y·ln x) through `exp_neg_f32` of |y·ln x| (a reciprocal for positive exponents). y = 1
+    returns x exactly, so GES at β = 2 draws exactly what the Gaussian kernel draws."""
     z = y * log_f32(x)
     v = exp_neg_f32(abs(z))
     v = _F_ONE / v if z > _F_ZERO else v
+    v = x if y == _F_ONE else v
     return v if x > _F_ZERO else _F_ZERO
 
 
