@@ -58,27 +58,17 @@ _F_TWO23 = np.float32(8388608.0)
 
 
 @intrinsic
-def _bits_as_f32(typingctx, x):
-    """Reinterpret an int32's bits as a float32 (no conversion)."""
-    if x != types.int32:
+def _bitcast32(typingctx, x):
+    """Reinterpret 32 bits, no conversion: an int32 as a float32, a float32 as an int32."""
+    if x == types.int32:
+        sig, target = types.float32(types.int32), ir.FloatType()
+    elif x == types.float32:
+        sig, target = types.int32(types.float32), ir.IntType(32)
+    else:
         return None
-    sig = types.float32(types.int32)
 
     def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return sig, codegen
-
-
-@intrinsic
-def _f32_bits(typingctx, x):
-    """Reinterpret a float32's bits as an int32 (no conversion)."""
-    if x != types.float32:
-        return None
-    sig = types.int32(types.float32)
-
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
+        return builder.bitcast(args[0], target)
 
     return sig, codegen
 
@@ -109,7 +99,7 @@ def exp_neg_f32(x):
     y = fma_f32(nf, _F_LN2_LO, fma_f32(nf, _F_LN2_HI, -x))  # = -(x - n ln2)
     p = fma_f32(fma_f32(fma_f32(fma_f32(fma_f32(_F_P5, y, _F_P4), y, _F_P3), y, _F_P2), y, _F_P1), y, _F_P0)
     p = fma_f32(p, y * y, y) + _F_ONE
-    return p * _bits_as_f32(np.int32((_F_BIAS - nf) * _F_TWO23))
+    return p * _bitcast32(np.int32((_F_BIAS - nf) * _F_TWO23))
 
 
 _F_SQRT2 = np.float32(1.4142135623730951)
@@ -122,9 +112,9 @@ def log_f32(x):
     """ln(x) in float32 for x ≥ 1e-30 (smaller x is taken as 1e-30), branch-free (vectorisable):
     x = m·2^e with m ∈ [√½, √2) from the exponent bits, ln m = 2·atanh(t), t = (m-1)/(m+1) (|t| ≤
     0.172), by its odd series to t⁹. Relative error ~1e-7."""
-    bits = _f32_bits(max(x, _F_TINY))
+    bits = _bitcast32(max(x, _F_TINY))
     e = np.float32(((bits >> 23) & 0xFF) - 127)
-    m = _bits_as_f32(np.int32((bits & 0x7FFFFF) | 0x3F800000))  # [1, 2)
+    m = _bitcast32(np.int32((bits & 0x7FFFFF) | 0x3F800000))  # [1, 2)
     big = m > _F_SQRT2
     m = m * _F_HALF if big else m
     e = e + _F_ONE if big else e
@@ -464,8 +454,8 @@ def _alpha_table(S, s0, nb, x0f, fy32, use_shape, aux):
     tab[2, j, x]; α is stored as 0 where it is skipped (σ < 0 or α < 1/255), so both passes
     take identical skip decisions from the same table. With `aux` (backward) also σ and G(σ)
     into tab[0], tab[1]; GES (`use_shape`) always fills tab[0] and tab[3] = σ^(β/2) (float32
-    `pow_f32`, vectorised; the float64 pow it replaced made GES 5x slower than Gaussians). Each entry's parameters are read once from the tile's packed table
-    (σ(dx) = dx·(½a·dx + b·dy) + ½c·dy², in FMA steps); the inner loop over pixels has no
+    `pow_f32`, vectorised; the float64 pow it replaced made GES 5x slower than Gaussians). Each
+    entry's parameters are read once from the tile's packed table (σ(dx) = dx·(½a·dx + b·dy) + ½c·dy², in FMA steps); the inner loop over pixels has no
     array loads, so LLVM vectorises it without alias checks. No array views are taken here:
     in a per-block function each one costs a reference-count call pair."""
     TP = S[0]

@@ -8,6 +8,8 @@ import sys
 
 import numpy as np
 
+from .compile_ahead import PASSES
+
 
 def backward_calls() -> list[tuple]:
     """(kernel, arguments) for the backward pass's kernels on an empty 16x16 image: the same
@@ -65,7 +67,7 @@ def compile_ssim() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    which = (argv if argv is not None else sys.argv[1:]) or ["forward", "backward"]
+    which = (argv if argv is not None else sys.argv[1:]) or list(PASSES)
     for name in which:
         if name == "forward":
             compile_forward()
