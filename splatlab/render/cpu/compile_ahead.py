@@ -1,7 +1,7 @@
 """Compile the CPU kernels ahead of their first use, in two child processes.
 
-A fresh install spends about a minute and a half of CPU compiling the numba kernels on first use
-(each child alone on a core: the forward pass ~45 s, the backward pass with the SSIM loss ~50 s),
+A fresh install spends about a minute of CPU compiling the numba kernels on first use
+(each child alone on a core: the forward pass ~30 s, the backward pass with the SSIM loss ~36 s),
 on one core while the other idles. They are cached on
 disk afterwards (numba `cache=True`), so any process that compiles them saves the work for all
 later ones. `splatlab train` starts two children (`warmup.py`), one per pass, before it reads the

@@ -235,13 +235,13 @@ def _bin_fill(c, n_chunks, order, width, boxes, fill, ids):
 @njit(cache=True, parallel=True, nogil=True)
 def _bin_count_chunks(n_chunks, order, means2d, radii, width, height, boxes, counts):
     for c in prange(n_chunks):
-        _bin_count(c, n_chunks, order, means2d, radii, width, height, boxes, counts)
+        _bin_count(np.int64(c), n_chunks, order, means2d, radii, width, height, boxes, counts)
 
 
 @njit(cache=True, parallel=True, nogil=True)
 def _bin_fill_chunks(n_chunks, order, width, boxes, fill, ids):
     for c in prange(n_chunks):
-        _bin_fill(c, n_chunks, order, width, boxes, fill[c], ids)
+        _bin_fill(np.int64(c), n_chunks, order, width, boxes, fill[c], ids)
 
 
 @njit(cache=True, nogil=True)
@@ -346,7 +346,7 @@ def schedule_tiles(offsets, n_workers, width, height):
         tw = min(TILE, width - (t % tiles_x) * TILE)
         th = min(TILE, height - (t // tiles_x) * TILE)
         cost[t] = (offsets[t + 1] - offsets[t] + 4.0) * (tw * th)
-    order = np.argsort(-cost, kind="mergesort")
+    order = _depth_order(-cost.astype(np.float32), np.arange(n_tiles))  # stable; compiles in a tenth of np.argsort's time
     load = np.zeros(n_workers, np.float64)
     owner = np.empty(n_tiles, np.int64)
     count = np.zeros(n_workers + 1, np.int64)
@@ -552,73 +552,83 @@ def rasterize_forward(offsets, ids, P, Q, colors, use_shape, background, width, 
     maxn = _max_tile_len(offsets)
     n_workers = woff.shape[0] - 1
     for w in prange(n_workers):
-        S = _row_scratch(maxn, D)
-        TC = S[2]
-        ridx = S[3]
-        tab = S[5]
-        st = np.empty((_S_C + D, TILE), np.float64)
-        for ti in range(woff[w], woff[w + 1]):
-            t = wtiles[ti]
-            start = offsets[t]
-            n = offsets[t + 1] - start
-            packed = 0
-            tx0, ty0, tx1, ty1 = _tile_box(t, width, height)
-            npx = tx1 - tx0 + 1
-            x0f = np.float32(tx0 + 0.5)
-            for py in range(ty0, ty1 + 1):
-                fy32 = np.float32(py + 0.5)
-                kpos = 0
-                m = 0
-                for x in range(TILE):
-                    st[_S_T, x] = 1.0 if x < npx else 0.0  # columns past the image: inert
-                    st[_S_TSTOP, x] = 1.0
-                    st[_S_LAST, x] = -1.0
-                    st[_S_STOP, x] = NO_STOP
-                    for ch in range(D):
-                        st[_S_C + ch, x] = 0.0
-                active = npx
-                s0 = 0
-                while active > 0:
-                    kpos, m, packed = _extend_row(S, kpos, m, s0 + CHUNK, n, packed, start, ids, P, Q, colors,
-                                                  py + 0.5, tx0 + 0.5, tx1 + 0.5)
-                    if m <= s0:
-                        break
-                    nb = min(CHUNK, m - s0)
-                    _alpha_table(S, s0, nb, x0f, fy32, use_shape, False)
-                    for jj in range(nb):
-                        k = ridx[s0 + jj]
-                        jf = np.float64(s0 + jj)
-                        if D == 3:  # RGB: one pixel loop (split in two, LLVM no longer vectorises it)
-                            c0 = TC[k, 0]
-                            c1 = TC[k, 1]
-                            c2 = TC[k, 2]
+        _forward_worker(np.int64(w), maxn, offsets, ids, P, Q, colors, use_shape, background, width, height, woff, wtiles,
+                        out_color, out_trans, out_last, out_evals, out_tile_evals)
+
+
+@njit(cache=True, nogil=True)
+def _forward_worker(w, maxn, offsets, ids, P, Q, colors, use_shape, background, width, height, woff, wtiles,
+                    out_color, out_trans, out_last, out_evals, out_tile_evals):
+    """Worker w's tiles of `rasterize_forward` (a serial function of its own, so numba's parallel
+    passes see only the worker loop: they cost seconds of compile time per statement in it)."""
+    D = colors.shape[1]
+    S = _row_scratch(maxn, D)
+    TC = S[2]
+    ridx = S[3]
+    tab = S[5]
+    st = np.empty((_S_C + D, TILE), np.float64)
+    for ti in range(woff[w], woff[w + 1]):
+        t = wtiles[ti]
+        start = offsets[t]
+        n = offsets[t + 1] - start
+        packed = 0
+        tx0, ty0, tx1, ty1 = _tile_box(t, width, height)
+        npx = tx1 - tx0 + 1
+        x0f = np.float32(tx0 + 0.5)
+        for py in range(ty0, ty1 + 1):
+            fy32 = np.float32(py + 0.5)
+            kpos = 0
+            m = 0
+            for x in range(TILE):
+                st[_S_T, x] = 1.0 if x < npx else 0.0  # columns past the image: inert
+                st[_S_TSTOP, x] = 1.0
+                st[_S_LAST, x] = -1.0
+                st[_S_STOP, x] = NO_STOP
+                for ch in range(D):
+                    st[_S_C + ch, x] = 0.0
+            active = npx
+            s0 = 0
+            while active > 0:
+                kpos, m, packed = _extend_row(S, kpos, m, s0 + CHUNK, n, packed, start, ids, P, Q, colors,
+                                              py + 0.5, tx0 + 0.5, tx1 + 0.5)
+                if m <= s0:
+                    break
+                nb = min(CHUNK, m - s0)
+                _alpha_table(S, s0, nb, x0f, fy32, use_shape, False)
+                for jj in range(nb):
+                    k = ridx[s0 + jj]
+                    jf = np.float64(s0 + jj)
+                    if D == 3:  # RGB: one pixel loop (split in two, LLVM no longer vectorises it)
+                        c0 = TC[k, 0]
+                        c1 = TC[k, 1]
+                        c2 = TC[k, 2]
+                        for x in range(TILE):
+                            wg = _composite_pixel(st, tab, jj, x, jf)
+                            st[_S_C, x] += wg * c0
+                            st[_S_C + 1, x] += wg * c1
+                            st[_S_C + 2, x] += wg * c2
+                    else:
+                        for x in range(TILE):
+                            st[_S_W, x] = _composite_pixel(st, tab, jj, x, jf)
+                        for ch in range(D):
+                            col = TC[k, ch]
                             for x in range(TILE):
-                                wg = _composite_pixel(st, tab, jj, x, jf)
-                                st[_S_C, x] += wg * c0
-                                st[_S_C + 1, x] += wg * c1
-                                st[_S_C + 2, x] += wg * c2
-                        else:
-                            for x in range(TILE):
-                                st[_S_W, x] = _composite_pixel(st, tab, jj, x, jf)
-                            for ch in range(D):
-                                col = TC[k, ch]
-                                for x in range(TILE):
-                                    st[_S_C + ch, x] += st[_S_W, x] * col
-                    active = 0
-                    for x in range(npx):
-                        active += st[_S_T, x] > 0.0
-                    s0 += nb
+                                st[_S_C + ch, x] += st[_S_W, x] * col
+                active = 0
                 for x in range(npx):
-                    px = tx0 + x
-                    stop = np.int64(st[_S_STOP, x])
-                    stopped = stop < m
-                    trans = st[_S_TSTOP, x] if stopped else st[_S_T, x]
-                    for ch in range(D):
-                        out_color[py, px, ch] = st[_S_C + ch, x] + trans * background[ch]
-                    out_trans[py, px] = trans
-                    out_last[py, px] = np.int64(st[_S_LAST, x])
-                    out_evals[py, px] = stop + 1 if stopped else m
-                    out_tile_evals[py, px] = ridx[stop] + 1 if stopped else n
+                    active += st[_S_T, x] > 0.0
+                s0 += nb
+            for x in range(npx):
+                px = tx0 + x
+                stop = np.int64(st[_S_STOP, x])
+                stopped = stop < m
+                trans = st[_S_TSTOP, x] if stopped else st[_S_T, x]
+                for ch in range(D):
+                    out_color[py, px, ch] = st[_S_C + ch, x] + trans * background[ch]
+                out_trans[py, px] = trans
+                out_last[py, px] = np.int64(st[_S_LAST, x])
+                out_evals[py, px] = stop + 1 if stopped else m
+                out_tile_evals[py, px] = ridx[stop] + 1 if stopped else n
 
 
 @njit(cache=True, parallel=True, nogil=True)
@@ -638,125 +648,136 @@ def rasterize_backward(offsets, ids, P, Q, colors, use_shape, background, width,
     NQ = 10 + D
     partial = np.zeros((n_workers, n_gauss, NQ), np.float64)
     for w in prange(n_workers):
-        S = _row_scratch(maxn, D)
-        TP = S[0]
-        TC = S[2]
-        ridx = S[3]
-        tab = S[5]
-        tsg = tab[0]; tvis = tab[1]; tal = tab[2]
-        G = np.empty((maxn, NQ), np.float64)
-        behind = np.empty((TILE, D), np.float64)
-        gcol = np.empty((TILE, D), np.float64)
-        ptrans = np.empty(TILE, np.float64)
-        pgat = np.empty(TILE, np.float64)
-        plast = np.empty(TILE, np.int64)
-        for ti in range(woff[w], woff[w + 1]):
-            t = wtiles[ti]
-            start = offsets[t]
-            n = offsets[t + 1] - start
-            if n == 0:
-                continue
-            packed = 0
-            zeroed = 0
-            tx0, ty0, tx1, ty1 = _tile_box(t, width, height)
-            npx = tx1 - tx0 + 1
-            x0f = np.float32(tx0 + 0.5)
-            for py in range(ty0, ty1 + 1):
-                fy32 = np.float32(py + 0.5)
-                jmax = -1
-                for x in range(npx):
-                    jmax = max(jmax, np.int64(out_last[py, tx0 + x]))
-                if jmax < 0:
-                    continue
-                kpos, m, packed = _extend_row(S, 0, 0, jmax + 1, n, packed, start, ids, P, Q, colors,
-                                              py + 0.5, tx0 + 0.5, tx1 + 0.5)
-                for k in range(zeroed, packed):
-                    for q in range(NQ):
-                        G[k, q] = 0.0
-                zeroed = max(zeroed, packed)
-                for x in range(npx):
-                    px = tx0 + x
-                    plast[x] = out_last[py, px]
-                    t_final = out_trans[py, px]
-                    ptrans[x] = t_final
-                    bg_dot = 0.0
-                    for ch in range(D):
-                        behind[x, ch] = 0.0
-                        gcol[x, ch] = grad_color[py, px, ch]
-                        bg_dot += gcol[x, ch] * background[ch]
-                    pgat[x] = (grad_alpha[py, px] - bg_dot) * t_final
-                e0 = jmax + 1
-                while e0 > 0:
-                    s0 = max(0, e0 - CHUNK)
-                    nb = e0 - s0
-                    _alpha_table(S, s0, nb, x0f, fy32, use_shape, True)
-                    for x in range(npx):
-                        jl = plast[x]
-                        if jl < s0:
-                            continue
-                        trans = ptrans[x]
-                        g_alpha_term = pgat[x]
-                        fx32 = x0f + np.float32(x)
-                        for jj in range(min(jl, e0 - 1) - s0, -1, -1):
-                            a32 = tal[jj, x]
-                            if a32 < _F_ALPHA_MIN:
-                                continue
-                            j = s0 + jj
-                            k = ridx[j]
-                            alpha = np.float64(a32)
-                            one_minus = 1.0 - alpha
-                            inv_om = 1.0 / one_minus
-                            t_i = trans * inv_om
-                            wgt = alpha * t_i
-                            v_alpha = 0.0
-                            for ch in range(D):
-                                gc = gcol[x, ch]
-                                ck = TC[k, ch]
-                                G[k, 10 + ch] += wgt * gc
-                                v_alpha += gc * (ck * t_i - behind[x, ch] * inv_om)
-                                behind[x, ch] += ck * wgt
-                            v_alpha += g_alpha_term * inv_om
-                            trans = t_i
-                            o32 = TP[k, 5]
-                            v32 = tvis[jj, x]
-                            if o32 * v32 > _F_ALPHA_MAX:
-                                continue
-                            vv = np.float64(v32)
-                            o = np.float64(o32)
-                            G[k, 5] += vv * v_alpha
-                            v_vis = o * v_alpha
-                            if use_shape:
-                                sigma = np.float64(tsg[jj, x])
-                                beta = np.float64(TP[k, 7])
-                                if sigma > 1e-12:  # σ^(β/2) from the α table; ln σ in float32 too
-                                    powv = np.float64(tab[3, jj, x])
-                                    v_sigma = -v_vis * vv * 0.5 * beta * powv / sigma
-                                    G[k, 6] += -v_vis * vv * powv * np.float64(log_f32(tsg[jj, x])) * 0.5
-                                else:
-                                    v_sigma = 0.0
-                            else:
-                                v_sigma = -v_vis * vv
-                            dx = np.float64(TP[k, 0] - fx32)
-                            dy = np.float64(TP[k, 1] - fy32)
-                            a = np.float64(TP[k, 2])
-                            b = np.float64(TP[k, 3])
-                            c = np.float64(TP[k, 4])
-                            G[k, 2] += 0.5 * v_sigma * dx * dx
-                            G[k, 3] += v_sigma * dx * dy
-                            G[k, 4] += 0.5 * v_sigma * dy * dy
-                            gx = v_sigma * (a * dx + b * dy)
-                            gy = v_sigma * (b * dx + c * dy)
-                            G[k, 0] += gx
-                            G[k, 1] += gy
-                            G[k, 7] += abs(gx)
-                            G[k, 8] += abs(gy)
-                        ptrans[x] = trans
-                    e0 = s0
-            for k in range(zeroed):
-                g = ids[start + k]
-                for q in range(NQ):
-                    partial[w, g, q] += G[k, q]
+        _backward_worker(np.int64(w), maxn, partial[w], offsets, ids, P, Q, colors, use_shape, background, width, height,
+                         woff, wtiles, out_trans, out_last, grad_color, grad_alpha)
     return partial
+
+
+@njit(cache=True, nogil=True)
+def _backward_worker(w, maxn, partial, offsets, ids, P, Q, colors, use_shape, background, width, height, woff,
+                     wtiles, out_trans, out_last, grad_color, grad_alpha):
+    """Worker w's tiles of `rasterize_backward`, accumulated into its own (N, 10 + D) `partial`
+    (serial, for the compile time; see `_forward_worker`)."""
+    D = colors.shape[1]
+    NQ = 10 + D
+    S = _row_scratch(maxn, D)
+    TP = S[0]
+    TC = S[2]
+    ridx = S[3]
+    tab = S[5]
+    tsg = tab[0]; tvis = tab[1]; tal = tab[2]
+    G = np.empty((maxn, NQ), np.float64)
+    behind = np.empty((TILE, D), np.float64)
+    gcol = np.empty((TILE, D), np.float64)
+    ptrans = np.empty(TILE, np.float64)
+    pgat = np.empty(TILE, np.float64)
+    plast = np.empty(TILE, np.int64)
+    for ti in range(woff[w], woff[w + 1]):
+        t = wtiles[ti]
+        start = offsets[t]
+        n = offsets[t + 1] - start
+        if n == 0:
+            continue
+        packed = 0
+        zeroed = 0
+        tx0, ty0, tx1, ty1 = _tile_box(t, width, height)
+        npx = tx1 - tx0 + 1
+        x0f = np.float32(tx0 + 0.5)
+        for py in range(ty0, ty1 + 1):
+            fy32 = np.float32(py + 0.5)
+            jmax = -1
+            for x in range(npx):
+                jmax = max(jmax, np.int64(out_last[py, tx0 + x]))
+            if jmax < 0:
+                continue
+            kpos, m, packed = _extend_row(S, 0, 0, jmax + 1, n, packed, start, ids, P, Q, colors,
+                                          py + 0.5, tx0 + 0.5, tx1 + 0.5)
+            for k in range(zeroed, packed):
+                for q in range(NQ):
+                    G[k, q] = 0.0
+            zeroed = max(zeroed, packed)
+            for x in range(npx):
+                px = tx0 + x
+                plast[x] = out_last[py, px]
+                t_final = out_trans[py, px]
+                ptrans[x] = t_final
+                bg_dot = 0.0
+                for ch in range(D):
+                    behind[x, ch] = 0.0
+                    gcol[x, ch] = grad_color[py, px, ch]
+                    bg_dot += gcol[x, ch] * background[ch]
+                pgat[x] = (grad_alpha[py, px] - bg_dot) * t_final
+            e0 = jmax + 1
+            while e0 > 0:
+                s0 = max(0, e0 - CHUNK)
+                nb = e0 - s0
+                _alpha_table(S, s0, nb, x0f, fy32, use_shape, True)
+                for x in range(npx):
+                    jl = plast[x]
+                    if jl < s0:
+                        continue
+                    trans = ptrans[x]
+                    g_alpha_term = pgat[x]
+                    fx32 = x0f + np.float32(x)
+                    for jj in range(min(jl, e0 - 1) - s0, -1, -1):
+                        a32 = tal[jj, x]
+                        if a32 < _F_ALPHA_MIN:
+                            continue
+                        j = s0 + jj
+                        k = ridx[j]
+                        alpha = np.float64(a32)
+                        one_minus = 1.0 - alpha
+                        inv_om = 1.0 / one_minus
+                        t_i = trans * inv_om
+                        wgt = alpha * t_i
+                        v_alpha = 0.0
+                        for ch in range(D):
+                            gc = gcol[x, ch]
+                            ck = TC[k, ch]
+                            G[k, 10 + ch] += wgt * gc
+                            v_alpha += gc * (ck * t_i - behind[x, ch] * inv_om)
+                            behind[x, ch] += ck * wgt
+                        v_alpha += g_alpha_term * inv_om
+                        trans = t_i
+                        o32 = TP[k, 5]
+                        v32 = tvis[jj, x]
+                        if o32 * v32 > _F_ALPHA_MAX:
+                            continue
+                        vv = np.float64(v32)
+                        o = np.float64(o32)
+                        G[k, 5] += vv * v_alpha
+                        v_vis = o * v_alpha
+                        if use_shape:
+                            sigma = np.float64(tsg[jj, x])
+                            beta = np.float64(TP[k, 7])
+                            if sigma > 1e-12:  # σ^(β/2) from the α table; ln σ in float32 too
+                                powv = np.float64(tab[3, jj, x])
+                                v_sigma = -v_vis * vv * 0.5 * beta * powv / sigma
+                                G[k, 6] += -v_vis * vv * powv * np.float64(log_f32(tsg[jj, x])) * 0.5
+                            else:
+                                v_sigma = 0.0
+                        else:
+                            v_sigma = -v_vis * vv
+                        dx = np.float64(TP[k, 0] - fx32)
+                        dy = np.float64(TP[k, 1] - fy32)
+                        a = np.float64(TP[k, 2])
+                        b = np.float64(TP[k, 3])
+                        c = np.float64(TP[k, 4])
+                        G[k, 2] += 0.5 * v_sigma * dx * dx
+                        G[k, 3] += v_sigma * dx * dy
+                        G[k, 4] += 0.5 * v_sigma * dy * dy
+                        gx = v_sigma * (a * dx + b * dy)
+                        gy = v_sigma * (b * dx + c * dy)
+                        G[k, 0] += gx
+                        G[k, 1] += gy
+                        G[k, 7] += abs(gx)
+                        G[k, 8] += abs(gy)
+                    ptrans[x] = trans
+                e0 = s0
+        for k in range(zeroed):
+            g = ids[start + k]
+            for q in range(NQ):
+                partial[g, q] += G[k, q]
 
 
 @njit(cache=True, parallel=True, nogil=True)
