@@ -107,3 +107,43 @@ def test_box_sums_match_brute_force_window_sums():
         for j in range(12):
             want[:, i, j] = padded[:, i:i + 5, j:j + 5].sum(dim=(1, 2))
     assert torch.allclose(got, want, atol=1e-5)
+
+
+def test_compiled_plane_costs_match_grid_sample():
+    """The compiled cost pass against the torch version (grid_sample's bilinear, border padding):
+    points behind the camera, outside the image and inside it, a neighbour image of another size."""
+    from splatlab.train.sweep import plane_costs, plane_costs_torch
+
+    g = torch.Generator().manual_seed(11)
+    h, w, d = 23, 31, 12
+    b = torch.randn(h, w, 3, generator=g) * 0.4 + torch.tensor([0.0, 0.0, 0.6])
+    a = torch.tensor([0.2, -0.1, 0.1])
+    depths = torch.linspace(-0.5, 6.0, d)  # negative depths put points behind the camera
+    Kn = torch.tensor([[30.0, 0.0, 19.0], [0.0, 28.0, 14.0], [0.0, 0.0, 1.0]])
+    img, ref = torch.rand(29, 37, 3, generator=g), torch.rand(h, w, 3, generator=g)
+    got, want = plane_costs(a, b, depths, Kn, img, ref), plane_costs_torch(a, b, depths, Kn, img, ref)
+    valid = want[d:]
+    assert 0.2 < valid.mean() < 0.8  # both branches are exercised
+    assert torch.equal(got[d:], valid)
+    torch.testing.assert_close(got[:d], want[:d], atol=2e-6, rtol=0)
+
+
+def test_compiled_depth_choice_matches_torch_selection():
+    """The compiled per-pixel choice (best two neighbours, lowest cost, lower median for the
+    contrast) against the torch formulation (topk, min, nanmedian), with tied costs, patches too
+    thin to count and 1, 2 or 4 neighbours."""
+    from splatlab.train.sweep import best_depths, best_depths_torch
+
+    g = torch.Generator().manual_seed(3)
+    h, w, d = 9, 14, 10
+    inside = torch.randint(9, 26, (h, w), generator=g).float()
+    depths = torch.linspace(1.0, 4.0, d)
+    for n in (1, 2, 4):
+        den = torch.randint(0, 26, (n, d, h, w), generator=g).float()
+        num = (torch.rand(n, d, h, w, generator=g) * 8).round() / 80 * den  # coarse costs: many ties
+        sums = torch.cat([num, den], 1)
+        got = best_depths(sums, inside, depths, 0.06, 0.02)
+        want = best_depths_torch(sums, inside, depths, 0.06, 0.02)
+        assert 0.05 < want.isnan().float().mean() < 0.95, n
+        assert torch.equal(got.isnan(), want.isnan()), n
+        assert torch.equal(got[~got.isnan()], want[~want.isnan()]), n

@@ -15,8 +15,9 @@ best depth when the match is good (`max_cost`) and *distinct*: the median cost o
 at least `min_contrast` above it, which rejects uniform regions (sky, flat walls) whose depth any
 plane explains. `sweep_points` back-projects the kept pixels, keeps those a second view's depth map
 confirms (`consistency`, relative depth), and returns points and colours. Views are averaged down
-to `max_side` pixels and at most `max_refs` cameras take part, which keeps the sweep to tens of
-seconds on a 100-view 256² capture.
+to `max_side` pixels and at most `max_refs` cameras take part, which keeps the sweep to about ten
+seconds of CPU on a 100-view 256² capture (the per-plane costs and the per-pixel choice are
+compiled: 24 s in torch ops).
 
 Multi-view video: the static background comes from each physical camera's per-pixel temporal median
 (moving objects drop out); moving pixels (far from that median) are swept frame by frame against
@@ -27,8 +28,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from numba import njit, prange
 from torch import Tensor
 
 from splatlab.data import SceneData
@@ -76,25 +79,40 @@ def sweep_depths(ref: Tensor, ref_vm: Tensor, ref_K: Tensor, others: list[tuple[
     h, w = ref.shape[:2]
     origin, dirs = _rays(ref_vm, ref_K, w, h)
     depths = 1.0 / torch.linspace(1.0 / near, 1.0 / far, n_depths)
-    ref_c = ref.permute(2, 0, 1)[:, None]  # (3, 1, H, W)
     inside = box_sums(torch.ones(1, h, w), patch)[0]  # in-image pixels of each patch
-    costs = []
+    sums = []  # per neighbour, (2D, H, W): patch sums of the costs of valid pixels, then of valid pixels
     for img, vm, K in others:
         # the plane at depth d maps the pixel to a + d·b in the neighbour's camera frame
         a = vm[:3, :3] @ origin + vm[:3, 3]
         b = dirs @ vm[:3, :3].T  # (H, W, 3)
-        u, v, z = _to_pixels(a + depths[:, None, None, None] * b, K)  # (D, H, W) each
-        ih, iw = img.shape[:2]
-        grid = torch.stack([u / iw * 2 - 1, v / ih * 2 - 1], -1).reshape(1, n_depths * h, w, 2)
-        col = F.grid_sample(img.permute(2, 0, 1)[None], grid, align_corners=False, mode="bilinear",
-                            padding_mode="border")[0].reshape(3, n_depths, h, w)
-        diff = (col - ref_c).abs().mean(0)  # (D, H, W)
-        valid = ((u >= 0.5) & (u <= iw - 0.5) & (v >= 0.5) & (v <= ih - 0.5) & (z > 0)).float()
-        num, den = box_sums(torch.cat([diff * valid, valid]), patch).split(n_depths)
-        # the patch mean of the valid pixels' costs, where over half the patch's in-image pixels are valid
-        costs.append(torch.where(den > 0.5 * inside, num / den.clamp_min(1e-6), torch.full_like(num, math.inf)))
-    c = torch.stack(costs)  # (N, D, H, W)
-    if len(costs) >= 2:
+        sums.append(box_sums(plane_costs(a, b, depths, K, img, ref), patch))
+    out = best_depths(torch.stack(sums), inside, depths, max_cost, min_contrast)
+    if mask is not None:
+        out = torch.where(mask, out, torch.full_like(out, float("nan")))
+    return out
+
+
+def best_depths(sums: Tensor, inside: Tensor, depths: Tensor, max_cost: float, min_contrast: float) -> Tensor:
+    """(H, W) depth of the lowest cost per pixel, NaN where it is not good or not distinct.
+
+    A neighbour's cost at a depth is the patch mean of its valid pixels' costs, where over half the
+    patch's in-image pixels (`inside`) are valid; the pixel's cost is the mean of the best two
+    neighbours' (infinite unless both are finite), or the only neighbour's. On CPU one compiled
+    pass per pixel (`_best_depths`; the torch ops here, topk and nanmedian over (N, D, H, W), took
+    half of the sweep once the costs were compiled)."""
+    if sums.device.type == "cpu":
+        out = np.empty(sums.shape[2:], np.float32)
+        _best_depths(sums.to(torch.float32).contiguous().numpy(), inside.to(torch.float32).contiguous().numpy(),
+                     depths.to(torch.float32).contiguous().numpy(), max_cost, min_contrast, out)
+        return torch.from_numpy(out)
+    return best_depths_torch(sums, inside, depths, max_cost, min_contrast)
+
+
+def best_depths_torch(sums: Tensor, inside: Tensor, depths: Tensor, max_cost: float, min_contrast: float) -> Tensor:
+    """`best_depths` in torch ops (other devices; the tests' reference)."""
+    num, den = sums.split(depths.shape[0], dim=1)
+    c = torch.where(den > 0.5 * inside, num / den.clamp_min(1e-6), torch.full_like(num, math.inf))  # (N, D, H, W)
+    if len(c) >= 2:
         c = c.topk(2, dim=0, largest=False).values
         c = torch.where(torch.isfinite(c[1]), c.mean(0), torch.full_like(c[0], math.inf))
     else:
@@ -103,18 +121,165 @@ def sweep_depths(ref: Tensor, ref_vm: Tensor, ref_K: Tensor, others: list[tuple[
     finite = torch.where(torch.isfinite(c), c, torch.full_like(c, float("nan")))
     med = finite.nanmedian(0).values
     ok = torch.isfinite(best) & (best < max_cost) & (med - best > min_contrast)
-    if mask is not None:
-        ok &= mask
     out = depths[idx]
     return torch.where(ok, out, torch.full_like(out, float("nan")))
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _best_depths(sums, inside, depths, max_cost, min_contrast, out):
+    for y in prange(out.shape[0]):
+        _best_depths_row(np.int64(y), sums, inside, depths, max_cost, min_contrast, out)
+
+
+@njit(cache=True, nogil=True)
+def _best_depths_row(y, sums, inside, depths, max_cost, min_contrast, out):
+    """Row y of `best_depths` (a serial body: numba re-types a parallel loop's body). The costs
+    of the row are formed plane by plane (contiguous reads), then each pixel's depths are scanned."""
+    N = sums.shape[0]
+    D = depths.shape[0]
+    W = out.shape[1]
+    c = np.empty((D, W), np.float32)
+    for d in range(D):
+        for x in range(W):
+            half = 0.5 * inside[y, x]
+            lo = np.float32(np.inf)  # the two lowest neighbour costs
+            lo2 = np.float32(np.inf)
+            for n in range(N):
+                den = sums[n, D + d, y, x]
+                cn = sums[n, d, y, x] / max(den, np.float32(1e-6)) if den > half else np.float32(np.inf)
+                if cn < lo:
+                    lo2 = lo
+                    lo = cn
+                elif cn < lo2:
+                    lo2 = cn
+            if N >= 2:
+                c[d, x] = (lo + lo2) / np.float32(2.0) if lo2 < np.inf else np.float32(np.inf)
+            else:
+                c[d, x] = lo
+    finite = np.empty(D, np.float32)
+    for x in range(W):
+        best = np.float32(np.inf)
+        best_d = 0
+        k = 0
+        for d in range(D):
+            cd = c[d, x]
+            if cd < best:
+                best = cd
+                best_d = d
+            if cd < np.inf:
+                finite[k] = cd
+                k += 1
+        ok = False
+        if best < np.inf and best < np.float32(max_cost):  # the lower median, as torch's nanmedian
+            ok = _select(finite, k, (k - 1) // 2) - best > np.float32(min_contrast)
+        out[y, x] = depths[best_d] if ok else np.nan
+
+
+@njit(cache=True, nogil=True)
+def _select(v, k, r):
+    """The r-th smallest of v[:k] (reorders it): Hoare's selection, average O(k). Written out
+    because numba's np.sort takes seconds to compile, a first run's time."""
+    lo, hi = 0, k - 1
+    while lo < hi:
+        pivot = v[(lo + hi) // 2]
+        i, j = lo, hi
+        while i <= j:
+            while v[i] < pivot:
+                i += 1
+            while v[j] > pivot:
+                j -= 1
+            if i <= j:
+                v[i], v[j] = v[j], v[i]
+                i += 1
+                j -= 1
+        if r <= j:
+            hi = j
+        elif r >= i:
+            lo = i
+        else:
+            return v[r]
+    return v[r]
+
+
+def plane_costs(a: Tensor, b: Tensor, depths: Tensor, K: Tensor, img: Tensor, ref: Tensor) -> Tensor:
+    """(2D, H, W) float32: for each depth plane, the mean absolute colour difference between the
+    reference pixel (`ref` (H, W, 3)) and the neighbour image `img` (bilinear) where the pixel's
+    point a + depth·b[y, x] (neighbour camera frame) projects, zeroed where it falls outside the
+    image or behind the camera; then the D validity planes (1 or 0).
+
+    On CPU one compiled pass (`_plane_costs`): in torch this is ~25 elementwise passes over
+    (D, H, W) planes plus `grid_sample`, most of the sweep's time, and with two threads on two busy
+    cores each pass waits for the slower thread (robot: 24 s on one thread, 121 s on two beside
+    another job). The torch version is kept for other devices and as the tests' reference."""
+    D, (h, w) = depths.shape[0], b.shape[:2]
+    if a.device.type == "cpu":
+        out = np.empty((2 * D, h, w), np.float32)
+        _plane_costs(*[t.detach().to(torch.float32).contiguous().numpy()
+                       for t in (a, b, depths, K, img[..., :3], ref[..., :3])], out)
+        return torch.from_numpy(out)
+    return plane_costs_torch(a, b, depths, K, img, ref)
+
+
+def plane_costs_torch(a: Tensor, b: Tensor, depths: Tensor, K: Tensor, img: Tensor, ref: Tensor) -> Tensor:
+    """`plane_costs` in torch ops (grid_sample with border padding: in-image samples only count)."""
+    D, (h, w) = depths.shape[0], b.shape[:2]
+    u, v, z = _to_pixels(a + depths[:, None, None, None] * b, K)  # (D, H, W) each
+    ih, iw = img.shape[:2]
+    grid = torch.stack([u / iw * 2 - 1, v / ih * 2 - 1], -1).reshape(1, D * h, w, 2)
+    col = F.grid_sample(img[..., :3].permute(2, 0, 1)[None], grid, align_corners=False, mode="bilinear",
+                        padding_mode="border")[0].reshape(3, D, h, w)
+    diff = (col - ref[..., :3].permute(2, 0, 1)[:, None]).abs().mean(0)  # (D, H, W)
+    valid = ((u >= 0.5) & (u <= iw - 0.5) & (v >= 0.5) & (v <= ih - 0.5) & (z > 0)).float()
+    return torch.cat([diff * valid, valid])
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def _plane_costs(a, b, depths, K, img, ref, out):
+    for di in prange(depths.shape[0]):
+        _plane_cost(np.int64(di), a, b, depths, K, img, ref, out)
+
+
+@njit(cache=True, nogil=True)
+def _plane_cost(di, a, b, depths, K, img, ref, out):
+    """Depth plane di of `plane_costs` (a serial body: numba re-types a parallel loop's body)."""
+    D = depths.shape[0]
+    H, W = b.shape[0], b.shape[1]
+    ih, iw = img.shape[0], img.shape[1]
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    dep = depths[di]
+    for y in range(H):
+        for x in range(W):
+            X = a[0] + dep * b[y, x, 0]
+            Y = a[1] + dep * b[y, x, 1]
+            Z = a[2] + dep * b[y, x, 2]
+            zs = max(Z, np.float32(1e-6))
+            u = fx * X / zs + cx
+            v = fy * Y / zs + cy
+            if Z > 0 and u >= 0.5 and u <= iw - 0.5 and v >= 0.5 and v <= ih - 0.5:
+                sx = u - 0.5  # the sample's position in pixel-centre coordinates, inside [0, iw - 1]
+                sy = v - 0.5
+                x0 = min(np.int64(sx), iw - 1)
+                y0 = min(np.int64(sy), ih - 1)
+                x1 = min(x0 + 1, iw - 1)
+                y1 = min(y0 + 1, ih - 1)
+                wx = sx - x0
+                wy = sy - y0
+                diff = 0.0
+                for ch in range(3):
+                    top = img[y0, x0, ch] + wx * (img[y0, x1, ch] - img[y0, x0, ch])
+                    bottom = img[y1, x0, ch] + wx * (img[y1, x1, ch] - img[y1, x0, ch])
+                    diff += abs(top + wy * (bottom - top) - ref[y, x, ch])
+                out[di, y, x] = diff / 3.0
+                out[D + di, y, x] = 1.0
+            else:
+                out[di, y, x] = 0.0
+                out[D + di, y, x] = 0.0
 
 
 def box_sums(x: Tensor, patch: int) -> Tensor:
     """Sums over `patch`² windows (zero padding, same size) of (P, H, W) float32 planes. On CPU the
     compiled separable filter of `splatlab.render.cpu.blur` (avg_pool2d took a third of the sweep)."""
     if x.device.type == "cpu":
-        import numpy as np
-
         from splatlab.render.cpu.blur import blur_planes
 
         planes = x.contiguous().numpy()
