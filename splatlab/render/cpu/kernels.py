@@ -719,6 +719,10 @@ def _backward_worker(w, maxn, partial, offsets, ids, P, Q, colors, use_shape, ba
                     trans = ptrans[x]
                     g_alpha_term = pgat[x]
                     fx32 = x0f + np.float32(x)
+                    # RGB: the pixel's colour gradient and the colour behind in locals, not reloaded
+                    # after every store into G (which LLVM cannot tell apart from `behind`)
+                    gc0 = gcol[x, 0]; gc1 = gcol[x, min(1, D - 1)]; gc2 = gcol[x, min(2, D - 1)]
+                    b0 = behind[x, 0]; b1 = behind[x, min(1, D - 1)]; b2 = behind[x, min(2, D - 1)]
                     for jj in range(min(jl, e0 - 1) - s0, -1, -1):
                         a32 = tal[jj, x]
                         if a32 < _F_ALPHA_MIN:
@@ -730,13 +734,24 @@ def _backward_worker(w, maxn, partial, offsets, ids, P, Q, colors, use_shape, ba
                         inv_om = 1.0 / one_minus
                         t_i = trans * inv_om
                         wgt = alpha * t_i
-                        v_alpha = 0.0
-                        for ch in range(D):
-                            gc = gcol[x, ch]
-                            ck = TC[k, ch]
-                            G[k, 10 + ch] += wgt * gc
-                            v_alpha += gc * (ck * t_i - behind[x, ch] * inv_om)
-                            behind[x, ch] += ck * wgt
+                        if D == 3:
+                            ck0 = TC[k, 0]; ck1 = TC[k, 1]; ck2 = TC[k, 2]
+                            G[k, 10] += wgt * gc0
+                            G[k, 11] += wgt * gc1
+                            G[k, 12] += wgt * gc2
+                            v_alpha = (gc0 * (ck0 * t_i - b0 * inv_om) + gc1 * (ck1 * t_i - b1 * inv_om)
+                                       + gc2 * (ck2 * t_i - b2 * inv_om))
+                            b0 += ck0 * wgt
+                            b1 += ck1 * wgt
+                            b2 += ck2 * wgt
+                        else:
+                            v_alpha = 0.0
+                            for ch in range(D):
+                                gc = gcol[x, ch]
+                                ck = TC[k, ch]
+                                G[k, 10 + ch] += wgt * gc
+                                v_alpha += gc * (ck * t_i - behind[x, ch] * inv_om)
+                                behind[x, ch] += ck * wgt
                         v_alpha += g_alpha_term * inv_om
                         trans = t_i
                         o32 = TP[k, 5]
@@ -773,6 +788,10 @@ def _backward_worker(w, maxn, partial, offsets, ids, P, Q, colors, use_shape, ba
                         G[k, 7] += abs(gx)
                         G[k, 8] += abs(gy)
                     ptrans[x] = trans
+                    if D == 3:
+                        behind[x, 0] = b0
+                        behind[x, 1] = b1
+                        behind[x, 2] = b2
                 e0 = s0
         for k in range(zeroed):
             g = ids[start + k]
