@@ -53,7 +53,8 @@ def main() -> None:
     scene = load_scene(args.scene)
     t_torch, ref = run(scene, False, args.repeats)
     t_ours, ours = run(scene, True, args.repeats)
-    differ = sum(int((~((a == b) | (a.isnan() & b.isnan()))).sum()) for a, b in zip(ours.static_depths, ref.static_depths))
+    differ = sum(int((~((a == b) | (a.isnan() & b.isnan()))).sum())
+                 for a, b in zip(ours.static_depths, ref.static_depths))
     pixels = sum(a.numel() for a in ref.static_depths)
     print(f"{args.scene}: {len(scene.train)} views, {len(ref.static_depths)} reference cameras at factor "
           f"{ref.factor}, {args.threads} thread(s)")
