@@ -21,7 +21,7 @@ import splatlab  # noqa: F401  (sets the OpenMP wait policy before torch loads)
 import numba
 import torch
 
-from splatlab.data import load_scene
+from splatlab.data import DatasetError, load_scene
 from splatlab.train import sweep
 
 
@@ -50,7 +50,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-    scene = load_scene(args.scene)
+    try:
+        scene = load_scene(args.scene)
+    except DatasetError as err:
+        raise SystemExit(f"bench_sweep: {err}") from None
     t_torch, ref = run(scene, False, args.repeats)
     t_ours, ours = run(scene, True, args.repeats)
     differ = sum(int((~((a == b) | (a.isnan() & b.isnan()))).sum())

@@ -92,6 +92,11 @@ def sweep_depths(ref: Tensor, ref_vm: Tensor, ref_K: Tensor, others: list[tuple[
     return out
 
 
+def _f32(t: Tensor) -> np.ndarray:
+    """A CPU tensor as the C-contiguous float32 array the compiled passes take (no copy if it is one)."""
+    return t.detach().to(torch.float32).contiguous().numpy()
+
+
 def best_depths(sums: Tensor, inside: Tensor, depths: Tensor, max_cost: float, min_contrast: float) -> Tensor:
     """(H, W) depth of the lowest cost per pixel, NaN where it is not good or not distinct.
 
@@ -102,8 +107,7 @@ def best_depths(sums: Tensor, inside: Tensor, depths: Tensor, max_cost: float, m
     half of the sweep once the costs were compiled)."""
     if sums.device.type == "cpu":
         out = np.empty(sums.shape[2:], np.float32)
-        _best_depths(sums.to(torch.float32).contiguous().numpy(), inside.to(torch.float32).contiguous().numpy(),
-                     depths.to(torch.float32).contiguous().numpy(), max_cost, min_contrast, out)
+        _best_depths(_f32(sums), _f32(inside), _f32(depths), max_cost, min_contrast, out)
         return torch.from_numpy(out)
     return best_depths_torch(sums, inside, depths, max_cost, min_contrast)
 
@@ -214,8 +218,7 @@ def plane_costs(a: Tensor, b: Tensor, depths: Tensor, K: Tensor, img: Tensor, re
     D, (h, w) = depths.shape[0], b.shape[:2]
     if a.device.type == "cpu":
         out = np.empty((2 * D, h, w), np.float32)
-        _plane_costs(*[t.detach().to(torch.float32).contiguous().numpy()
-                       for t in (a, b, depths, K, img[..., :3], ref[..., :3])], out)
+        _plane_costs(*[_f32(t) for t in (a, b, depths, K, img[..., :3], ref[..., :3])], out)
         return torch.from_numpy(out)
     return plane_costs_torch(a, b, depths, K, img, ref)
 
